@@ -1,0 +1,1 @@
+"""The department databases and the gateway's own: models, engines, migrations, demo data."""

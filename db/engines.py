@@ -1,0 +1,98 @@
+"""Engines and sessionmakers, one per database, and the per-request count of SQL statements."""
+
+from __future__ import annotations
+
+import contextvars
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import event
+from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import (
+    AsyncEngine,
+    AsyncSession,
+    async_sessionmaker,
+    create_async_engine,
+)
+
+
+@dataclass
+class StatementCounter:
+    count: int = 0
+
+
+# Set per request by the gateway; engines add to whatever counter is current.
+statement_counter: contextvars.ContextVar[StatementCounter | None] = contextvars.ContextVar(
+    "statement_counter", default=None
+)
+
+
+def _count_statement(*_args: Any, **_kwargs: Any) -> None:
+    counter = statement_counter.get()
+    if counter is not None:
+        counter.count += 1
+
+
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    # WAL lets readers run beside a writer; foreign keys are off by default in SQLite.
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.close()
+
+
+def create_engine(url: str, *, echo: bool = False) -> AsyncEngine:
+    parsed = make_url(url)
+    kwargs: dict[str, Any] = {"echo": echo}
+    if parsed.get_backend_name() == "sqlite":
+        if parsed.database and parsed.database != ":memory:":
+            Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+        kwargs["pool_size"] = 8
+    else:
+        kwargs.update(pool_size=10, max_overflow=10, pool_pre_ping=True, pool_recycle=1800)
+    if parsed.get_backend_name() == "mysql":
+        # Persian text needs the four-byte UTF-8 charset.
+        parsed = parsed.update_query_dict({"charset": "utf8mb4"})
+    engine = create_async_engine(parsed, **kwargs)
+    if parsed.get_backend_name() == "sqlite":
+        event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
+    event.listen(engine.sync_engine, "before_cursor_execute", _count_statement)
+    return engine
+
+
+class Databases:
+    """The engines of every configured database, built once in the app's lifespan."""
+
+    def __init__(self, urls: Mapping[str, str], *, echo: bool = False) -> None:
+        self.engines: dict[str, AsyncEngine] = {
+            name: create_engine(url, echo=echo) for name, url in urls.items()
+        }
+        self.sessionmakers: dict[str, async_sessionmaker[AsyncSession]] = {
+            name: async_sessionmaker(engine, expire_on_commit=False)
+            for name, engine in self.engines.items()
+        }
+
+    def engine(self, name: str) -> AsyncEngine:
+        return self.engines[name]
+
+    def session(self, name: str) -> AsyncSession:
+        return self.sessionmakers[name]()
+
+    @property
+    def planning(self) -> AsyncEngine:
+        return self.engines["planning"]
+
+    @property
+    def revenue(self) -> AsyncEngine:
+        return self.engines["revenue"]
+
+    @property
+    def gateway(self) -> AsyncEngine:
+        return self.engines["gateway"]
+
+    async def dispose(self) -> None:
+        for engine in self.engines.values():
+            await engine.dispose()

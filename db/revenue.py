@@ -1,0 +1,36 @@
+"""The revenue department's database: assessments of municipal dues per parcel, and payments."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from sqlalchemy import Date, DateTime, ForeignKey, Integer, String
+from sqlalchemy.orm import Mapped, mapped_column
+
+from db.base import RevenueBase, Rials
+
+# Renewal duty (عوارض نوسازی), waste fee (عوارض پسماند), other charges.
+DUE_KINDS = ("renewal_duty", "waste_fee", "other")
+
+
+class Assessment(RevenueBase):
+    """One charge on a parcel for one Solar Hijri year; revenue keys parcels by renewal code."""
+
+    __tablename__ = "assessments"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    renewal_code: Mapped[str] = mapped_column(String(40), index=True)
+    kind: Mapped[str] = mapped_column(String(32))
+    period: Mapped[int] = mapped_column(Integer)
+    amount: Mapped[int] = mapped_column(Rials)
+    due_date: Mapped[dt.date] = mapped_column(Date)
+
+
+class Payment(RevenueBase):
+    __tablename__ = "payments"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    assessment_id: Mapped[int] = mapped_column(ForeignKey("assessments.id"), index=True)
+    amount: Mapped[int] = mapped_column(Rials)
+    paid_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=False))
+    bank_reference: Mapped[str] = mapped_column(String(40), unique=True)

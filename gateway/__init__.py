@@ -1,0 +1,1 @@
+"""A GraphQL integration gateway over a municipality's department databases and agencies."""

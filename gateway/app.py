@@ -1,0 +1,200 @@
+"""The Starlette application: /graphql, health and readiness, built around one lifespan."""
+
+from __future__ import annotations
+
+import contextlib
+import gc
+import logging
+import re
+import uuid
+from collections.abc import AsyncIterator
+from typing import Any
+
+import orjson
+from sqlalchemy import text
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+from starlette.types import ASGIApp, Receive, Scope, Send
+from strawberry.asgi import GraphQL
+from strawberry.http import GraphQLHTTPResponse
+from strawberry.types import ExecutionResult
+
+from db.engines import Databases, statement_counter
+from gateway.loaders import Loaders
+from gateway.results import format_error, is_request_error
+from gateway.schema import build_schema
+from gateway.schema.context import Context, RequestCost
+from gateway.settings import Settings
+
+log = logging.getLogger("gateway")
+
+GRAPHQL_RESPONSE = "application/graphql-response+json"
+_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
+
+
+class GatewayGraphQL(GraphQL[Context, None]):
+    """strawberry's ASGI view, with our context, error codes and GraphQL-over-HTTP statuses."""
+
+    def __init__(self, settings: Settings, databases: Databases) -> None:
+        super().__init__(
+            build_schema(settings),
+            graphql_ide="graphiql" if settings.development else None,
+            allow_queries_via_get=True,
+        )
+        self.settings = settings
+        self.databases = databases
+
+    async def get_context(self, request: Any, response: Any) -> Context:
+        header = request.headers.get("x-request-id", "")
+        request_id = header if _REQUEST_ID.match(header) else uuid.uuid4().hex
+        cost = RequestCost()
+        # Engines add each statement they run to the counter current in this request's context.
+        statement_counter.set(cost.statements)
+        response.headers["x-request-id"] = request_id
+        context = Context(
+            request=request,
+            response=response,
+            settings=self.settings,
+            databases=self.databases,
+            loaders=Loaders(self.databases),
+            request_id=request_id,
+            cost=cost,
+            report_cost=self.settings.development
+            and request.headers.get("x-gateway-debug", "").lower() == "cost",
+        )
+        request.scope["gateway.context"] = context
+        return context
+
+    async def process_result(self, request: Any, result: ExecutionResult) -> GraphQLHTTPResponse:
+        context: Context = request.scope["gateway.context"]
+        response: GraphQLHTTPResponse = {"data": result.data}
+        # GraphQL over HTTP: the newer media type when the client asks for it, with 4xx
+        # statuses for requests that never executed; plain JSON answers 200 as before.
+        graphql_response = GRAPHQL_RESPONSE in request.headers.get("accept", "")
+        if graphql_response:
+            context.response.headers["content-type"] = GRAPHQL_RESPONSE
+        if result.errors:
+            response["errors"] = [format_error(e, context.request_id) for e in result.errors]
+            if graphql_response and is_request_error(result.data, result.errors):
+                context.response.status_code = 400
+        extensions = dict(result.extensions or {})
+        if context.report_cost:
+            extensions["cost"] = context.cost.as_extension()
+        if extensions:
+            response["extensions"] = extensions
+        return response
+
+    def encode_json(self, data: object) -> bytes:
+        return orjson.dumps(data)
+
+    def create_response(
+        self, response_data: GraphQLHTTPResponse | list[GraphQLHTTPResponse], sub_response: Response
+    ) -> Response:
+        headers = dict(sub_response.headers)
+        media_type = headers.pop("content-type", "application/json")
+        return Response(
+            self.encode_json(response_data),
+            status_code=sub_response.status_code or 200,
+            media_type=media_type,
+            headers=headers,
+        )
+
+
+class BodySizeLimit:
+    """Refuses request bodies over the limit before anything reads them whole."""
+
+    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        declared = dict(scope["headers"]).get(b"content-length")
+        if declared is not None and (not declared.isdigit() or int(declared) > self.max_bytes):
+            await _too_large(self.max_bytes)(scope, receive, send)
+            return
+        received = 0
+
+        async def counting_receive() -> Any:
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > self.max_bytes:
+                    raise _BodyTooLarge
+            return message
+
+        try:
+            await self.app(scope, counting_receive, send)
+        except _BodyTooLarge:
+            await _too_large(self.max_bytes)(scope, receive, send)
+
+
+class _BodyTooLarge(Exception):
+    pass
+
+
+def _too_large(max_bytes: int) -> Response:
+    return JSONResponse(
+        {
+            "errors": [
+                {
+                    "message": f"The request body exceeds {max_bytes} bytes.",
+                    "extensions": {"code": "QUERY_TOO_COMPLEX", "limit": "body"},
+                }
+            ]
+        },
+        status_code=413,
+    )
+
+
+def create_app(settings: Settings | None = None) -> Starlette:
+    settings = settings or Settings()
+    databases = Databases(settings.database_urls, echo=settings.database_echo)
+    graphql = GatewayGraphQL(settings, databases)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_app: Starlette) -> AsyncIterator[None]:
+        # Long-lived objects are built once; freezing them keeps the collector off them,
+        # which cuts the p99 pauses it would otherwise cause.
+        gc.collect()
+        gc.freeze()
+        try:
+            yield
+        finally:
+            await databases.dispose()
+
+    async def healthz(_request: Request) -> Response:
+        return JSONResponse({"status": "ok"})
+
+    async def readyz(_request: Request) -> Response:
+        failing = []
+        for name, engine in databases.engines.items():
+            try:
+                async with engine.connect() as connection:
+                    await connection.execute(text("SELECT 1"))
+            except Exception:
+                log.exception("database %s is not ready", name)
+                failing.append(name)
+        status = 503 if failing else 200
+        return JSONResponse(
+            {"status": "unavailable" if failing else "ready", "failing": failing},
+            status_code=status,
+        )
+
+    app = Starlette(
+        routes=[
+            Route("/graphql", graphql),
+            Route("/healthz", healthz),
+            Route("/readyz", readyz),
+        ],
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    app.state.databases = databases
+    app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
+    return app

@@ -1,0 +1,87 @@
+"""Municipal dues of a parcel: what was assessed, what was paid, what is outstanding."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import Row, Select, func, select
+
+from db.revenue import Assessment, Payment
+
+_assessments = Assessment.__table__
+_payments = Payment.__table__
+
+
+@dataclass(frozen=True, slots=True)
+class DueItem:
+    id: int
+    kind: str
+    period: int
+    amount: int
+    paid: int
+    due_date: dt.date
+
+    @property
+    def outstanding(self) -> int:
+        return max(self.amount - self.paid, 0)
+
+
+@dataclass(frozen=True, slots=True)
+class Dues:
+    renewal_code: str
+    items: tuple[DueItem, ...]
+
+    @property
+    def total(self) -> int:
+        return sum(item.amount for item in self.items)
+
+    @property
+    def paid(self) -> int:
+        return sum(item.paid for item in self.items)
+
+    @property
+    def outstanding(self) -> int:
+        return sum(item.outstanding for item in self.items)
+
+
+def _paid() -> Any:
+    """The sum paid against the assessment of the enclosing row (uses the payments index)."""
+    return (
+        select(func.coalesce(func.sum(_payments.c.amount), 0))
+        .where(_payments.c.assessment_id == _assessments.c.id)
+        .scalar_subquery()
+    )
+
+
+def items_statement(renewal_codes: list[str]) -> Select[Any]:
+    """Every assessment of the given parcels with the sum paid against it, in one statement."""
+    return (
+        select(_assessments, _paid().label("paid"))
+        .where(_assessments.c.renewal_code.in_(renewal_codes))
+        .order_by(_assessments.c.renewal_code, _assessments.c.period, _assessments.c.id)
+    )
+
+
+def outstanding_renewal_codes_statement() -> Select[Any]:
+    """Renewal codes of every parcel with something left to pay."""
+    return select(_assessments.c.renewal_code).where(_assessments.c.amount > _paid()).distinct()
+
+
+def group_by_renewal_code(rows: Sequence[Row[Any]], keys: Sequence[str]) -> list[Dues]:
+    grouped: dict[str, list[DueItem]] = defaultdict(list)
+    for row in rows:
+        grouped[row.renewal_code].append(
+            DueItem(
+                id=row.id,
+                kind=row.kind,
+                period=row.period,
+                amount=int(row.amount),
+                paid=int(row.paid),
+                due_date=row.due_date,
+            )
+        )
+    return [Dues(renewal_code=code, items=tuple(grouped.get(code, ()))) for code in keys]

@@ -1,0 +1,345 @@
+"""Planning department types: parcels, owners, buildings, permits, certificates, violations."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from enum import Enum
+from typing import Any, Self
+
+import strawberry
+from sqlalchemy import Row
+from strawberry import Private
+
+from gateway.schema.context import Info
+from gateway.schema.node import Node, to_global_id
+from gateway.schema.revenue import Dues
+from gateway.schema.scalars import (
+    CalendarDate,
+    Money,
+    NationalCode,
+    PostalCode,
+    RegistryPlate,
+    RenewalCode,
+    calendar_date,
+)
+
+
+@strawberry.enum(description="What a parcel may be used for (کاربری).")
+class LandUse(Enum):
+    RESIDENTIAL = "residential"
+    COMMERCIAL = "commercial"
+    OFFICE = "office"
+    INDUSTRIAL = "industrial"
+    GREEN_SPACE = "green_space"
+    EDUCATIONAL = "educational"
+
+
+@strawberry.enum
+class PermitKind(Enum):
+    NEW_CONSTRUCTION = "new_construction"
+    RENOVATION = "renovation"
+    EXTENSION = "extension"
+
+
+@strawberry.enum(description="Completion (پایان کار) or no-violation (عدم خلاف) certificate.")
+class CertificateKind(Enum):
+    COMPLETION = "completion"
+    NO_VIOLATION = "no_violation"
+
+
+@strawberry.enum
+class ViolationKind(Enum):
+    EXCESS_DENSITY = "excess_density"
+    NO_PERMIT = "no_permit"
+    PARKING_REMOVED = "parking_removed"
+    USE_CHANGE = "use_change"
+    SETBACK = "setback"
+
+
+@strawberry.enum
+class ViolationStatus(Enum):
+    OPEN = "open"
+    RESOLVED = "resolved"
+
+
+@strawberry.enum(description="What the Article 100 commission ruled.")
+class RulingOutcome(Enum):
+    FINE = "fine"
+    DEMOLITION = "demolition"
+    SETTLED = "settled"
+
+
+@strawberry.type
+class Region(Node):
+    pk: Private[int]
+    number: int
+    name: str
+
+    @classmethod
+    def from_row(cls, row: Row[Any]) -> Self:
+        return cls(id=to_global_id("Region", row.id), pk=row.id, number=row.number, name=row.name)
+
+
+@strawberry.type
+class District(Node):
+    pk: Private[int]
+    region_id: Private[int]
+    number: int
+    name: str
+
+    @classmethod
+    def from_row(cls, row: Row[Any]) -> Self:
+        return cls(
+            id=to_global_id("District", row.id),
+            pk=row.id,
+            region_id=row.region_id,
+            number=row.number,
+            name=row.name,
+        )
+
+    @strawberry.field
+    async def region(self, info: Info) -> Region:
+        return Region.from_row(await info.context.loaders.region_by_id.load(self.region_id))
+
+
+@strawberry.type(description="A person known to the planning department, usually as an owner.")
+class Person(Node):
+    pk: Private[int]
+    national_code: NationalCode
+    first_name: str
+    last_name: str
+    father_name: str
+    birth_date: CalendarDate
+
+    @classmethod
+    def from_row(cls, row: Row[Any], pk: int | None = None) -> Self:
+        pk = row.id if pk is None else pk
+        return cls(
+            id=to_global_id("Person", pk),
+            pk=pk,
+            national_code=NationalCode(row.national_code),
+            first_name=row.first_name,
+            last_name=row.last_name,
+            father_name=row.father_name,
+            birth_date=CalendarDate(iso=row.birth_date),
+        )
+
+    @strawberry.field
+    def full_name(self) -> str:
+        return f"{self.first_name} {self.last_name}"
+
+    @strawberry.field(description="Parcels this person owns a share of.")
+    async def parcels(self, info: Info) -> list[Parcel]:
+        rows = await info.context.loaders.parcels_by_owner.load(self.pk)
+        return [Parcel.from_row(row) for row in rows]
+
+
+@strawberry.type(description="An owner's share of a parcel.")
+class Owner:
+    person: Person
+    share: Decimal = strawberry.field(description="Share in dang; six dang make the whole.")
+    acquired_on: CalendarDate
+
+    @classmethod
+    def from_row(cls, row: Row[Any]) -> Self:
+        return cls(
+            person=Person.from_row(row, pk=row.person_id),
+            share=row.share,
+            acquired_on=CalendarDate(iso=row.acquired_on),
+        )
+
+    @strawberry.field
+    def national_code(self) -> NationalCode:
+        return self.person.national_code
+
+    @strawberry.field
+    def full_name(self) -> str:
+        return f"{self.person.first_name} {self.person.last_name}"
+
+
+@strawberry.type
+class Building(Node):
+    pk: Private[int]
+    floors: int
+    units: int
+    built_area: Decimal = strawberry.field(description="Square metres.")
+    construction_year: int = strawberry.field(description="Solar Hijri year.")
+
+    @classmethod
+    def from_row(cls, row: Row[Any]) -> Self:
+        return cls(
+            id=to_global_id("Building", row.id),
+            pk=row.id,
+            floors=row.floors,
+            units=row.units,
+            built_area=row.built_area,
+            construction_year=row.construction_year,
+        )
+
+
+@strawberry.type(description="A building permit (پروانه ساختمانی).")
+class Permit(Node):
+    pk: Private[int]
+    number: str
+    kind: PermitKind
+    issued_on: CalendarDate
+    expires_on: CalendarDate
+    floors: int
+    units: int
+
+    @classmethod
+    def from_row(cls, row: Row[Any]) -> Self:
+        return cls(
+            id=to_global_id("Permit", row.id),
+            pk=row.id,
+            number=row.number,
+            kind=PermitKind(row.kind),
+            issued_on=CalendarDate(iso=row.issued_on),
+            expires_on=CalendarDate(iso=row.expires_on),
+            floors=row.floors,
+            units=row.units,
+        )
+
+
+@strawberry.type
+class Certificate(Node):
+    pk: Private[int]
+    building_id: Private[int | None]
+    kind: CertificateKind
+    number: str
+    issued_on: CalendarDate
+
+    @classmethod
+    def from_row(cls, row: Row[Any]) -> Self:
+        return cls(
+            id=to_global_id("Certificate", row.id),
+            pk=row.id,
+            building_id=row.building_id,
+            kind=CertificateKind(row.kind),
+            number=row.number,
+            issued_on=CalendarDate(iso=row.issued_on),
+        )
+
+    @strawberry.field
+    async def building(self, info: Info) -> Building | None:
+        if self.building_id is None:
+            return None
+        row = await info.context.loaders.building_by_id.load(self.building_id)
+        return None if row is None else Building.from_row(row)
+
+
+@strawberry.type(description="The Article 100 commission's ruling on a violation.")
+class Ruling:
+    outcome: RulingOutcome
+    ruled_on: CalendarDate | None
+    fine: Money | None = strawberry.field(description="Fine in rials, when the outcome is FINE.")
+
+
+@strawberry.type(description="A building violation (تخلف).")
+class Violation(Node):
+    pk: Private[int]
+    kind: ViolationKind
+    detected_on: CalendarDate
+    description: str
+    status: ViolationStatus
+    ruling: Ruling | None
+
+    @classmethod
+    def from_row(cls, row: Row[Any]) -> Self:
+        ruling = None
+        if row.ruling is not None:
+            ruling = Ruling(
+                outcome=RulingOutcome(row.ruling),
+                ruled_on=calendar_date(row.ruled_on),
+                fine=None if row.fine is None else Money(int(row.fine)),
+            )
+        return cls(
+            id=to_global_id("Violation", row.id),
+            pk=row.id,
+            kind=ViolationKind(row.kind),
+            detected_on=CalendarDate(iso=row.detected_on),
+            description=row.description,
+            status=ViolationStatus(row.status),
+            ruling=ruling,
+        )
+
+
+@strawberry.type(description="A parcel of land, as the planning department records it.")
+class Parcel(Node):
+    pk: Private[int]
+    region_id: Private[int]
+    district_id: Private[int]
+    renewal_code: RenewalCode
+    registry_plate: RegistryPlate
+    registry_section: int
+    main_plate: int
+    sub_plate: int
+    postal_code: PostalCode
+    address: str
+    land_use: LandUse
+    density_percent: int
+    area: Decimal = strawberry.field(description="Square metres.")
+
+    @classmethod
+    def from_row(cls, row: Row[Any]) -> Self:
+        return cls(
+            id=to_global_id("Parcel", row.id),
+            pk=row.id,
+            region_id=row.region_id,
+            district_id=row.district_id,
+            renewal_code=RenewalCode(row.renewal_code),
+            registry_plate=RegistryPlate(
+                f"{row.registry_section}-{row.main_plate}/{row.sub_plate}"
+            ),
+            registry_section=row.registry_section,
+            main_plate=row.main_plate,
+            sub_plate=row.sub_plate,
+            postal_code=PostalCode(row.postal_code),
+            address=row.address,
+            land_use=LandUse(row.land_use),
+            density_percent=row.density_percent,
+            area=row.area,
+        )
+
+    @strawberry.field
+    async def region(self, info: Info) -> Region:
+        return Region.from_row(await info.context.loaders.region_by_id.load(self.region_id))
+
+    @strawberry.field
+    async def district(self, info: Info) -> District:
+        return District.from_row(await info.context.loaders.district_by_id.load(self.district_id))
+
+    @strawberry.field
+    async def owners(self, info: Info) -> list[Owner]:
+        rows = await info.context.loaders.owners_by_parcel.load(self.pk)
+        return [Owner.from_row(row) for row in rows]
+
+    @strawberry.field
+    async def buildings(self, info: Info) -> list[Building]:
+        rows = await info.context.loaders.buildings_by_parcel.load(self.pk)
+        return [Building.from_row(row) for row in rows]
+
+    @strawberry.field
+    async def permits(self, info: Info) -> list[Permit]:
+        rows = await info.context.loaders.permits_by_parcel.load(self.pk)
+        return [Permit.from_row(row) for row in rows]
+
+    @strawberry.field
+    async def certificates(
+        self, info: Info, kind: CertificateKind | None = None
+    ) -> list[Certificate]:
+        rows = await info.context.loaders.certificates_by_parcel.load(self.pk)
+        return [Certificate.from_row(row) for row in rows if kind is None or row.kind == kind.value]
+
+    @strawberry.field
+    async def violations(
+        self, info: Info, status: ViolationStatus | None = None
+    ) -> list[Violation]:
+        rows = await info.context.loaders.violations_by_parcel.load(self.pk)
+        return [
+            Violation.from_row(row) for row in rows if status is None or row.status == status.value
+        ]
+
+    @strawberry.field(description="Municipal dues, from the revenue department's database.")
+    async def dues(self, info: Info) -> Dues:
+        return Dues(dues=await info.context.loaders.dues_by_renewal_code.load(self.renewal_code))

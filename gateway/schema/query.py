@@ -1,0 +1,190 @@
+"""The root Query: look-ups by any key, the parcel list, people, and Relay's node(id)."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import strawberry
+
+import identifiers
+from gateway import parcels
+from gateway.errors import BadUserInput, QueryTooComplex
+from gateway.schema.context import Info
+from gateway.schema.node import Node, from_global_id
+from gateway.schema.planning import (
+    Building,
+    Certificate,
+    District,
+    LandUse,
+    Parcel,
+    Permit,
+    Person,
+    Region,
+    Violation,
+)
+from gateway.schema.scalars import NationalCode, RegistryPlate, RenewalCode
+
+CURSOR_PREFIX = "parcel:"
+
+
+@strawberry.input(description="Every condition given must hold.")
+class ParcelFilter:
+    region: int | None = strawberry.field(default=None, description="Region number.")
+    district: int | None = strawberry.field(default=None, description="District number.")
+    land_use: LandUse | None = None
+    has_outstanding_dues: bool | None = strawberry.field(
+        default=None, description="Dues from the revenue database are not settled."
+    )
+    has_open_violations: bool | None = None
+
+    def to_domain(self) -> parcels.ParcelFilter:
+        return parcels.ParcelFilter(
+            region=self.region,
+            district=self.district,
+            land_use=None if self.land_use is None else self.land_use.value,
+            has_outstanding_dues=self.has_outstanding_dues,
+            has_open_violations=self.has_open_violations,
+        )
+
+
+@strawberry.type
+class PageInfo:
+    has_next_page: bool
+    has_previous_page: bool
+    start_cursor: str | None
+    end_cursor: str | None
+
+
+@strawberry.type
+class ParcelEdge:
+    node: Parcel
+    cursor: str
+
+
+@strawberry.type(description="A page of parcels (Relay connection).")
+class ParcelConnection:
+    edges: list[ParcelEdge]
+    page_info: PageInfo
+    filter: strawberry.Private[parcels.ParcelFilter]
+
+    @strawberry.field(description="How many parcels match the filter, on all pages.")
+    async def total_count(self, info: Info) -> int:
+        return await parcels.count_parcels(info.context.databases, self.filter)
+
+
+def _cursor(pk: int) -> str:
+    return base64.urlsafe_b64encode(f"{CURSOR_PREFIX}{pk}".encode()).decode()
+
+
+def _after_id(after: str | None) -> int:
+    if after is None:
+        return 0
+    try:
+        text = base64.urlsafe_b64decode(after.encode()).decode()
+        if text.startswith(CURSOR_PREFIX):
+            return int(text.removeprefix(CURSOR_PREFIX))
+    except (binascii.Error, UnicodeError, ValueError):
+        pass
+    raise BadUserInput("Not a cursor this list gave out.", field="after")
+
+
+_NODE_TYPES: dict[str, tuple[Callable[[Any], Any], str]] = {
+    "Parcel": (Parcel.from_row, "parcel_by_id"),
+    "Person": (Person.from_row, "person_by_id"),
+    "Region": (Region.from_row, "region_by_id"),
+    "District": (District.from_row, "district_by_id"),
+    "Building": (Building.from_row, "building_by_id"),
+    "Permit": (Permit.from_row, "permit_by_id"),
+    "Certificate": (Certificate.from_row, "certificate_by_id"),
+    "Violation": (Violation.from_row, "violation_by_id"),
+}
+
+
+@strawberry.type
+class Query:
+    @strawberry.field(description="One parcel by exactly one of its keys; null when none matches.")
+    async def parcel(
+        self,
+        info: Info,
+        id: strawberry.ID | None = None,
+        renewal_code: RenewalCode | None = None,
+        registry_plate: RegistryPlate | None = None,
+    ) -> Parcel | None:
+        given = [
+            k
+            for k, v in (
+                ("id", id),
+                ("renewalCode", renewal_code),
+                ("registryPlate", registry_plate),
+            )
+            if v is not None
+        ]
+        if len(given) != 1:
+            raise BadUserInput(
+                "Give exactly one of id, renewalCode or registryPlate.",
+                field=given[1] if len(given) > 1 else "id",
+            )
+        loaders = info.context.loaders
+        load: Awaitable[Any]
+        if id is not None:
+            type_name, pk = from_global_id(id)
+            if type_name != "Parcel":
+                raise BadUserInput("The id is not a parcel's.", field="id")
+            load = loaders.parcel_by_id.load(pk)
+        elif renewal_code is not None:
+            load = loaders.parcel_by_renewal_code.load(renewal_code)
+        else:
+            plate = identifiers.parse_registry_plate(str(registry_plate))
+            load = loaders.parcel_by_plate.load((plate.section, plate.main, plate.sub))
+        row = await load
+        return None if row is None else Parcel.from_row(row)
+
+    @strawberry.field(description="Parcels in id order, filtered, a page at a time.")
+    async def parcels(
+        self,
+        info: Info,
+        filter: ParcelFilter | None = None,
+        first: int = 20,
+        after: str | None = None,
+    ) -> ParcelConnection:
+        cap = info.context.settings.max_page_size
+        if first < 1:
+            raise BadUserInput("first must be at least 1.", field="first")
+        if first > cap:
+            raise QueryTooComplex(
+                f"first may be at most {cap}; page through the rest with after.",
+                field="first",
+                max=cap,
+            )
+        domain_filter = (filter or ParcelFilter()).to_domain()
+        page = await parcels.find_parcels(
+            info.context.databases, domain_filter, first=first, after_id=_after_id(after)
+        )
+        edges = [ParcelEdge(node=Parcel.from_row(row), cursor=_cursor(row.id)) for row in page.rows]
+        return ParcelConnection(
+            edges=edges,
+            page_info=PageInfo(
+                has_next_page=page.has_next_page,
+                has_previous_page=after is not None,
+                start_cursor=edges[0].cursor if edges else None,
+                end_cursor=edges[-1].cursor if edges else None,
+            ),
+            filter=domain_filter,
+        )
+
+    @strawberry.field(description="A person by national ID; null when unknown.")
+    async def person(self, info: Info, national_code: NationalCode) -> Person | None:
+        row = await info.context.loaders.person_by_national_code.load(national_code)
+        return None if row is None else Person.from_row(row)
+
+    @strawberry.field(description="Any object by its global id; null when it does not exist.")
+    async def node(self, info: Info, id: strawberry.ID) -> Node | None:
+        type_name, pk = from_global_id(id)
+        if type_name not in _NODE_TYPES:
+            raise BadUserInput("The id names no known type.", field="id")
+        build, loader = _NODE_TYPES[type_name]
+        row = await getattr(info.context.loaders, loader).load(pk)
+        return None if row is None else build(row)

@@ -1,0 +1,95 @@
+"""Custom scalars: identifiers that validate and normalize themselves, Money, and both calendars."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import NewType
+
+import jdatetime
+import strawberry
+from graphql import StringValueNode, ValueNode
+from strawberry.types.scalar import ScalarDefinition
+
+import identifiers
+
+NationalCode = NewType("NationalCode", str)
+PostalCode = NewType("PostalCode", str)
+RenewalCode = NewType("RenewalCode", str)
+RegistryPlate = NewType("RegistryPlate", str)
+Money = NewType("Money", int)
+
+
+def _string_literal(node: ValueNode, _variables: object = None) -> str:
+    if not isinstance(node, StringValueNode):
+        raise ValueError("expected a string")
+    return node.value
+
+
+def _identifier(
+    name: str, description: str, parse: object, specified_by: str | None = None
+) -> ScalarDefinition:
+    def parse_value(value: object) -> str:
+        if not isinstance(value, str):
+            raise ValueError("expected a string")
+        return str(parse(value))  # type: ignore[operator]
+
+    return strawberry.scalar(
+        name=name,
+        description=description,
+        serialize=str,
+        parse_value=parse_value,
+        parse_literal=lambda node, variables=None: parse_value(_string_literal(node)),
+        specified_by_url=specified_by,
+    )
+
+
+def _serialize_money(value: object) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError("Money must be integer rials")
+    return value
+
+
+SCALARS: dict[object, ScalarDefinition] = {
+    NationalCode: _identifier(
+        "NationalCode",
+        "An Iranian national ID (کد ملی): 10 digits with a check digit. Input may use "
+        "Persian or Arabic-Indic digits and may omit leading zeros.",
+        identifiers.parse_national_code,
+    ),
+    PostalCode: _identifier(
+        "PostalCode",
+        "An Iranian postal code: 10 digits. Input may use Persian or Arabic-Indic digits.",
+        identifiers.parse_postal_code,
+    ),
+    RenewalCode: _identifier(
+        "RenewalCode",
+        "The municipality's parcel key (کد نوسازی): region-district-block-parcel, optionally "
+        "followed by -building-unit.",
+        identifiers.parse_renewal_code,
+    ),
+    RegistryPlate: _identifier(
+        "RegistryPlate",
+        "A land-registry plate (پلاک ثبتی) as section-main/sub, e.g. 11-45/123: registry "
+        "section 11, main plate 45, sub plate 123.",
+        identifiers.parse_registry_plate,
+    ),
+    Money: strawberry.scalar(
+        name="Money",
+        description="An amount in Iranian rials, as an integer (never a float).",
+        serialize=_serialize_money,
+        parse_value=_serialize_money,
+    ),
+}
+
+
+@strawberry.type(description="A day, in ISO 8601 for machines and in the Solar Hijri calendar.")
+class CalendarDate:
+    iso: dt.date = strawberry.field(description="ISO 8601 date (Gregorian).")
+
+    @strawberry.field(description="Solar Hijri (Jalali) date as YYYY/MM/DD.")
+    def jalali(self) -> str:
+        return str(jdatetime.date.fromgregorian(date=self.iso).strftime("%Y/%m/%d"))
+
+
+def calendar_date(value: dt.date | None) -> CalendarDate | None:
+    return None if value is None else CalendarDate(iso=value)

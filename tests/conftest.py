@@ -1,0 +1,153 @@
+"""Fixtures: real databases (SQLite files, and PostgreSQL/MariaDB when their URLs are set),
+seeded with the demo data, and the real app behind an HTTP client."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from sqlalchemy import text
+from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import create_async_engine
+
+from db import demo, migrate
+from db.engines import Databases
+from gateway.app import create_app
+from gateway.settings import DATABASES, Settings
+
+SERVER_URLS = {
+    "postgres": os.environ.get("GATEWAY_TEST_POSTGRES_URL"),
+    "mariadb": os.environ.get("GATEWAY_TEST_MARIADB_URL"),
+}
+DEMO_PARCELS = 120
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    # In CI every backend must run: a missing server URL there is a failure, not a skip.
+    if os.environ.get("CI") == "true":
+        missing = [name for name, url in SERVER_URLS.items() if not url]
+        if missing:
+            raise pytest.UsageError(f"CI needs GATEWAY_TEST_{missing[0].upper()}_URL")
+
+
+@dataclass
+class Backend:
+    name: str
+    urls: dict[str, str]
+
+
+class ServerDatabases:
+    """Creates throwaway databases on a PostgreSQL or MariaDB server, and drops them."""
+
+    def __init__(self, admin_url: str) -> None:
+        self.admin_url = make_url(admin_url)
+        self.names: list[str] = []
+
+    async def _execute(self, *statements: str) -> None:
+        engine = create_async_engine(self.admin_url, isolation_level="AUTOCOMMIT")
+        try:
+            async with engine.connect() as connection:
+                for statement in statements:
+                    await connection.execute(text(statement))
+        finally:
+            await engine.dispose()
+
+    async def create(self, prefix: str) -> dict[str, str]:
+        urls = {}
+        mysql = self.admin_url.get_backend_name() == "mysql"
+        suffix = " CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci" if mysql else ""
+        for name in DATABASES:
+            database = f"{prefix}_{name}"
+            await self._execute(f"CREATE DATABASE {database}{suffix}")
+            self.names.append(database)
+            urls[name] = self.admin_url.set(database=database).render_as_string(hide_password=False)
+        return urls
+
+    async def drop_all(self) -> None:
+        await self._execute(*(f"DROP DATABASE IF EXISTS {name}" for name in self.names))
+
+
+async def make_backend(
+    name: str, tmp: Path, *, parcels: int = DEMO_PARCELS
+) -> tuple[Backend, ServerDatabases | None]:
+    server: ServerDatabases | None = None
+    if name == "sqlite":
+        urls = {n: f"sqlite+aiosqlite:///{tmp / f'{n}.sqlite3'}" for n in DATABASES}
+    else:
+        admin = SERVER_URLS[name]
+        if not admin:
+            pytest.skip(f"{name}: set GATEWAY_TEST_{name.upper()}_URL to run against it")
+        server = ServerDatabases(admin)
+        urls = await server.create(f"gwtest_{uuid.uuid4().hex[:10]}")
+    databases = Databases(urls)
+    try:
+        await migrate.upgrade(databases)
+        if parcels:
+            await demo.seed_demo(databases, parcels=parcels)
+    finally:
+        await databases.dispose()
+    return Backend(name, urls), server
+
+
+@pytest.fixture(scope="session", params=["sqlite", "postgres", "mariadb"])
+async def backend(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> AsyncIterator[Backend]:
+    made, server = await make_backend(request.param, tmp_path_factory.mktemp(request.param))
+    yield made
+    if server is not None:
+        await server.drop_all()
+
+
+def settings_for(backend: Backend, **overrides: Any) -> Settings:
+    return Settings(
+        planning_database_url=backend.urls["planning"],
+        revenue_database_url=backend.urls["revenue"],
+        gateway_database_url=backend.urls["gateway"],
+        **overrides,
+    )
+
+
+@pytest.fixture(scope="session")
+async def client(backend: Backend) -> AsyncIterator[httpx.AsyncClient]:
+    app = create_app(settings_for(backend))
+    async with (
+        app.router.lifespan_context(app),
+        httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=app), base_url="http://gateway.test"
+        ) as http,
+    ):
+        yield http
+
+
+class GraphQLClient:
+    def __init__(self, http: httpx.AsyncClient) -> None:
+        self.http = http
+
+    async def __call__(
+        self,
+        query: str,
+        variables: dict[str, Any] | None = None,
+        *,
+        cost: bool = False,
+        headers: dict[str, str] | None = None,
+    ) -> dict[str, Any]:
+        all_headers = {"X-Gateway-Debug": "cost"} if cost else {}
+        all_headers.update(headers or {})
+        response = await self.http.post(
+            "/graphql", json={"query": query, "variables": variables or {}}, headers=all_headers
+        )
+        assert response.status_code == 200, response.text
+        body: dict[str, Any] = response.json()
+        return body
+
+
+@pytest.fixture(scope="session")
+def gql(client: httpx.AsyncClient) -> GraphQLClient:
+    return GraphQLClient(client)
