@@ -16,6 +16,7 @@ from gateway.cli import main
 
 ROOT = Path(__file__).resolve().parents[2]
 FIRST_PAGE = "{ parcels(first: 5) { edges { node { renewalCode dues { outstanding } } } } }"
+FIRST_PAGE = "{ parcels(first: 5) { edges { node { renewalCode dues { outstanding } } } } }"
 
 
 def test_checked_in_schema_matches_the_code() -> None:
@@ -78,9 +79,7 @@ def test_run_serves_graphql_on_a_fresh_data_dir(tmp_path: Path) -> None:
             time.sleep(0.2)
         response = httpx.post(
             f"{url}/graphql",
-            json={
-                "query": "{ parcels(first: 5) { edges { node { renewalCode dues { outstanding } } } } }"
-            },
+            json={"query": FIRST_PAGE},
         )
         edges = response.json()["data"]["parcels"]["edges"]
         assert len(edges) == 5
