@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Row, Select, func, select
+from sqlalchemy import Row, Select, bindparam, func, select
 
 from db.revenue import Assessment, Payment
 
@@ -57,13 +57,12 @@ def _paid() -> Any:
     )
 
 
-def items_statement(renewal_codes: list[str]) -> Select[Any]:
-    """Every assessment of the given parcels with the sum paid against it, in one statement."""
-    return (
-        select(_assessments, _paid().label("paid"))
-        .where(_assessments.c.renewal_code.in_(renewal_codes))
-        .order_by(_assessments.c.renewal_code, _assessments.c.period, _assessments.c.id)
-    )
+# Every assessment of a batch of parcels (bound as "keys") with the sum paid against it.
+ITEMS_BY_RENEWAL_CODE: Select[Any] = (
+    select(_assessments, _paid().label("paid"))
+    .where(_assessments.c.renewal_code.in_(bindparam("keys", expanding=True)))
+    .order_by(_assessments.c.renewal_code, _assessments.c.period, _assessments.c.id)
+)
 
 
 def outstanding_renewal_codes_statement() -> Select[Any]:

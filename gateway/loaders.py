@@ -8,7 +8,7 @@ from functools import cached_property
 from typing import Any
 
 from aiodataloader import DataLoader
-from sqlalchemy import ColumnElement, Row, Select, select, tuple_
+from sqlalchemy import ColumnElement, Row, Select, bindparam, select, tuple_
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from db.engines import Databases
@@ -29,6 +29,26 @@ from gateway import dues
 MAX_KEYS_PER_STATEMENT = 2000
 
 
+class KeyedQuery:
+    """A select restricted to a batch of keys, built once per process.
+
+    Reusing one statement object lets SQLAlchemy reuse its cache key and compiled
+    form; building it per request costs more than running it on SQLite.
+    """
+
+    def __init__(
+        self,
+        statement: Select[Any],
+        key: ColumnElement[Any],
+        *,
+        many: bool,
+        key_of: Callable[[Row[Any]], Hashable] | None = None,
+    ) -> None:
+        self.statement = statement.where(key.in_(bindparam("keys", expanding=True)))
+        self.many = many
+        self.key_of = key_of or (lambda row: row._mapping[key])
+
+
 class RowsByKey(DataLoader[Hashable, Any]):
     """Loads rows of one select whose key column is in the batch of keys.
 
@@ -36,26 +56,17 @@ class RowsByKey(DataLoader[Hashable, Any]):
     one session must never be shared between them.
     """
 
-    def __init__(
-        self,
-        engine: AsyncEngine,
-        statement: Select[Any],
-        key: ColumnElement[Any],
-        *,
-        many: bool,
-        key_of: Callable[[Row[Any]], Hashable] | None = None,
-    ) -> None:
+    def __init__(self, engine: AsyncEngine, query: KeyedQuery) -> None:
         super().__init__(max_batch_size=MAX_KEYS_PER_STATEMENT)
         self.engine = engine
-        self.statement = statement
-        self.key = key
-        self.many = many
-        self.key_of = key_of or (lambda row: row._mapping[key])
+        self.statement = query.statement
+        self.many = query.many
+        self.key_of = query.key_of
 
     async def batch_load_fn(self, keys: Sequence[Hashable]) -> list[Any]:
-        statement = self.statement.where(self.key.in_(list(dict.fromkeys(keys))))
         async with self.engine.connect() as connection:
-            rows = (await connection.execute(statement)).all()
+            result = await connection.execute(self.statement, {"keys": list(dict.fromkeys(keys))})
+            rows = result.all()
         if self.many:
             grouped: dict[Hashable, list[Row[Any]]] = defaultdict(list)
             for row in rows:
@@ -74,34 +85,69 @@ class DuesByRenewalCode(DataLoader[str, dues.Dues]):
 
     async def batch_load_fn(self, keys: Sequence[str]) -> list[dues.Dues]:
         async with self.engine.connect() as connection:
-            rows = (await connection.execute(dues.items_statement(list(set(keys))))).all()
+            result = await connection.execute(dues.ITEMS_BY_RENEWAL_CODE, {"keys": list(set(keys))})
+            rows = result.all()
         return dues.group_by_renewal_code(rows, keys)
-
-
-def _by_id(engine: AsyncEngine, model: Any) -> RowsByKey:
-    return RowsByKey(engine, select(model.__table__), model.__table__.c.id, many=False)
-
-
-def _by_parcel(engine: AsyncEngine, model: Any) -> RowsByKey:
-    table = model.__table__
-    return RowsByKey(engine, select(table).order_by(table.c.id), table.c.parcel_id, many=True)
 
 
 _owners = Ownership.__table__
 _persons = Person.__table__
 _parcels = Parcel.__table__
 
-OWNER_COLUMNS = (
-    _owners.c.parcel_id,
-    _owners.c.share,
-    _owners.c.acquired_on,
-    _persons.c.id.label("person_id"),
-    _persons.c.national_code,
-    _persons.c.first_name,
-    _persons.c.last_name,
-    _persons.c.father_name,
-    _persons.c.birth_date,
+
+def _by_id(model: Any) -> KeyedQuery:
+    return KeyedQuery(select(model.__table__), model.__table__.c.id, many=False)
+
+
+def _by_parcel(model: Any) -> KeyedQuery:
+    table = model.__table__
+    return KeyedQuery(select(table).order_by(table.c.id), table.c.parcel_id, many=True)
+
+
+PARCEL_BY_ID = _by_id(Parcel)
+PARCEL_BY_RENEWAL_CODE = KeyedQuery(select(_parcels), _parcels.c.renewal_code, many=False)
+PARCEL_BY_PLATE = KeyedQuery(
+    select(_parcels),
+    tuple_(_parcels.c.registry_section, _parcels.c.main_plate, _parcels.c.sub_plate),
+    many=False,
+    key_of=lambda row: (row.registry_section, row.main_plate, row.sub_plate),
 )
+PERSON_BY_ID = _by_id(Person)
+PERSON_BY_NATIONAL_CODE = KeyedQuery(select(_persons), _persons.c.national_code, many=False)
+REGION_BY_ID = _by_id(Region)
+DISTRICT_BY_ID = _by_id(District)
+OWNERS_BY_PARCEL = KeyedQuery(
+    select(
+        _owners.c.parcel_id,
+        _owners.c.share,
+        _owners.c.acquired_on,
+        _persons.c.id.label("person_id"),
+        _persons.c.national_code,
+        _persons.c.first_name,
+        _persons.c.last_name,
+        _persons.c.father_name,
+        _persons.c.birth_date,
+    )
+    .join_from(_owners, _persons, _owners.c.person_id == _persons.c.id)
+    .order_by(_owners.c.id),
+    _owners.c.parcel_id,
+    many=True,
+)
+PARCELS_BY_OWNER = KeyedQuery(
+    select(_parcels, _owners.c.person_id)
+    .join_from(_owners, _parcels, _owners.c.parcel_id == _parcels.c.id)
+    .order_by(_parcels.c.id),
+    _owners.c.person_id,
+    many=True,
+)
+BUILDINGS_BY_PARCEL = _by_parcel(Building)
+PERMITS_BY_PARCEL = _by_parcel(Permit)
+CERTIFICATES_BY_PARCEL = _by_parcel(Certificate)
+VIOLATIONS_BY_PARCEL = _by_parcel(Violation)
+BUILDING_BY_ID = _by_id(Building)
+PERMIT_BY_ID = _by_id(Permit)
+CERTIFICATE_BY_ID = _by_id(Certificate)
+VIOLATION_BY_ID = _by_id(Violation)
 
 
 class Loaders:
@@ -114,88 +160,71 @@ class Loaders:
 
     @cached_property
     def parcel_by_id(self) -> RowsByKey:
-        return _by_id(self.planning, Parcel)
+        return RowsByKey(self.planning, PARCEL_BY_ID)
 
     @cached_property
     def parcel_by_renewal_code(self) -> RowsByKey:
-        return RowsByKey(self.planning, select(_parcels), _parcels.c.renewal_code, many=False)
+        return RowsByKey(self.planning, PARCEL_BY_RENEWAL_CODE)
 
     @cached_property
     def parcel_by_plate(self) -> RowsByKey:
-        c = _parcels.c
-        return RowsByKey(
-            self.planning,
-            select(_parcels),
-            tuple_(c.registry_section, c.main_plate, c.sub_plate),
-            many=False,
-            key_of=lambda row: (row.registry_section, row.main_plate, row.sub_plate),
-        )
+        return RowsByKey(self.planning, PARCEL_BY_PLATE)
 
     @cached_property
     def person_by_id(self) -> RowsByKey:
-        return _by_id(self.planning, Person)
+        return RowsByKey(self.planning, PERSON_BY_ID)
 
     @cached_property
     def person_by_national_code(self) -> RowsByKey:
-        return RowsByKey(self.planning, select(_persons), _persons.c.national_code, many=False)
+        return RowsByKey(self.planning, PERSON_BY_NATIONAL_CODE)
 
     @cached_property
     def region_by_id(self) -> RowsByKey:
-        return _by_id(self.planning, Region)
+        return RowsByKey(self.planning, REGION_BY_ID)
 
     @cached_property
     def district_by_id(self) -> RowsByKey:
-        return _by_id(self.planning, District)
+        return RowsByKey(self.planning, DISTRICT_BY_ID)
 
     @cached_property
     def owners_by_parcel(self) -> RowsByKey:
-        statement = (
-            select(*OWNER_COLUMNS)
-            .join_from(_owners, _persons, _owners.c.person_id == _persons.c.id)
-            .order_by(_owners.c.id)
-        )
-        return RowsByKey(self.planning, statement, _owners.c.parcel_id, many=True)
+        return RowsByKey(self.planning, OWNERS_BY_PARCEL)
 
     @cached_property
     def parcels_by_owner(self) -> RowsByKey:
-        statement = (
-            select(_parcels, _owners.c.person_id)
-            .join_from(_owners, _parcels, _owners.c.parcel_id == _parcels.c.id)
-            .order_by(_parcels.c.id)
-        )
-        return RowsByKey(self.planning, statement, _owners.c.person_id, many=True)
+        return RowsByKey(self.planning, PARCELS_BY_OWNER)
 
     @cached_property
     def buildings_by_parcel(self) -> RowsByKey:
-        return _by_parcel(self.planning, Building)
+        return RowsByKey(self.planning, BUILDINGS_BY_PARCEL)
 
     @cached_property
     def permits_by_parcel(self) -> RowsByKey:
-        return _by_parcel(self.planning, Permit)
+        return RowsByKey(self.planning, PERMITS_BY_PARCEL)
 
     @cached_property
     def certificates_by_parcel(self) -> RowsByKey:
-        return _by_parcel(self.planning, Certificate)
+        return RowsByKey(self.planning, CERTIFICATES_BY_PARCEL)
 
     @cached_property
     def violations_by_parcel(self) -> RowsByKey:
-        return _by_parcel(self.planning, Violation)
+        return RowsByKey(self.planning, VIOLATIONS_BY_PARCEL)
 
     @cached_property
     def building_by_id(self) -> RowsByKey:
-        return _by_id(self.planning, Building)
+        return RowsByKey(self.planning, BUILDING_BY_ID)
 
     @cached_property
     def permit_by_id(self) -> RowsByKey:
-        return _by_id(self.planning, Permit)
+        return RowsByKey(self.planning, PERMIT_BY_ID)
 
     @cached_property
     def certificate_by_id(self) -> RowsByKey:
-        return _by_id(self.planning, Certificate)
+        return RowsByKey(self.planning, CERTIFICATE_BY_ID)
 
     @cached_property
     def violation_by_id(self) -> RowsByKey:
-        return _by_id(self.planning, Violation)
+        return RowsByKey(self.planning, VIOLATION_BY_ID)
 
     @cached_property
     def dues_by_renewal_code(self) -> DuesByRenewalCode:

@@ -21,6 +21,7 @@ from gateway.schema.scalars import (
     RegistryPlate,
     RenewalCode,
     calendar_date,
+    optional_date,
 )
 
 
@@ -109,6 +110,7 @@ class Person(Node):
     first_name: str
     last_name: str
     father_name: str
+    full_name: str
     birth_date: CalendarDate
 
     @classmethod
@@ -121,12 +123,9 @@ class Person(Node):
             first_name=row.first_name,
             last_name=row.last_name,
             father_name=row.father_name,
-            birth_date=CalendarDate(iso=row.birth_date),
+            full_name=f"{row.first_name} {row.last_name}",
+            birth_date=calendar_date(row.birth_date),
         )
-
-    @strawberry.field
-    def full_name(self) -> str:
-        return f"{self.first_name} {self.last_name}"
 
     @strawberry.field(description="Parcels this person owns a share of.")
     async def parcels(self, info: Info) -> list[Parcel]:
@@ -137,24 +136,21 @@ class Person(Node):
 @strawberry.type(description="An owner's share of a parcel.")
 class Owner:
     person: Person
+    national_code: NationalCode
+    full_name: str
     share: Decimal = strawberry.field(description="Share in dang; six dang make the whole.")
     acquired_on: CalendarDate
 
     @classmethod
     def from_row(cls, row: Row[Any]) -> Self:
+        person = Person.from_row(row, pk=row.person_id)
         return cls(
-            person=Person.from_row(row, pk=row.person_id),
+            person=person,
+            national_code=person.national_code,
+            full_name=person.full_name,
             share=row.share,
-            acquired_on=CalendarDate(iso=row.acquired_on),
+            acquired_on=calendar_date(row.acquired_on),
         )
-
-    @strawberry.field
-    def national_code(self) -> NationalCode:
-        return self.person.national_code
-
-    @strawberry.field
-    def full_name(self) -> str:
-        return f"{self.person.first_name} {self.person.last_name}"
 
 
 @strawberry.type
@@ -194,8 +190,8 @@ class Permit(Node):
             pk=row.id,
             number=row.number,
             kind=PermitKind(row.kind),
-            issued_on=CalendarDate(iso=row.issued_on),
-            expires_on=CalendarDate(iso=row.expires_on),
+            issued_on=calendar_date(row.issued_on),
+            expires_on=calendar_date(row.expires_on),
             floors=row.floors,
             units=row.units,
         )
@@ -217,7 +213,7 @@ class Certificate(Node):
             building_id=row.building_id,
             kind=CertificateKind(row.kind),
             number=row.number,
-            issued_on=CalendarDate(iso=row.issued_on),
+            issued_on=calendar_date(row.issued_on),
         )
 
     @strawberry.field
@@ -250,14 +246,14 @@ class Violation(Node):
         if row.ruling is not None:
             ruling = Ruling(
                 outcome=RulingOutcome(row.ruling),
-                ruled_on=calendar_date(row.ruled_on),
+                ruled_on=optional_date(row.ruled_on),
                 fine=None if row.fine is None else Money(int(row.fine)),
             )
         return cls(
             id=to_global_id("Violation", row.id),
             pk=row.id,
             kind=ViolationKind(row.kind),
-            detected_on=CalendarDate(iso=row.detected_on),
+            detected_on=calendar_date(row.detected_on),
             description=row.description,
             status=ViolationStatus(row.status),
             ruling=ruling,
@@ -342,4 +338,6 @@ class Parcel(Node):
 
     @strawberry.field(description="Municipal dues, from the revenue department's database.")
     async def dues(self, info: Info) -> Dues:
-        return Dues(dues=await info.context.loaders.dues_by_renewal_code.load(self.renewal_code))
+        return Dues.from_domain(
+            await info.context.loaders.dues_by_renewal_code.load(self.renewal_code)
+        )
