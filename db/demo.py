@@ -182,24 +182,25 @@ class _LandUse:
 
 
 _LAND_USE_PROFILES = (
+    #        name, weight, area m², built, units/floor, renewal rial/m², waste rial/unit
     _LandUse("residential", 68, (90, 450), 0.94, (1, 2), (15_000, 35_000), (1_200_000, 2_600_000)),
-    _LandUse(
-        "commercial", 14, (60, 1_200), 0.95, (1, 4), (45_000, 110_000), (3_000_000, 8_000_000)
-    ),
+    _LandUse("commercial", 14, (60, 1200), 0.95, (1, 4), (45_000, 110_000), (3_000_000, 8_000_000)),
     _LandUse("office", 6, (150, 1_500), 0.95, (1, 3), (30_000, 70_000), (2_500_000, 6_000_000)),
     _LandUse("industrial", 3, (500, 5_000), 0.85, (1, 1), (6_000, 14_000), (6_000_000, 18_000_000)),
     _LandUse("green_space", 3, (300, 5_000), 0.20, (1, 1), (2_000, 5_000), (1_000_000, 2_000_000)),
     _LandUse("educational", 6, (400, 3_000), 0.92, (1, 2), (5_000, 10_000), (3_000_000, 7_000_000)),
-)
+)  # fmt: skip
+# The planning model owns these vocabularies; fail at import if they drift apart.
 assert tuple(p.name for p in _LAND_USE_PROFILES) == db.planning.LAND_USES
+assert set(_VIOLATION_TEXT) == set(db.planning.VIOLATION_KINDS)
 
 
 # --- Drawing ---------------------------------------------------------------------------------
 
 
 class _Dice:
-    """Draws built on random.random() alone: Python keeps that sequence across versions, while
-    randrange, choice and choices have changed their algorithms before."""
+    """Draws built on random.random() alone: Python promises that sequence across versions, but
+    not the algorithms of randrange, choice or choices (randrange's changed in 3.2)."""
 
     def __init__(self, seed: int) -> None:
         self.random = random.Random(seed).random
@@ -234,10 +235,6 @@ class _Weighted(Generic[T]):
 def _new_year(year: int) -> dt.date:
     """1 Farvardin of a Solar Hijri year, as a Gregorian date."""
     return jdatetime.date(year, 1, 1).togregorian()  # type: ignore[no-any-return]
-
-
-def _year_length(year: int) -> int:
-    return (_new_year(year + 1) - _new_year(year)).days
 
 
 def _day_in(dice: _Dice, first_year: int, last_year: int | None = None) -> dt.date:
@@ -288,7 +285,7 @@ class _District:
     block: _Block | None = None
 
 
-Rows = dict[str, list[dict[str, Any]]]
+_Rows = dict[str, list[dict[str, Any]]]
 
 
 class _City:
@@ -338,7 +335,7 @@ class _City:
             for d in self.districts
         ]
 
-    def add_parcel(self, rows: Rows) -> None:
+    def add_parcel(self, rows: _Rows) -> None:
         dice = self.dice
         parcel_id = self._id("parcels")
         district = self.pick_district.pick(dice)
@@ -411,7 +408,7 @@ class _City:
 
     # Owners.
 
-    def _owners(self, rows: Rows, parcel_id: int) -> None:
+    def _owners(self, rows: _Rows, parcel_id: int) -> None:
         dice = self.dice
         if parcel_id == 1:
             owners = [(self._known_person(rows), _D(6))]
@@ -439,7 +436,7 @@ class _City:
                 }
             )
 
-    def _known_person(self, rows: Rows) -> int:
+    def _known_person(self, rows: _Rows) -> int:
         person_id = self._id("persons")
         rows["persons"].append(
             {
@@ -453,7 +450,7 @@ class _City:
         )
         return person_id
 
-    def _person(self, rows: Rows) -> int:
+    def _person(self, rows: _Rows) -> int:
         dice = self.dice
         female = dice.chance(0.42)
         first_name = dice.pick(_FEMALE_NAMES if female else _MALE_NAMES)
@@ -483,7 +480,7 @@ class _City:
 
     def _building(
         self,
-        rows: Rows,
+        rows: _Rows,
         parcel_id: int,
         district: _District,
         use: _LandUse,
@@ -539,7 +536,7 @@ class _City:
         return built_floors * per_floor
 
     def _certificate(
-        self, rows: Rows, parcel_id: int, building_id: int, kind: str, year: int
+        self, rows: _Rows, parcel_id: int, building_id: int, kind: str, year: int
     ) -> None:
         certificate_id = self._id("certificates")
         issued_year = min(_LAST_YEAR, year + self.dice.between(0, 1))
@@ -555,7 +552,7 @@ class _City:
             }
         )
 
-    def _violation(self, rows: Rows, parcel_id: int, kind: str, year: int) -> None:
+    def _violation(self, rows: _Rows, parcel_id: int, kind: str, year: int) -> None:
         dice = self.dice
         size = dice.between(1, 4) if kind == "parking_removed" else dice.between(8, 120)
         ruling: str | None = None
@@ -589,7 +586,7 @@ class _City:
 
     # Revenue: assessments per year, and what was paid of them.
 
-    def _dues(self, rows: Rows, renewal_code: str, use: _LandUse, area: int, units: int) -> None:
+    def _dues(self, rows: _Rows, renewal_code: str, use: _LandUse, area: int, units: int) -> None:
         dice = self.dice
         renewal_rate = dice.between(*use.renewal_rate)
         waste_rate = dice.between(*use.waste_per_unit)
@@ -625,7 +622,7 @@ class _City:
                     paid = amount
                 self._payments(rows, assessment_id, period, paid)
 
-    def _payments(self, rows: Rows, assessment_id: int, period: int, paid: int) -> None:
+    def _payments(self, rows: _Rows, assessment_id: int, period: int, paid: int) -> None:
         if paid == 0:
             return
         dice = self.dice
@@ -667,7 +664,7 @@ async def _insert(connection: AsyncConnection, table: Table, rows: list[dict[str
 
 
 async def _write(
-    engine: AsyncEngine, tables: Mapping[str, Table], rows: Rows, names: Sequence[str]
+    engine: AsyncEngine, tables: Mapping[str, Table], rows: _Rows, names: Sequence[str]
 ) -> None:
     async with engine.begin() as connection:
         for name in names:
@@ -750,7 +747,7 @@ async def seed_demo(
     done = 0
     while done < parcels:
         chunk = min(_PARCELS_PER_CHUNK, parcels - done)
-        rows: Rows = {name: [] for name in counts}
+        rows: _Rows = {name: [] for name in counts}
         for _ in range(chunk):
             city.add_parcel(rows)
         await _write(databases.planning, planning_tables, rows, _PLANNING_TABLES)

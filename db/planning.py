@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from decimal import Decimal
 
-from sqlalchemy import Date, ForeignKey, Index, Integer, Numeric, String, UniqueConstraint
+from sqlalchemy import CheckConstraint, Date, ForeignKey, Index, Integer, Numeric, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from db.base import PlanningBase, Rials
@@ -79,6 +79,10 @@ class Ownership(PlanningBase):
     """A person's share of a parcel, in dang (six dang make the whole)."""
 
     __tablename__ = "ownerships"
+    __table_args__ = (
+        UniqueConstraint("parcel_id", "person_id"),
+        CheckConstraint("share > 0 AND share <= 6", name="share_in_dang"),
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     parcel_id: Mapped[int] = mapped_column(ForeignKey("parcels.id"), index=True)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from sqlalchemy import Date, DateTime, ForeignKey, Integer, String
+from sqlalchemy import Date, DateTime, ForeignKey, Integer, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from db.base import RevenueBase, Rials
@@ -17,6 +17,7 @@ class Assessment(RevenueBase):
     """One charge on a parcel for one Solar Hijri year; revenue keys parcels by renewal code."""
 
     __tablename__ = "assessments"
+    __table_args__ = (UniqueConstraint("renewal_code", "kind", "period"),)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     renewal_code: Mapped[str] = mapped_column(String(40), index=True)

@@ -11,13 +11,19 @@ from typing import Any
 import jdatetime
 import pytest
 import pytest_asyncio
-from sqlalchemy import Table, func, select
+from sqlalchemy import Row, Table, func, select
 
 import db.migrate
 from db import demo
 from db.base import PlanningBase, RevenueBase
 from db.engines import Databases
-from identifiers import parse_national_code, parse_registry_plate, parse_renewal_code
+from db.planning import RULINGS
+from identifiers import (
+    parse_national_code,
+    parse_postal_code,
+    parse_registry_plate,
+    parse_renewal_code,
+)
 
 PARCELS = 300
 PERSIAN = str.maketrans("0123456789", "۰۱۲۳۴۵۶۷۸۹")
@@ -33,18 +39,19 @@ async def _empty_databases(directory: Path) -> Databases:
     return databases
 
 
-async def _rows(databases: Databases, name: str) -> list[tuple[Any, ...]]:
+def _engine_of(databases: Databases, name: str) -> Any:
+    return databases.revenue if name in RevenueBase.metadata.tables else databases.planning
+
+
+async def _rows(databases: Databases, name: str) -> list[Row[Any]]:
     table: Table = _tables[name]
-    engine = databases.revenue if name in RevenueBase.metadata.tables else databases.planning
-    async with engine.connect() as connection:
-        result = await connection.execute(select(table).order_by(table.c.id))
-        return [tuple(row) for row in result]
+    async with _engine_of(databases, name).connect() as connection:
+        return list(await connection.execute(select(table).order_by(table.c.id)))
 
 
 async def _count(databases: Databases, name: str) -> int:
     table: Table = _tables[name]
-    engine = databases.revenue if name in RevenueBase.metadata.tables else databases.planning
-    async with engine.connect() as connection:
+    async with _engine_of(databases, name).connect() as connection:
         return int(await connection.scalar(select(func.count()).select_from(table)) or 0)
 
 
@@ -99,134 +106,143 @@ async def test_another_seed_writes_another_city(databases: Databases, tmp_path: 
     try:
         await demo.seed_demo(other, parcels=20, seed=7)
         assert await _rows(other, "parcels") != (await _rows(databases, "parcels"))[:20]
-        # Still holds its promise about the known person.
-        known = await _rows(other, "persons")
-        assert known[0][1] == demo.KNOWN_NATIONAL_CODE
+        # The known person is there whatever the seed.
+        persons = await _rows(other, "persons")
+        assert persons[0].national_code == demo.KNOWN_NATIONAL_CODE
     finally:
         await other.dispose()
 
 
 async def test_shares_of_every_parcel_sum_to_six_dang(databases: Databases) -> None:
     shares: dict[int, list[Decimal]] = defaultdict(list)
-    for _, parcel_id, _person_id, share, _ in await _rows(databases, "ownerships"):
-        shares[parcel_id].append(share)
+    for ownership in await _rows(databases, "ownerships"):
+        shares[ownership.parcel_id].append(ownership.share)
     assert len(shares) == PARCELS
-    assert all(sum(parts) == 6 and 1 <= len(parts) <= 3 for parts in shares.values())
-    owners_per_parcel = [len(parts) for parts in shares.values()]
-    assert 0.25 < owners_per_parcel.count(1) / PARCELS < 0.8
+    assert all(sum(parts) == 6 for parts in shares.values())
+    owners = [len(parts) for parts in shares.values()]
+    assert set(owners) == {1, 2, 3}
+    assert 0.35 < owners.count(1) / PARCELS < 0.8
 
 
 async def test_persons_are_valid_unique_and_often_own_several_parcels(
     databases: Databases,
 ) -> None:
     persons = await _rows(databases, "persons")
-    codes = [person[1] for person in persons]
+    codes = [person.national_code for person in persons]
     assert all(parse_national_code(code) == code for code in codes)
     assert len(set(codes)) == len(codes)
     assert 0.95 < len(persons) / PARCELS < 1.3
-    parcels_per_person: dict[int, set[int]] = defaultdict(set)
-    for _, parcel_id, person_id, _, _ in await _rows(databases, "ownerships"):
-        parcels_per_person[person_id].add(parcel_id)
-    several = sum(1 for owned in parcels_per_person.values() if len(owned) > 1)
-    assert len(parcels_per_person) == len(persons)
+    parcels_of: dict[int, set[int]] = defaultdict(set)
+    for ownership in await _rows(databases, "ownerships"):
+        parcels_of[ownership.person_id].add(ownership.parcel_id)
+    assert len(parcels_of) == len(persons)
+    several = sum(1 for owned in parcels_of.values() if len(owned) > 1)
     assert several / len(persons) > 0.1
 
 
 async def test_known_person_owns_at_least_two_parcels(databases: Databases) -> None:
-    typed = demo.KNOWN_NATIONAL_CODE.translate(PERSIAN)
-    code = parse_national_code(typed)
-    persons = {person[1]: person[0] for person in await _rows(databases, "persons")}
-    owned = {row[1] for row in await _rows(databases, "ownerships") if row[2] == persons[code]}
+    code = parse_national_code(demo.KNOWN_NATIONAL_CODE.translate(PERSIAN))
+    person_id = {person.national_code: person.id for person in await _rows(databases, "persons")}
+    owned = {
+        ownership.parcel_id
+        for ownership in await _rows(databases, "ownerships")
+        if ownership.person_id == person_id[code]
+    }
     assert len(owned) >= 2
 
 
 async def test_parcel_identifiers_are_unique_and_well_formed(databases: Databases) -> None:
     parcels = await _rows(databases, "parcels")
-    regions = {row[0]: row[1] for row in await _rows(databases, "regions")}
-    districts = {row[0]: row[2] for row in await _rows(databases, "districts")}
-    postal_codes = [row[7] for row in parcels]
-    renewal_codes = [row[3] for row in parcels]
-    plates = [(row[4], row[5], row[6]) for row in parcels]
+    regions = {region.id: region.number for region in await _rows(databases, "regions")}
+    districts = {district.id: district.number for district in await _rows(databases, "districts")}
+    postal_codes = [parcel.postal_code for parcel in parcels]
+    renewal_codes = [parcel.renewal_code for parcel in parcels]
+    plates = [(parcel.registry_section, parcel.main_plate, parcel.sub_plate) for parcel in parcels]
     for codes in (postal_codes, renewal_codes, plates):
         assert len(set(codes)) == len(codes)
     for postal in postal_codes:
-        assert len(postal) == 10
-        assert postal.isdigit()
+        assert parse_postal_code(postal) == postal
         assert not set(postal[:5]) & {"0", "2"}
-    for _, district_id, region_id, renewal, section, main, sub, *_ in parcels:
-        code = parse_renewal_code(renewal)
-        assert str(code) == renewal
-        assert (code.region, code.district) == (regions[region_id], districts[district_id])
+    for parcel in parcels:
+        code = parse_renewal_code(parcel.renewal_code)
+        assert str(code) == parcel.renewal_code
+        assert code.region == regions[parcel.region_id]
+        assert code.district == districts[parcel.district_id]
+        section, main, sub = parcel.registry_section, parcel.main_plate, parcel.sub_plate
         assert parse_registry_plate(f"{section}-{main}/{sub}").sub == sub
 
 
 async def test_parcels_have_plausible_land_use_density_and_area(databases: Databases) -> None:
     parcels = await _rows(databases, "parcels")
-    uses = [row[9] for row in parcels]
+    uses = [parcel.land_use for parcel in parcels]
     assert 0.55 < uses.count("residential") / PARCELS < 0.8
-    assert all(60 <= row[10] <= 240 for row in parcels)
-    assert all(row[11] > 0 and row[11] == row[11].quantize(Decimal("0.01")) for row in parcels)
-    assert all("پلاک" in row[8] for row in parcels)
+    assert all(60 <= parcel.density_percent <= 240 for parcel in parcels)
+    assert all(parcel.area > 0 for parcel in parcels)
+    assert all(parcel.area == parcel.area.quantize(Decimal("0.01")) for parcel in parcels)
+    assert all("، پلاک " in parcel.address for parcel in parcels)
 
 
 async def test_buildings_certificates_and_violations_have_realistic_shares(
     databases: Databases,
 ) -> None:
-    buildings = await _rows(databases, "buildings")
-    built = {row[1] for row in buildings}
-    permitted = {row[1] for row in await _rows(databases, "permits")}
+    built = {building.parcel_id for building in await _rows(databases, "buildings")}
+    permitted = {permit.parcel_id for permit in await _rows(databases, "permits")}
     certificates = await _rows(databases, "certificates")
-    completed = {row[1] for row in certificates if row[3] == "completion"}
+    completed = {c.parcel_id for c in certificates if c.kind == "completion"}
     violations = await _rows(databases, "violations")
-    open_ = {row[1] for row in violations if row[5] == "open"}
+    open_ = {violation.parcel_id for violation in violations if violation.status == "open"}
     assert 0.82 < len(built) / PARCELS < 0.97
     assert 0.75 < len(permitted) / len(built) < 0.97
     assert 0.1 < len(built - completed) / len(built) < 0.32
-    assert any(row[3] == "no_violation" for row in certificates)
-    assert 0.06 < len({row[1] for row in violations}) / PARCELS < 0.2
+    assert any(c.kind == "no_violation" for c in certificates)
+    assert 0.06 < len({violation.parcel_id for violation in violations}) / PARCELS < 0.2
     assert 0.02 < len(open_) / PARCELS < 0.12
-    for _, _, _, _, _, status, ruling, ruled_on, fine in violations:
-        if status == "open":
-            assert (ruling, ruled_on, fine) == (None, None, None)
+    for violation in violations:
+        if violation.status == "open":
+            assert (violation.ruling, violation.ruled_on, violation.fine) == (None, None, None)
         else:
-            assert ruling in ("fine", "demolition", "settled")
-            assert ruled_on is not None
-            assert (fine is not None and fine > 0) == (ruling == "fine")
+            assert violation.ruling in RULINGS
+            assert violation.ruled_on > violation.detected_on
+            assert (violation.fine is not None) == (violation.ruling == "fine")
 
 
 async def test_dues_are_integer_rials_and_about_a_fifth_of_parcels_owe(
     databases: Databases,
 ) -> None:
     assessments = await _rows(databases, "assessments")
-    paid: dict[int, int] = defaultdict(int)
     payments = await _rows(databases, "payments")
-    for _, assessment_id, amount, _, _ in payments:
-        assert isinstance(amount, int)
-        assert amount > 0
-        paid[assessment_id] += amount
+    paid: dict[int, int] = defaultdict(int)
+    for payment in payments:
+        assert type(payment.amount) is int
+        assert payment.amount > 0
+        paid[payment.assessment_id] += payment.amount
     owing: set[str] = set()
-    for assessment_id, renewal_code, _kind, _period, amount, _ in assessments:
-        assert isinstance(amount, int)
-        assert amount % 1_000 == 0
-        assert 500_000 < amount < 1_000_000_000
-        assert paid[assessment_id] <= amount
-        if paid[assessment_id] < amount:
-            owing.add(renewal_code)
-    kinds = {(row[1], row[3], row[2]) for row in assessments}
-    assert {kind for *_, kind in kinds} == {"renewal_duty", "waste_fee", "other"}
-    assert len(kinds) >= PARCELS * 6
+    for assessment in assessments:
+        assert type(assessment.amount) is int
+        assert assessment.amount % 1_000 == 0
+        assert 500_000 < assessment.amount < 1_000_000_000
+        assert paid[assessment.id] <= assessment.amount
+        if paid[assessment.id] < assessment.amount:
+            owing.add(assessment.renewal_code)
+    charges = {(a.renewal_code, a.period, a.kind) for a in assessments}
+    assert len(charges) == len(assessments)
+    for period in (1401, 1402, 1403):
+        for kind in ("renewal_duty", "waste_fee"):
+            assert sum(1 for c in charges if c[1:] == (period, kind)) == PARCELS
+    assert 0.02 < sum(1 for c in charges if c[2] == "other") / len(charges) < 0.1
     assert 0.12 < len(owing) / PARCELS < 0.3
-    references = [row[4] for row in payments]
+    references = [payment.bank_reference for payment in payments]
     assert len(set(references)) == len(references)
     assert all(ref.isdigit() and 12 <= len(ref) <= 16 for ref in references)
 
 
 async def test_dates_fall_in_solar_hijri_1370_to_1404(databases: Databases) -> None:
-    dates: list[dt.date] = [row[4] for row in await _rows(databases, "ownerships")]
-    dates += [row[3] for row in await _rows(databases, "permits")]
-    dates += [row[5] for row in await _rows(databases, "certificates")]
-    dates += [row[3] for row in await _rows(databases, "violations")]
-    dates += [row[3].date() for row in await _rows(databases, "payments")]
+    dates: list[dt.date] = [row.acquired_on for row in await _rows(databases, "ownerships")]
+    dates += [row.issued_on for row in await _rows(databases, "permits")]
+    dates += [row.issued_on for row in await _rows(databases, "certificates")]
+    dates += [row.detected_on for row in await _rows(databases, "violations")]
+    dates += [row.due_date for row in await _rows(databases, "assessments")]
+    dates += [row.paid_at.date() for row in await _rows(databases, "payments")]
     years = {jdatetime.date.fromgregorian(date=date).year for date in dates}
     assert min(years) >= 1370
     assert max(years) <= 1404
@@ -257,7 +273,6 @@ async def test_clear_empties_both_databases_and_progress_counts_parcels(tmp_path
         assert not await demo.is_seeded(databases)
         for name in _tables:
             assert await _count(databases, name) == 0, name
-        summary = await demo.seed_demo(databases, parcels=5)
-        assert summary.parcels == 5
+        assert (await demo.seed_demo(databases, parcels=5)).parcels == 5
     finally:
         await databases.dispose()

@@ -2,7 +2,7 @@
 
 Revision ID: gateway_0001
 Revises: 
-Create Date: 2026-11-26 15:42:11.380876
+Create Date: 2026-11-26 15:54:54.667853
 
 """
 from typing import Sequence, Union

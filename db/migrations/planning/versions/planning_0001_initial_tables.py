@@ -2,7 +2,7 @@
 
 Revision ID: planning_0001
 Revises: 
-Create Date: 2026-11-26 15:42:11.353963
+Create Date: 2026-11-26 15:54:54.639569
 
 """
 from typing import Sequence, Union
@@ -94,9 +94,11 @@ def upgrade() -> None:
     sa.Column('person_id', sa.Integer(), nullable=False),
     sa.Column('share', sa.Numeric(precision=7, scale=4), nullable=False),
     sa.Column('acquired_on', sa.Date(), nullable=False),
+    sa.CheckConstraint('share > 0 AND share <= 6', name=op.f('ck_ownerships_share_in_dang')),
     sa.ForeignKeyConstraint(['parcel_id'], ['parcels.id'], name=op.f('fk_ownerships_parcel_id_parcels')),
     sa.ForeignKeyConstraint(['person_id'], ['persons.id'], name=op.f('fk_ownerships_person_id_persons')),
-    sa.PrimaryKeyConstraint('id', name=op.f('pk_ownerships'))
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_ownerships')),
+    sa.UniqueConstraint('parcel_id', 'person_id', name=op.f('uq_ownerships_parcel_id_person_id'))
     )
     with op.batch_alter_table('ownerships', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_ownerships_parcel_id'), ['parcel_id'], unique=False)

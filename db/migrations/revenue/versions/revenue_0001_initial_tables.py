@@ -2,7 +2,7 @@
 
 Revision ID: revenue_0001
 Revises: 
-Create Date: 2026-11-26 15:42:11.370277
+Create Date: 2026-11-26 15:54:54.655210
 
 """
 from typing import Sequence, Union
@@ -28,7 +28,8 @@ def upgrade() -> None:
     sa.Column('period', sa.Integer(), nullable=False),
     sa.Column('amount', sa.BigInteger(), nullable=False),
     sa.Column('due_date', sa.Date(), nullable=False),
-    sa.PrimaryKeyConstraint('id', name=op.f('pk_assessments'))
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_assessments')),
+    sa.UniqueConstraint('renewal_code', 'kind', 'period', name=op.f('uq_assessments_renewal_code_kind_period'))
     )
     with op.batch_alter_table('assessments', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_assessments_renewal_code'), ['renewal_code'], unique=False)
