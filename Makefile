@@ -14,7 +14,10 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
+# The simulated agencies (land registry, civil registry, bank, postal service) run beside
+# the gateway on 127.0.0.1:8101-8104 and stop with it.
 run: $(STAMP)
+	@$(BIN)/python -m sandbox & sandbox=$$!; trap 'kill $$sandbox 2>/dev/null' EXIT INT TERM; \
 	$(BIN)/gateway run
 
 test: $(STAMP)

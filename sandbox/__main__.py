@@ -1,0 +1,5 @@
+"""`python -m sandbox`: serve the four simulated agencies until interrupted."""
+
+from sandbox.run import main
+
+main()
