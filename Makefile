@@ -26,5 +26,9 @@ test: $(STAMP)
 	$(BIN)/mypy
 	$(BIN)/pytest
 
+# Seeds 50,000 parcels, starts the real server and measures it with wrk (see README).
+bench: $(STAMP)
+	$(BIN)/python bench/run.py --keep-data
+
 clean:
-	rm -rf $(VENV) .data
+	rm -rf $(VENV) .data .data-bench

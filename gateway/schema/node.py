@@ -12,7 +12,12 @@ from gateway.errors import BadUserInput
 
 @strawberry.interface(description="An object with a globally unique id (Relay).")
 class Node:
-    id: strawberry.ID
+    pk: strawberry.Private[int]
+
+    # Computed only when asked: most lists never select it.
+    @strawberry.field(description="The object's global id, for node(id:).")
+    def id(self) -> strawberry.ID:
+        return to_global_id(type(self).__name__, self.pk)
 
 
 def to_global_id(type_name: str, pk: int) -> strawberry.ID:

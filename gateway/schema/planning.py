@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
+import inspect
+from collections.abc import Callable
 from decimal import Decimal
 from enum import Enum
 from typing import Any, Self
@@ -11,7 +14,8 @@ from sqlalchemy import Row
 from strawberry import Private
 
 from gateway.schema.context import Info
-from gateway.schema.node import Node, to_global_id
+from gateway.schema.node import Node
+from gateway.schema.prefetch import selected_names
 from gateway.schema.revenue import Dues
 from gateway.schema.scalars import (
     CalendarDate,
@@ -72,18 +76,16 @@ class RulingOutcome(Enum):
 
 @strawberry.type
 class Region(Node):
-    pk: Private[int]
     number: int
     name: str
 
     @classmethod
     def from_row(cls, row: Row[Any]) -> Self:
-        return cls(id=to_global_id("Region", row.id), pk=row.id, number=row.number, name=row.name)
+        return cls(pk=row.id, number=row.number, name=row.name)
 
 
 @strawberry.type
 class District(Node):
-    pk: Private[int]
     region_id: Private[int]
     number: int
     name: str
@@ -91,7 +93,6 @@ class District(Node):
     @classmethod
     def from_row(cls, row: Row[Any]) -> Self:
         return cls(
-            id=to_global_id("District", row.id),
             pk=row.id,
             region_id=row.region_id,
             number=row.number,
@@ -105,7 +106,6 @@ class District(Node):
 
 @strawberry.type(description="A person known to the planning department, usually as an owner.")
 class Person(Node):
-    pk: Private[int]
     national_code: NationalCode
     first_name: str
     last_name: str
@@ -117,7 +117,6 @@ class Person(Node):
     def from_row(cls, row: Row[Any], pk: int | None = None) -> Self:
         pk = row.id if pk is None else pk
         return cls(
-            id=to_global_id("Person", pk),
             pk=pk,
             national_code=NationalCode(row.national_code),
             first_name=row.first_name,
@@ -130,7 +129,9 @@ class Person(Node):
     @strawberry.field(description="Parcels this person owns a share of.")
     async def parcels(self, info: Info) -> list[Parcel]:
         rows = await info.context.loaders.parcels_by_owner.load(self.pk)
-        return [Parcel.from_row(row) for row in rows]
+        parcels = [Parcel.from_row(row) for row in rows]
+        await prefetch_parcels(info, parcels, selected_names(info))
+        return parcels
 
 
 @strawberry.type(description="An owner's share of a parcel.")
@@ -155,7 +156,6 @@ class Owner:
 
 @strawberry.type
 class Building(Node):
-    pk: Private[int]
     floors: int
     units: int
     built_area: Decimal = strawberry.field(description="Square metres.")
@@ -164,7 +164,6 @@ class Building(Node):
     @classmethod
     def from_row(cls, row: Row[Any]) -> Self:
         return cls(
-            id=to_global_id("Building", row.id),
             pk=row.id,
             floors=row.floors,
             units=row.units,
@@ -175,7 +174,6 @@ class Building(Node):
 
 @strawberry.type(description="A building permit (پروانه ساختمانی).")
 class Permit(Node):
-    pk: Private[int]
     number: str
     kind: PermitKind
     issued_on: CalendarDate
@@ -186,7 +184,6 @@ class Permit(Node):
     @classmethod
     def from_row(cls, row: Row[Any]) -> Self:
         return cls(
-            id=to_global_id("Permit", row.id),
             pk=row.id,
             number=row.number,
             kind=PermitKind(row.kind),
@@ -199,7 +196,6 @@ class Permit(Node):
 
 @strawberry.type
 class Certificate(Node):
-    pk: Private[int]
     building_id: Private[int | None]
     kind: CertificateKind
     number: str
@@ -208,7 +204,6 @@ class Certificate(Node):
     @classmethod
     def from_row(cls, row: Row[Any]) -> Self:
         return cls(
-            id=to_global_id("Certificate", row.id),
             pk=row.id,
             building_id=row.building_id,
             kind=CertificateKind(row.kind),
@@ -233,7 +228,6 @@ class Ruling:
 
 @strawberry.type(description="A building violation (تخلف).")
 class Violation(Node):
-    pk: Private[int]
     kind: ViolationKind
     detected_on: CalendarDate
     description: str
@@ -250,7 +244,6 @@ class Violation(Node):
                 fine=None if row.fine is None else Money(int(row.fine)),
             )
         return cls(
-            id=to_global_id("Violation", row.id),
             pk=row.id,
             kind=ViolationKind(row.kind),
             detected_on=calendar_date(row.detected_on),
@@ -262,9 +255,10 @@ class Violation(Node):
 
 @strawberry.type(description="A parcel of land, as the planning department records it.")
 class Parcel(Node):
-    pk: Private[int]
     region_id: Private[int]
     district_id: Private[int]
+    # Relations a list loaded ahead for this parcel (see gateway/schema/prefetch.py).
+    prefetched: Private[dict[str, Any]]
     renewal_code: RenewalCode
     registry_plate: RegistryPlate
     registry_section: int
@@ -279,10 +273,10 @@ class Parcel(Node):
     @classmethod
     def from_row(cls, row: Row[Any]) -> Self:
         return cls(
-            id=to_global_id("Parcel", row.id),
             pk=row.id,
             region_id=row.region_id,
             district_id=row.district_id,
+            prefetched={},
             renewal_code=RenewalCode(row.renewal_code),
             registry_plate=RegistryPlate(
                 f"{row.registry_section}-{row.main_plate}/{row.sub_plate}"
@@ -297,47 +291,96 @@ class Parcel(Node):
             area=row.area,
         )
 
-    @strawberry.field
-    async def region(self, info: Info) -> Region:
-        return Region.from_row(await info.context.loaders.region_by_id.load(self.region_id))
+    def _relation(self, info: Info, name: str) -> Any:
+        """The relation's data if a list prefetched it, else an awaitable through its loader."""
+        if name in self.prefetched:
+            return self.prefetched[name]
+        return _load_relation(info, self, name)
 
     @strawberry.field
-    async def district(self, info: Info) -> District:
-        return District.from_row(await info.context.loaders.district_by_id.load(self.district_id))
+    def region(self, info: Info) -> Region:
+        return self._relation(info, "region")  # type: ignore[no-any-return]
 
     @strawberry.field
-    async def owners(self, info: Info) -> list[Owner]:
-        rows = await info.context.loaders.owners_by_parcel.load(self.pk)
-        return [Owner.from_row(row) for row in rows]
+    def district(self, info: Info) -> District:
+        return self._relation(info, "district")  # type: ignore[no-any-return]
 
     @strawberry.field
-    async def buildings(self, info: Info) -> list[Building]:
-        rows = await info.context.loaders.buildings_by_parcel.load(self.pk)
-        return [Building.from_row(row) for row in rows]
+    def owners(self, info: Info) -> list[Owner]:
+        return self._relation(info, "owners")  # type: ignore[no-any-return]
 
     @strawberry.field
-    async def permits(self, info: Info) -> list[Permit]:
-        rows = await info.context.loaders.permits_by_parcel.load(self.pk)
-        return [Permit.from_row(row) for row in rows]
+    def buildings(self, info: Info) -> list[Building]:
+        return self._relation(info, "buildings")  # type: ignore[no-any-return]
 
     @strawberry.field
-    async def certificates(
-        self, info: Info, kind: CertificateKind | None = None
-    ) -> list[Certificate]:
-        rows = await info.context.loaders.certificates_by_parcel.load(self.pk)
-        return [Certificate.from_row(row) for row in rows if kind is None or row.kind == kind.value]
+    def permits(self, info: Info) -> list[Permit]:
+        return self._relation(info, "permits")  # type: ignore[no-any-return]
 
     @strawberry.field
-    async def violations(
-        self, info: Info, status: ViolationStatus | None = None
-    ) -> list[Violation]:
-        rows = await info.context.loaders.violations_by_parcel.load(self.pk)
-        return [
-            Violation.from_row(row) for row in rows if status is None or row.status == status.value
-        ]
+    def certificates(self, info: Info, kind: CertificateKind | None = None) -> list[Certificate]:
+        value = self._relation(info, "certificates")
+        return value if kind is None else _filtered(value, lambda c: c.kind == kind)  # type: ignore[no-any-return]
+
+    @strawberry.field
+    def violations(self, info: Info, status: ViolationStatus | None = None) -> list[Violation]:
+        value = self._relation(info, "violations")
+        return value if status is None else _filtered(value, lambda v: v.status == status)  # type: ignore[no-any-return]
 
     @strawberry.field(description="Municipal dues, from the revenue department's database.")
-    async def dues(self, info: Info) -> Dues:
-        return Dues.from_domain(
-            await info.context.loaders.dues_by_renewal_code.load(self.renewal_code)
+    def dues(self, info: Info) -> Dues:
+        return self._relation(info, "dues")  # type: ignore[no-any-return]
+
+
+def _rows(convert: Callable[[Row[Any]], Any]) -> Callable[[list[Row[Any]]], list[Any]]:
+    return lambda rows: [convert(row) for row in rows]
+
+
+# relation → (loader, the parcel attribute that keys it, how to turn the loaded value into types)
+PARCEL_RELATIONS: dict[str, tuple[str, str, Callable[[Any], Any]]] = {
+    "region": ("region_by_id", "region_id", Region.from_row),
+    "district": ("district_by_id", "district_id", District.from_row),
+    "owners": ("owners_by_parcel", "pk", _rows(Owner.from_row)),
+    "buildings": ("buildings_by_parcel", "pk", _rows(Building.from_row)),
+    "permits": ("permits_by_parcel", "pk", _rows(Permit.from_row)),
+    "certificates": ("certificates_by_parcel", "pk", _rows(Certificate.from_row)),
+    "violations": ("violations_by_parcel", "pk", _rows(Violation.from_row)),
+    "dues": ("dues_by_renewal_code", "renewal_code", Dues.from_domain),
+}
+
+
+async def _load_relation(info: Info, parcel: Parcel, name: str) -> Any:
+    loader, key, convert = PARCEL_RELATIONS[name]
+    return convert(await getattr(info.context.loaders, loader).load(getattr(parcel, key)))
+
+
+def _filtered(value: Any, keep: Callable[[Any], bool]) -> Any:
+    if inspect.isawaitable(value):
+
+        async def later() -> list[Any]:
+            return [item for item in await value if keep(item)]
+
+        return later()
+    return [item for item in value if keep(item)]
+
+
+async def prefetch_parcels(info: Info, parcels: list[Parcel], selected: set[str]) -> None:
+    """Load every selected relation of these parcels at once (one statement each)."""
+    wanted = [name for name in PARCEL_RELATIONS if name in selected]
+    if not parcels or not wanted:
+        return
+    loaders = info.context.loaders
+    # The loaders' batch functions directly: one statement per relation, as through
+    # load_many, without a future and a callback per parcel.
+    loaded = await asyncio.gather(
+        *(
+            getattr(loaders, PARCEL_RELATIONS[name][0]).batch_load_fn(
+                [getattr(parcel, PARCEL_RELATIONS[name][1]) for parcel in parcels]
+            )
+            for name in wanted
         )
+    )
+    for name, values in zip(wanted, loaded, strict=True):
+        convert = PARCEL_RELATIONS[name][2]
+        for parcel, value in zip(parcels, values, strict=True):
+            parcel.prefetched[name] = convert(value)

@@ -24,7 +24,9 @@ from gateway.schema.planning import (
     Person,
     Region,
     Violation,
+    prefetch_parcels,
 )
+from gateway.schema.prefetch import selected_names
 from gateway.schema.scalars import NationalCode, RegistryPlate, RenewalCode
 
 CURSOR_PREFIX = "parcel:"
@@ -140,7 +142,11 @@ class Query:
             plate = identifiers.parse_registry_plate(str(registry_plate))
             load = loaders.parcel_by_plate.load((plate.section, plate.main, plate.sub))
         row = await load
-        return None if row is None else Parcel.from_row(row)
+        if row is None:
+            return None
+        parcel = Parcel.from_row(row)
+        await prefetch_parcels(info, [parcel], selected_names(info))
+        return parcel
 
     @strawberry.field(description="Parcels in id order, filtered, a page at a time.")
     async def parcels(
@@ -164,6 +170,9 @@ class Query:
             info.context.databases, domain_filter, first=first, after_id=_after_id(after)
         )
         edges = [ParcelEdge(node=Parcel.from_row(row), cursor=_cursor(row.id)) for row in page.rows]
+        await prefetch_parcels(
+            info, [edge.node for edge in edges], selected_names(info, ("edges", "node"))
+        )
         return ParcelConnection(
             edges=edges,
             page_info=PageInfo(

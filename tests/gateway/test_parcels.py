@@ -222,3 +222,40 @@ async def test_node_with_unknown_or_malformed_id(gql: Any) -> None:
     assert missing == {"data": {"node": None}}
     bad = await gql('{ node(id: "!!") { id } }')
     assert bad["errors"][0]["extensions"] == {"code": "BAD_USER_INPUT", "field": "id"}
+
+
+async def test_fragments_and_aliases_give_the_same_data_as_plain_fields(gql: Any) -> None:
+    plain = await gql(
+        "{ parcels(first: 40) { edges { node { owners { nationalCode } dues { outstanding }"
+        " violations(status: OPEN) { kind } certificates(kind: COMPLETION) { number } } } } }"
+    )
+    fragmented = await gql(
+        "fragment Money on Parcel { dues { outstanding } }"
+        "fragment Rest on Parcel { ... on Parcel { certificates(kind: COMPLETION) { number } } }"
+        "{ parcels(first: 40) { edges { node { ...Money ...Rest"
+        " people: owners { nationalCode } violations(status: OPEN) { kind } } } } }"
+    )
+    assert "errors" not in plain
+    assert "errors" not in fragmented
+    for a, b in zip(
+        plain["data"]["parcels"]["edges"], fragmented["data"]["parcels"]["edges"], strict=True
+    ):
+        a, b = a["node"], b["node"]
+        assert a["owners"] == b["people"]
+        assert a["dues"] == b["dues"]
+        assert a["violations"] == b["violations"]
+        assert a["certificates"] == b["certificates"]
+        assert all(c["number"] for c in a["certificates"])
+
+
+async def test_person_parcels_carry_their_relations(gql: Any) -> None:
+    body = await gql(
+        '{ person(nationalCode: "0084575948") { parcels { renewalCode owners { share }'
+        " dues { total } region { number } } } }",
+        cost=True,
+    )
+    parcels = body["data"]["person"]["parcels"]
+    assert len(parcels) >= 2
+    assert all(p["owners"] and p["region"]["number"] >= 1 for p in parcels)
+    # person, parcels, then owners, dues and region each once
+    assert body["extensions"]["cost"]["sqlStatements"] == 5

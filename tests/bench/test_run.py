@@ -1,0 +1,69 @@
+"""Smoke test of bench/run.py's reading of wrk's output (the benchmark itself is `make bench`)."""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+
+WRK_OUTPUT = """\
+Running 10s test @ http://127.0.0.1:8090/graphql
+  2 threads and 16 connections
+  Thread Stats   Avg      Stdev     Max   +/- Stdev
+    Latency    14.01ms   10.20ms 120.33ms   88.10%
+    Req/Sec   571.20     60.11   690.00     71.00%
+  Latency Distribution
+     50%  850.00us
+     75%   12.10ms
+     90%   20.00ms
+     99%    1.20s
+  11404 requests in 10.00s, 4.30MB read
+  Non-2xx or 3xx responses: 3
+  Socket errors: connect 0, read 1, write 0, timeout 2
+Requests/sec:   1140.40
+Transfer/sec:    440.00KB
+Bad responses (non-200 or GraphQL errors): 3
+"""
+
+
+@pytest.fixture(scope="module")
+def bench() -> ModuleType:
+    path = Path(__file__).resolve().parents[2] / "bench" / "run.py"
+    spec = importlib.util.spec_from_file_location("bench_run", path)
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_parses_wrk_latency_distribution_in_ms(bench: ModuleType) -> None:
+    result = bench.parse_wrk(WRK_OUTPUT)
+
+    assert result.requests == 11404
+    assert result.requests_per_second == pytest.approx(1140.40)
+    assert result.p50_ms == pytest.approx(0.85)
+    assert result.p99_ms == pytest.approx(1200.0)
+    assert result.non_2xx == 3
+    assert result.socket_errors == {"connect": 0, "read": 1, "write": 0, "timeout": 2}
+    assert result.bad_responses == 3
+
+
+def test_errors_in_a_run_fail_it(bench: ModuleType) -> None:
+    with pytest.raises(bench.BenchError, match="non-2xx"):
+        bench.check_wrk(bench.parse_wrk(WRK_OUTPUT), "lookup")
+
+
+def test_a_clean_run_passes(bench: ModuleType) -> None:
+    clean = "\n".join(
+        line
+        for line in WRK_OUTPUT.splitlines()
+        if not line.lstrip().startswith(("Non-2xx", "Socket errors", "Bad responses"))
+    )
+    bench.check_wrk(
+        bench.parse_wrk(clean + "\nBad responses (non-200 or GraphQL errors): 0\n"), "x"
+    )
