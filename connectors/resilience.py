@@ -338,6 +338,18 @@ class AgencyGuard:
         finally:
             self._record(operation, outcome, time.perf_counter() - started, attempts.count)
 
+    def get_cached(self, operation: str, key: Hashable) -> tuple[bool, Any]:
+        """(True, result) when `call(operation, key, …)` would answer from the cache now.
+
+        For connectors whose batch calls answer many keys at once; not counted as a call.
+        """
+        return self._cache_get((operation, key))
+
+    def put_cached(self, operation: str, key: Hashable, value: Any) -> None:
+        """Cache `value` as the result of `call(operation, key, …)`, per the policy's TTL."""
+        if self.policy.cache_ttl_s > 0:
+            self._cache_put((operation, key), value)
+
     def stats(self) -> AgencyStats:
         latencies = sorted(ms for ms, _ in self._window)
         errors = sum(1 for _, failed in self._window if failed)

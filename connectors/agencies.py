@@ -1,0 +1,165 @@
+"""The agencies the gateway calls: their configuration, and one connector and guard for each.
+
+The app builds `Agencies` once in its lifespan, from the settings and the shared HTTP client
+(see `connectors.transport.build_client`); the WSDLs are loaded then, not on a request.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Literal
+from urllib.parse import urlsplit
+
+import httpx
+
+from connectors.postal import PostalService
+from connectors.resilience import AgencyGuard, AgencyPolicy, AgencyStats, CallRecord
+from connectors.soap.bank import Bank
+from connectors.soap.civil_registry import CivilRegistry
+from connectors.soap.land_registry import LandRegistry
+
+__all__ = ["AGENCY_NAMES", "DEFAULT_POLICIES", "Agencies", "AgencyConfig"]
+
+AGENCY_NAMES = ("land_registry", "civil_registry", "bank", "postal")
+
+# Three attempts when failures are quick, at most two when the agency is slow: the deadline
+# is three timeouts, and an attempt starts only if its whole timeout still fits.
+DEFAULT_POLICIES: dict[str, AgencyPolicy] = {
+    "land_registry": AgencyPolicy(
+        timeout_s=3.0,
+        retries=2,
+        breaker_failure_threshold=5,
+        breaker_reset_s=10.0,
+        max_concurrency=16,
+        cache_ttl_s=300.0,
+        cache_max_entries=20_000,
+        deadline_s=9.0,
+    ),
+    "civil_registry": AgencyPolicy(
+        timeout_s=2.0,
+        retries=2,
+        breaker_failure_threshold=5,
+        breaker_reset_s=10.0,
+        max_concurrency=32,
+        cache_ttl_s=3600.0,
+        cache_max_entries=20_000,
+        deadline_s=6.0,
+    ),
+    # The TTL is for account holders: payments are never cached (see connectors.soap.bank).
+    "bank": AgencyPolicy(
+        timeout_s=3.0,
+        retries=2,
+        breaker_failure_threshold=5,
+        breaker_reset_s=10.0,
+        max_concurrency=16,
+        cache_ttl_s=600.0,
+        cache_max_entries=10_000,
+        deadline_s=9.0,
+    ),
+    "postal": AgencyPolicy(
+        timeout_s=2.0,
+        retries=2,
+        breaker_failure_threshold=5,
+        breaker_reset_s=10.0,
+        max_concurrency=32,
+        cache_ttl_s=86_400.0,
+        cache_max_entries=20_000,
+        deadline_s=6.0,
+    ),
+}
+
+
+@dataclass(frozen=True, slots=True)
+class AgencyConfig:
+    """Where one agency is and how to call it. `policy` None means DEFAULT_POLICIES[name].
+
+    Credentials are the WS-Security UsernameToken's (sent as a PasswordDigest), never part
+    of `url`; the password is kept out of repr.
+    """
+
+    name: str
+    url: str
+    username: str | None = None
+    password: str | None = field(default=None, repr=False)
+    policy: AgencyPolicy | None = None
+    soap_version: Literal["1.1", "1.2"] = "1.1"
+
+    def __post_init__(self) -> None:
+        parts = urlsplit(self.url)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError(f"{self.name}: the url must be an http(s) URL")
+        if parts.username is not None or parts.password is not None:
+            raise ValueError(f"{self.name}: credentials belong in username/password, not the url")
+        if (self.username is None) != (self.password is None):
+            raise ValueError(f"{self.name}: give both username and password, or neither")
+        if self.policy is None and self.name not in DEFAULT_POLICIES:
+            raise ValueError(f"{self.name}: no default policy; give one")
+
+    @property
+    def effective_policy(self) -> AgencyPolicy:
+        return self.policy or DEFAULT_POLICIES[self.name]
+
+
+class Agencies:
+    """Every agency's connector, each behind its own AgencyGuard.
+
+    `on_call` receives a CallRecord for every call (for logs and metrics); it must not block.
+    """
+
+    def __init__(
+        self,
+        configs: Mapping[str, AgencyConfig],
+        http: httpx.AsyncClient,
+        *,
+        on_call: Callable[[CallRecord], None] | None = None,
+    ) -> None:
+        missing = [name for name in AGENCY_NAMES if name not in configs]
+        if missing:
+            raise ValueError(f"no configuration for: {', '.join(missing)}")
+        for key, config in configs.items():
+            if key != config.name:
+                raise ValueError(f"configuration {key!r} is named {config.name!r}")
+        self.configs = dict(configs)
+        self.guards = {
+            name: AgencyGuard(name, configs[name].effective_policy, on_call=on_call)
+            for name in AGENCY_NAMES
+        }
+        land = configs["land_registry"]
+        self.land_registry = LandRegistry(
+            http,
+            self.guards["land_registry"],
+            address=land.url,
+            username=land.username,
+            password=land.password,
+            soap_version=land.soap_version,
+        )
+        civil = self._soap_11(configs["civil_registry"])
+        self.civil_registry = CivilRegistry(
+            http,
+            self.guards["civil_registry"],
+            address=civil.url,
+            username=civil.username,
+            password=civil.password,
+        )
+        bank = self._soap_11(configs["bank"])
+        self.bank = Bank(
+            http,
+            self.guards["bank"],
+            address=bank.url,
+            username=bank.username,
+            password=bank.password,
+        )
+        self.postal = PostalService(http, self.guards["postal"], address=configs["postal"].url)
+
+    @staticmethod
+    def _soap_11(config: AgencyConfig) -> AgencyConfig:
+        if config.soap_version != "1.1":
+            raise ValueError(f"{config.name} offers SOAP 1.1 only")
+        return config
+
+    def __repr__(self) -> str:
+        return f"Agencies({', '.join(self.guards)})"
+
+    def stats(self) -> list[AgencyStats]:
+        return [guard.stats() for guard in self.guards.values()]

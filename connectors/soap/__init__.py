@@ -1,0 +1,1 @@
+"""Connectors to the SOAP agencies, over their vendored WSDLs."""
