@@ -21,11 +21,16 @@ from strawberry.asgi import GraphQL
 from strawberry.http import GraphQLHTTPResponse
 from strawberry.types import ExecutionResult
 
-from db.engines import Databases, statement_counter
+from connectors import correlation
+from connectors.agencies import Agencies
+from connectors.resilience import current_request_id
+from db.engines import Databases
+from gateway.agencies import build_agencies, build_http_client
+from gateway.cost import start_request_cost
 from gateway.loaders import Loaders
 from gateway.results import format_error, is_request_error
 from gateway.schema import build_schema
-from gateway.schema.context import Context, RequestCost
+from gateway.schema.context import Context
 from gateway.settings import Settings
 
 log = logging.getLogger("gateway")
@@ -36,6 +41,8 @@ _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
 
 class GatewayGraphQL(GraphQL[Context, None]):
     """strawberry's ASGI view, with our context, error codes and GraphQL-over-HTTP statuses."""
+
+    agencies: Agencies  # built in the app's lifespan
 
     def __init__(self, settings: Settings, databases: Databases) -> None:
         super().__init__(
@@ -49,16 +56,26 @@ class GatewayGraphQL(GraphQL[Context, None]):
     async def get_context(self, request: Any, response: Any) -> Context:
         header = request.headers.get("x-request-id", "")
         request_id = header if _REQUEST_ID.match(header) else uuid.uuid4().hex
-        cost = RequestCost()
-        # Engines add each statement they run to the counter current in this request's context.
-        statement_counter.set(cost.statements)
+        # Engines and agency calls add to the cost current in this request's context.
+        cost = start_request_cost()
+        # Agency calls carry who asked and for which case, X-Road style.
+        issue = request.headers.get("x-road-issue", "")
+        current_request_id.set(request_id)
+        correlation.current.set(
+            correlation.Correlation(
+                request_id=request_id,
+                client=self.settings.agency_client_id,
+                issue=issue if _REQUEST_ID.match(issue) else None,
+            )
+        )
         response.headers["x-request-id"] = request_id
         context = Context(
             request=request,
             response=response,
             settings=self.settings,
             databases=self.databases,
-            loaders=Loaders(self.databases),
+            loaders=Loaders(self.databases, self.agencies),
+            agencies=self.agencies,
             request_id=request_id,
             cost=cost,
             report_cost=self.settings.development
@@ -159,6 +176,8 @@ def create_app(settings: Settings | None = None) -> Starlette:
 
     @contextlib.asynccontextmanager
     async def lifespan(_app: Starlette) -> AsyncIterator[None]:
+        http = build_http_client(settings)
+        graphql.agencies = build_agencies(settings, http)
         # Long-lived objects are built once; freezing them keeps the collector off them,
         # which cuts the p99 pauses it would otherwise cause.
         gc.collect()
@@ -166,6 +185,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
         try:
             yield
         finally:
+            await http.aclose()
             await databases.dispose()
 
     async def healthz(_request: Request) -> Response:

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections import defaultdict
-from collections.abc import Callable, Hashable, Sequence
+from collections.abc import Awaitable, Callable, Hashable, Sequence
 from functools import cached_property
 from typing import Any
 
@@ -11,6 +12,8 @@ from aiodataloader import DataLoader
 from sqlalchemy import ColumnElement, Row, Select, bindparam, select, tuple_
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from connectors.agencies import Agencies
+from connectors.soap.land_registry import Deed, LandRegistry, Plate
 from db.engines import Databases
 from db.planning import (
     Building,
@@ -23,6 +26,7 @@ from db.planning import (
     Region,
     Violation,
 )
+from db.revenue import Assessment, Payment
 from gateway import dues
 
 # Well above any page size; only a pathological fan-out would split a batch.
@@ -90,6 +94,8 @@ class DuesByRenewalCode(DataLoader[str, dues.Dues]):
         return dues.group_by_renewal_code(rows, keys)
 
 
+_payments = Payment.__table__
+_assessments = Assessment.__table__
 _owners = Ownership.__table__
 _persons = Person.__table__
 _parcels = Parcel.__table__
@@ -150,13 +156,54 @@ CERTIFICATE_BY_ID = _by_id(Certificate)
 VIOLATION_BY_ID = _by_id(Violation)
 
 
+class AgencyLoader(DataLoader[Hashable, Any]):
+    """Batches one request's calls to an agency operation that answers one key at a time.
+
+    The calls run concurrently; one failing key fails only its own field.
+    """
+
+    def __init__(self, fetch: Callable[[Any], Awaitable[Any]]) -> None:
+        super().__init__()
+        self.fetch = fetch
+
+    async def batch_load_fn(self, keys: Sequence[Hashable]) -> list[Any]:
+        return list(await asyncio.gather(*(self.fetch(k) for k in keys), return_exceptions=True))
+
+
+class DeedsByPlate(DataLoader[Plate, Deed | None]):
+    """The land registry's batch operation: one call (or a few) for a whole page of parcels."""
+
+    def __init__(self, land_registry: LandRegistry) -> None:
+        super().__init__()
+        self.land_registry = land_registry
+
+    async def batch_load_fn(self, keys: Sequence[Plate]) -> list[Deed | None]:
+        deeds = await self.land_registry.deeds(keys)
+        return [deeds.get(plate) for plate in keys]
+
+
+PAYMENT_BY_REFERENCE = KeyedQuery(
+    select(
+        _payments.c.bank_reference,
+        _payments.c.amount,
+        _payments.c.paid_at,
+        _assessments.c.renewal_code,
+        _assessments.c.kind,
+        _assessments.c.period,
+    ).join_from(_payments, _assessments, _payments.c.assessment_id == _assessments.c.id),
+    _payments.c.bank_reference,
+    many=False,
+)
+
+
 class Loaders:
     """Built fresh for every request (aiodataloader binds the running loop on creation);
     each loader is created on first use, so a query pays only for what it touches."""
 
-    def __init__(self, databases: Databases) -> None:
+    def __init__(self, databases: Databases, agencies: Agencies) -> None:
         self.planning = databases.planning
         self.revenue = databases.revenue
+        self.agencies = agencies
 
     @cached_property
     def parcel_by_id(self) -> RowsByKey:
@@ -229,3 +276,23 @@ class Loaders:
     @cached_property
     def dues_by_renewal_code(self) -> DuesByRenewalCode:
         return DuesByRenewalCode(self.revenue)
+
+    @cached_property
+    def payment_by_reference(self) -> RowsByKey:
+        return RowsByKey(self.revenue, PAYMENT_BY_REFERENCE)
+
+    @cached_property
+    def deed_by_plate(self) -> DeedsByPlate:
+        return DeedsByPlate(self.agencies.land_registry)
+
+    @cached_property
+    def civil_record(self) -> AgencyLoader:
+        return AgencyLoader(self.agencies.civil_registry.person)
+
+    @cached_property
+    def postal_address(self) -> AgencyLoader:
+        return AgencyLoader(self.agencies.postal.address)
+
+    @cached_property
+    def bank_payment(self) -> AgencyLoader:
+        return AgencyLoader(self.agencies.bank.verify_payment)

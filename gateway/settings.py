@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -16,6 +17,18 @@ from pydantic_settings import (
 )
 
 DATABASES = ("planning", "revenue", "gateway")
+
+AGENCIES = ("land_registry", "civil_registry", "bank", "postal")
+
+
+@dataclass(frozen=True)
+class AgencySettings:
+    """Where one outside agency is. Credentials only ever come from configuration."""
+
+    url: str
+    username: str | None
+    password: SecretStr | None
+    timeout_s: float | None  # None: the agency's default policy
 
 
 class Settings(BaseSettings):
@@ -41,6 +54,27 @@ class Settings(BaseSettings):
 
     # Seeding on first run (development convenience; production seeds nothing).
     seed_parcels: int = Field(default=2000, ge=0)
+
+    # Outside agencies. The default URLs are the simulated agencies that `make run` starts.
+    land_registry_url: str = "http://127.0.0.1:8101"
+    land_registry_username: str | None = None
+    land_registry_password: SecretStr | None = None
+    land_registry_timeout_s: float | None = Field(default=None, gt=0)
+    civil_registry_url: str = "http://127.0.0.1:8102"
+    civil_registry_username: str | None = None
+    civil_registry_password: SecretStr | None = None
+    civil_registry_timeout_s: float | None = Field(default=None, gt=0)
+    bank_url: str = "http://127.0.0.1:8103"
+    bank_username: str | None = None
+    bank_password: SecretStr | None = None
+    bank_timeout_s: float | None = Field(default=None, gt=0)
+    postal_url: str = "http://127.0.0.1:8104"
+    postal_timeout_s: float | None = Field(default=None, gt=0)
+    agency_max_response_bytes: int = Field(default=5_000_000, ge=1024)
+    # How long a failing agency's breaker stays open before a probe (None: its default).
+    agency_breaker_reset_s: float | None = Field(default=None, ge=0)
+    # How this gateway names itself to agencies (X-Road "client").
+    agency_client_id: str = "municipality-gateway"
 
     # Hardening limits, enforced before anything runs.
     max_query_depth: int = Field(default=12, ge=1)
@@ -73,6 +107,16 @@ class Settings(BaseSettings):
         if url:
             return url
         return f"sqlite+aiosqlite:///{(self.data_dir / f'{name}.sqlite3').resolve()}"
+
+    def agency(self, name: str) -> AgencySettings:
+        if name not in AGENCIES:
+            raise KeyError(name)
+        return AgencySettings(
+            url=getattr(self, f"{name}_url"),
+            username=getattr(self, f"{name}_username", None),
+            password=getattr(self, f"{name}_password", None),
+            timeout_s=getattr(self, f"{name}_timeout_s"),
+        )
 
     @cached_property
     def database_urls(self) -> dict[str, str]:

@@ -20,6 +20,9 @@ from db import demo, migrate
 from db.engines import Databases
 from gateway.app import create_app
 from gateway.settings import DATABASES, Settings
+from sandbox.run import Agencies as SandboxAgencies
+from sandbox.run import run_agencies
+from sandbox.wsse import Credentials
 
 SERVER_URLS = {
     "postgres": os.environ.get("GATEWAY_TEST_POSTGRES_URL"),
@@ -105,18 +108,46 @@ async def backend(
         await server.drop_all()
 
 
-def settings_for(backend: Backend, **overrides: Any) -> Settings:
+# Distinctive secrets, so a scan can prove they never leak into responses or logs.
+AGENCY_SECRETS = {
+    "land_registry": Credentials("gw-test-land", "land-secret-7f3a9c"),
+    "civil_registry": Credentials("gw-test-civil", "civil-secret-2b8e41"),
+    "bank": Credentials("gw-test-bank", "bank-secret-c94d07"),
+}
+
+
+def settings_for(
+    backend: Backend, agencies: SandboxAgencies | None = None, **overrides: Any
+) -> Settings:
+    agency_settings: dict[str, Any] = {}
+    if agencies is not None:
+        for name in ("land_registry", "civil_registry", "bank", "postal"):
+            agency_settings[f"{name}_url"] = agencies.url(name)
+        for name, credentials in AGENCY_SECRETS.items():
+            agency_settings[f"{name}_username"] = credentials.username
+            agency_settings[f"{name}_password"] = credentials.password
     return Settings(
         planning_database_url=backend.urls["planning"],
         revenue_database_url=backend.urls["revenue"],
         gateway_database_url=backend.urls["gateway"],
-        **overrides,
+        **{**agency_settings, **overrides},
     )
 
 
 @pytest.fixture(scope="session")
-async def client(backend: Backend) -> AsyncIterator[httpx.AsyncClient]:
-    app = create_app(settings_for(backend))
+async def sandbox(backend: Backend) -> AsyncIterator[SandboxAgencies]:
+    """The simulated agencies, on loopback, answering from this backend's demo data."""
+    async with run_agencies(
+        planning_url=backend.urls["planning"],
+        revenue_url=backend.urls["revenue"],
+        credentials=AGENCY_SECRETS,
+    ) as agencies:
+        yield agencies
+
+
+@pytest.fixture(scope="session")
+async def client(backend: Backend, sandbox: SandboxAgencies) -> AsyncIterator[httpx.AsyncClient]:
+    app = create_app(settings_for(backend, sandbox))
     async with (
         app.router.lifespan_context(app),
         httpx.AsyncClient(

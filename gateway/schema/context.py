@@ -2,30 +2,17 @@
 
 from __future__ import annotations
 
-import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import strawberry
 from starlette.requests import Request
 from starlette.responses import Response
 
-from db.engines import Databases, StatementCounter
+from connectors.agencies import Agencies
+from db.engines import Databases
+from gateway.cost import RequestCost
 from gateway.loaders import Loaders
 from gateway.settings import Settings
-
-
-@dataclass
-class RequestCost:
-    statements: StatementCounter = field(default_factory=StatementCounter)
-    agency_calls: int = 0
-    started: float = field(default_factory=time.perf_counter)
-
-    def as_extension(self) -> dict[str, float | int]:
-        return {
-            "sqlStatements": self.statements.count,
-            "agencyCalls": self.agency_calls,
-            "durationMs": round((time.perf_counter() - self.started) * 1000, 2),
-        }
 
 
 @dataclass
@@ -35,6 +22,7 @@ class Context:
     settings: Settings
     databases: Databases
     loaders: Loaders
+    agencies: Agencies
     request_id: str
     cost: RequestCost
     report_cost: bool

@@ -13,6 +13,8 @@ import strawberry
 from sqlalchemy import Row
 from strawberry import Private
 
+from connectors.soap.land_registry import Plate
+from gateway.schema.agencies import CivilRecord, Deed, PostalAddress
 from gateway.schema.context import Info
 from gateway.schema.node import Node
 from gateway.schema.prefetch import selected_names
@@ -125,6 +127,11 @@ class Person(Node):
             full_name=f"{row.first_name} {row.last_name}",
             birth_date=calendar_date(row.birth_date),
         )
+
+    @strawberry.field(description="The civil registry's record of this person (ثبت احوال).")
+    async def civil_record(self, info: Info) -> CivilRecord | None:
+        answer = await info.context.loaders.civil_record.load(self.national_code)
+        return None if answer is None else CivilRecord.from_answer(answer)
 
     @strawberry.field(description="Parcels this person owns a share of.")
     async def parcels(self, info: Info) -> list[Parcel]:
@@ -330,6 +337,19 @@ class Parcel(Node):
     @strawberry.field(description="Municipal dues, from the revenue department's database.")
     def dues(self, info: Info) -> Dues:
         return self._relation(info, "dues")  # type: ignore[no-any-return]
+
+    @strawberry.field(
+        description="The land registry's deed for this parcel's plate; null if it has none."
+    )
+    async def deed(self, info: Info) -> Deed | None:
+        plate = Plate(self.registry_section, self.main_plate, self.sub_plate)
+        answer = await info.context.loaders.deed_by_plate.load(plate)
+        return None if answer is None else Deed.from_answer(answer)
+
+    @strawberry.field(description="The postal company's record of this parcel's postal code.")
+    async def postal_address(self, info: Info) -> PostalAddress | None:
+        answer = await info.context.loaders.postal_address.load(self.postal_code)
+        return None if answer is None else PostalAddress.from_answer(answer)
 
 
 def _rows(convert: Callable[[Row[Any]], Any]) -> Callable[[list[Row[Any]]], list[Any]]:

@@ -12,6 +12,7 @@ import strawberry
 import identifiers
 from gateway import parcels
 from gateway.errors import BadUserInput, QueryTooComplex
+from gateway.schema.agencies import AgencyStatus
 from gateway.schema.context import Info
 from gateway.schema.node import Node, from_global_id
 from gateway.schema.planning import (
@@ -27,7 +28,8 @@ from gateway.schema.planning import (
     prefetch_parcels,
 )
 from gateway.schema.prefetch import selected_names
-from gateway.schema.scalars import NationalCode, RegistryPlate, RenewalCode
+from gateway.schema.revenue import DueKind, PaymentCheck, RecordedPayment
+from gateway.schema.scalars import Money, NationalCode, RegistryPlate, RenewalCode
 
 CURSOR_PREFIX = "parcel:"
 
@@ -188,6 +190,29 @@ class Query:
     async def person(self, info: Info, national_code: NationalCode) -> Person | None:
         row = await info.context.loaders.person_by_national_code.load(national_code)
         return None if row is None else Person.from_row(row)
+
+    @strawberry.field(
+        description="A dues payment by its bank reference: revenue's record and the bank's."
+    )
+    async def verify_payment(self, info: Info, reference: str) -> PaymentCheck:
+        reference = identifiers.normalize_digits(reference)
+        if not reference.isdigit() or len(reference) > 40:
+            raise BadUserInput("A bank reference is up to 40 digits.", field="reference")
+        row = await info.context.loaders.payment_by_reference.load(reference)
+        recorded = None
+        if row is not None:
+            recorded = RecordedPayment(
+                renewal_code=RenewalCode(row.renewal_code),
+                kind=DueKind(row.kind),
+                period=row.period,
+                amount=Money(int(row.amount)),
+                paid_at=row.paid_at,
+            )
+        return PaymentCheck(reference=reference, recorded=recorded)
+
+    @strawberry.field(description="Each outside agency's health: breaker state, latency, errors.")
+    def agencies(self, info: Info) -> list[AgencyStatus]:
+        return [AgencyStatus.from_stats(stats) for stats in info.context.agencies.stats()]
 
     @strawberry.field(description="Any object by its global id; null when it does not exist.")
     async def node(self, info: Info, id: strawberry.ID) -> Node | None:

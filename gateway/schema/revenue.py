@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from enum import Enum
 from typing import Self
 
 import strawberry
 
 from gateway import dues
-from gateway.schema.scalars import CalendarDate, Money, calendar_date
+from gateway.schema.agencies import BankPayment
+from gateway.schema.context import Info
+from gateway.schema.scalars import CalendarDate, Money, RenewalCode, calendar_date
 
 
 @strawberry.enum(
@@ -62,4 +65,36 @@ class Dues:
             outstanding=Money(outstanding),
             settled=outstanding == 0,
             items=[DueItem.from_domain(item) for item in parcel_dues.items],
+        )
+
+
+@strawberry.type(description="A payment as the revenue department recorded it.")
+class RecordedPayment:
+    renewal_code: RenewalCode
+    kind: DueKind
+    period: int
+    amount: Money
+    paid_at: dt.datetime
+
+
+@strawberry.type(description="A dues payment: revenue's record, checked against the bank's.")
+class PaymentCheck:
+    reference: str
+    recorded: RecordedPayment | None = strawberry.field(
+        description="Null when revenue has no payment with this reference."
+    )
+
+    @strawberry.field(description="The bank's answer; null when the bank does not know it.")
+    async def bank(self, info: Info) -> BankPayment | None:
+        answer = await info.context.loaders.bank_payment.load(self.reference)
+        return None if answer is None else BankPayment.from_answer(answer)
+
+    @strawberry.field(description="True when the bank settled exactly the amount revenue recorded.")
+    async def consistent(self, info: Info) -> bool:
+        answer = await info.context.loaders.bank_payment.load(self.reference)
+        return (
+            answer is not None
+            and self.recorded is not None
+            and answer.status == "SETTLED"
+            and answer.amount == self.recorded.amount
         )

@@ -1,0 +1,213 @@
+"""Types the outside agencies answer with: deeds, civil records, addresses, payments, health.
+
+A field that needs an agency is nullable: when the agency is down, slow or refuses,
+only that field is null and its error names the agency (extensions.agency).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from decimal import Decimal
+from enum import Enum
+from typing import Self
+
+import strawberry
+
+from connectors.postal import PostalAddress as PostalAnswer
+from connectors.resilience import AgencyStats
+from connectors.soap.bank import PaymentVerification
+from connectors.soap.civil_registry import CivilRecord as CivilAnswer
+from connectors.soap.land_registry import Deed as DeedAnswer
+from gateway.schema.scalars import (
+    CalendarDate,
+    Money,
+    NationalCode,
+    PostalCode,
+    calendar_date,
+    optional_date,
+)
+
+
+@strawberry.type(description="An owner as the land registry's deed names them.")
+class DeedOwner:
+    national_code: NationalCode
+    first_name: str
+    last_name: str
+    full_name: str
+    share: Decimal = strawberry.field(description="Share in dang; six dang make the whole.")
+
+
+@strawberry.type(description="A mortgage (ترهین) registered on the property.")
+class Mortgage:
+    holder: str
+    amount: Money
+    registered_on: CalendarDate
+
+
+@strawberry.type(description="A seizure (بازداشت) registered on the property, and who ordered it.")
+class Seizure:
+    issuer: str
+    reference: str
+    registered_on: CalendarDate
+
+
+@strawberry.type(description="The land registry's deed (سند) for a parcel's registry plate.")
+class Deed:
+    serial: str
+    issued_on: CalendarDate
+    area: Decimal = strawberry.field(description="Square metres, as registered.")
+    owners: list[DeedOwner]
+    mortgages: list[Mortgage]
+    seizures: list[Seizure]
+    free_of_seizure: bool
+
+    @classmethod
+    def from_answer(cls, deed: DeedAnswer) -> Self:
+        return cls(
+            serial=deed.serial,
+            issued_on=calendar_date(deed.issued_on),
+            area=deed.area,
+            owners=[
+                DeedOwner(
+                    national_code=NationalCode(o.national_code),
+                    first_name=o.first_name,
+                    last_name=o.last_name,
+                    full_name=f"{o.first_name} {o.last_name}",
+                    share=o.share,
+                )
+                for o in deed.owners
+            ],
+            mortgages=[
+                Mortgage(
+                    holder=m.holder,
+                    amount=Money(m.amount),
+                    registered_on=calendar_date(m.registered_on),
+                )
+                for m in deed.mortgages
+            ],
+            seizures=[
+                Seizure(
+                    issuer=s.issuer,
+                    reference=s.reference,
+                    registered_on=calendar_date(s.registered_on),
+                )
+                for s in deed.seizures
+            ],
+            free_of_seizure=not deed.seizures,
+        )
+
+
+@strawberry.enum
+class Gender(Enum):
+    MALE = "MALE"
+    FEMALE = "FEMALE"
+
+
+@strawberry.type(description="A person as the civil registry (ثبت احوال) records them.")
+class CivilRecord:
+    national_code: NationalCode
+    first_name: str
+    last_name: str
+    father_name: str
+    birth_date: CalendarDate
+    gender: Gender
+    alive: bool
+    death_date: CalendarDate | None
+
+    @classmethod
+    def from_answer(cls, record: CivilAnswer) -> Self:
+        return cls(
+            national_code=NationalCode(record.national_code),
+            first_name=record.first_name,
+            last_name=record.last_name,
+            father_name=record.father_name,
+            birth_date=calendar_date(record.birth_date),
+            gender=Gender(record.gender),
+            alive=record.alive,
+            death_date=optional_date(record.death_date),
+        )
+
+
+@strawberry.type(description="An address as the postal company knows it.")
+class PostalAddress:
+    postal_code: PostalCode
+    province: str
+    city: str
+    region: int = strawberry.field(description="The municipality's region number.")
+    address: str
+    latitude: float
+    longitude: float
+
+    @classmethod
+    def from_answer(cls, answer: PostalAnswer) -> Self:
+        return cls(
+            postal_code=PostalCode(answer.postal_code),
+            province=answer.province,
+            city=answer.city,
+            region=answer.region,
+            address=answer.address,
+            latitude=answer.latitude,
+            longitude=answer.longitude,
+        )
+
+
+@strawberry.enum(description="What the bank says became of a payment.")
+class PaymentStatus(Enum):
+    SETTLED = "SETTLED"
+    FAILED = "FAILED"
+    REVERSED = "REVERSED"
+
+
+@strawberry.type(description="The bank's account of a payment.")
+class BankPayment:
+    reference: str
+    amount: Money
+    paid_at: dt.datetime
+    payer_national_code: NationalCode | None
+    status: PaymentStatus
+
+    @classmethod
+    def from_answer(cls, answer: PaymentVerification) -> Self:
+        return cls(
+            reference=answer.reference,
+            amount=Money(answer.amount),
+            paid_at=answer.paid_at,
+            payer_national_code=(
+                None
+                if answer.payer_national_code is None
+                else NationalCode(answer.payer_national_code)
+            ),
+            status=PaymentStatus(answer.status),
+        )
+
+
+@strawberry.enum
+class BreakerState(Enum):
+    CLOSED = "closed"
+    OPEN = "open"
+    HALF_OPEN = "half_open"
+
+
+@strawberry.type(description="How an outside agency is doing, for operators.")
+class AgencyStatus:
+    name: str
+    state: BreakerState = strawberry.field(
+        description="CLOSED: calls go through; OPEN: failing fast; HALF_OPEN: probing."
+    )
+    calls: int
+    failures: int
+    recent_latency_ms_p50: float | None
+    recent_latency_ms_p95: float | None
+    recent_error_rate: float
+
+    @classmethod
+    def from_stats(cls, stats: AgencyStats) -> Self:
+        return cls(
+            name=stats.name,
+            state=BreakerState(stats.state),
+            calls=stats.calls,
+            failures=stats.failures,
+            recent_latency_ms_p50=stats.recent_latency_ms_p50,
+            recent_latency_ms_p95=stats.recent_latency_ms_p95,
+            recent_error_rate=stats.recent_error_rate,
+        )

@@ -1,0 +1,253 @@
+"""The outside agencies in the graph, over real SOAP and REST on loopback."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import AsyncIterator
+from typing import Any
+
+import httpx
+import pytest
+from sqlalchemy import select
+
+from db.engines import Databases
+from db.revenue import Payment
+from gateway.app import create_app
+from sandbox.run import Agencies as SandboxAgencies
+from tests.conftest import AGENCY_SECRETS, Backend, GraphQLClient, settings_for
+
+PAGE_WITH_DEEDS = (
+    "{ parcels(first: 100) { edges { node { renewalCode registryPlate owners { nationalCode }"
+    " deed { serial area owners { nationalCode share } seizures { issuer } } } } } }"
+)
+
+
+@pytest.fixture
+async def chaos(sandbox: SandboxAgencies) -> AsyncIterator[Any]:
+    """Sets chaos on agencies for one test and always resets it."""
+
+    async def set_chaos(agency: str, **knobs: Any) -> None:
+        async with httpx.AsyncClient() as http:
+            (await http.put(f"{sandbox.url(agency)}/_chaos", json=knobs)).raise_for_status()
+
+    yield set_chaos
+    async with httpx.AsyncClient() as http:
+        for agency in ("land_registry", "civil_registry", "bank", "postal"):
+            await http.delete(f"{sandbox.url(agency)}/_chaos")
+
+
+@pytest.fixture
+async def fresh_gql(backend: Backend, sandbox: SandboxAgencies) -> AsyncIterator[GraphQLClient]:
+    """An app of its own: empty agency caches and breakers that reset quickly."""
+    app = create_app(settings_for(backend, sandbox, agency_breaker_reset_s=0.5))
+    async with (
+        app.router.lifespan_context(app),
+        httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as http,
+    ):
+        yield GraphQLClient(http)
+
+
+async def test_a_page_of_deeds_takes_one_batch_call_then_none(fresh_gql: Any) -> None:
+    first = await fresh_gql(PAGE_WITH_DEEDS, cost=True)
+    assert "errors" not in first, first.get("errors")
+    edges = first["data"]["parcels"]["edges"]
+    assert all(e["node"]["deed"] is not None for e in edges)
+    assert 1 <= first["extensions"]["cost"]["agencyCalls"] <= 3
+    again = await fresh_gql(PAGE_WITH_DEEDS, cost=True)
+    assert again["data"] == first["data"]
+    assert again["extensions"]["cost"]["agencyCalls"] == 0
+
+
+async def test_deeds_show_the_registry_view_including_discrepancies(gql: Any) -> None:
+    edges = (await gql(PAGE_WITH_DEEDS))["data"]["parcels"]["edges"]
+    nodes = [e["node"] for e in edges]
+    agreeing = [
+        n
+        for n in nodes
+        if sorted(o["nationalCode"] for o in n["owners"])
+        == sorted(o["nationalCode"] for o in n["deed"]["owners"])
+    ]
+    assert len(agreeing) > 80  # most deeds agree with planning
+    assert len(agreeing) < len(nodes)  # and some name a different owner, on purpose
+    assert any(n["deed"]["seizures"] for n in nodes)
+    for n in nodes:
+        shares = sum(float(o["share"]) for o in n["deed"]["owners"])
+        assert abs(shares - 6) < 1e-6
+
+
+async def test_civil_record_and_postal_address(gql: Any) -> None:
+    body = await gql(
+        '{ person(nationalCode: "۰۰۸۴۵۷۵۹۴۸") { firstName lastName nationalCode'
+        "   civilRecord { nationalCode firstName lastName alive birthDate { iso jalali } } }"
+        "  parcels(first: 5) { edges { node { postalCode region { number }"
+        "   postalAddress { postalCode region city latitude longitude } } } } }"
+    )
+    assert "errors" not in body, body.get("errors")
+    person = body["data"]["person"]
+    record = person["civilRecord"]
+    assert record["nationalCode"] == person["nationalCode"]
+    assert (record["firstName"], record["lastName"]) == (person["firstName"], person["lastName"])
+    assert record["alive"] is True
+    for edge in body["data"]["parcels"]["edges"]:
+        node = edge["node"]
+        assert node["postalAddress"]["postalCode"] == node["postalCode"]
+        assert node["postalAddress"]["region"] == node["region"]["number"]
+
+
+async def _payment_references(backend: Backend) -> tuple[str, str]:
+    """A payment the bank settled, and one it never saw (sandbox rule: id % 19 == 7)."""
+    databases = Databases({"revenue": backend.urls["revenue"]})
+    try:
+        async with databases.revenue.connect() as connection:
+            rows = (
+                await connection.execute(
+                    select(Payment.id, Payment.bank_reference).order_by(Payment.id).limit(200)
+                )
+            ).all()
+    finally:
+        await databases.dispose()
+    settled = next(
+        r.bank_reference for r in rows if r.id % 19 != 7 and r.id % 17 != 5 and r.id % 41 != 13
+    )
+    never = next(r.bank_reference for r in rows if r.id % 19 == 7)
+    return settled, never
+
+
+async def test_verify_payment_against_the_bank(gql: Any, backend: Backend) -> None:
+    settled, never = await _payment_references(backend)
+    query = (
+        "query($r: String!) { verifyPayment(reference: $r) { reference consistent"
+        " recorded { renewalCode amount kind period } bank { status amount } } }"
+    )
+    good = (await gql(query, {"r": settled}))["data"]["verifyPayment"]
+    assert good["consistent"] is True
+    assert good["bank"]["amount"] == good["recorded"]["amount"]
+    assert good["bank"]["status"] == "SETTLED"
+    missing = await gql(query, {"r": never})
+    check = missing["data"]["verifyPayment"]
+    assert check["recorded"] is not None
+    assert check["consistent"] is False
+    unknown = await gql(query, {"r": "999999999999"})
+    assert unknown["data"]["verifyPayment"]["recorded"] is None
+    bad = await gql(query, {"r": "12ab"})
+    assert bad["errors"][0]["extensions"] == {"code": "BAD_USER_INPUT", "field": "reference"}
+
+
+async def test_three_slow_agencies_are_called_concurrently(fresh_gql: Any, chaos: Any) -> None:
+    for agency in ("land_registry", "civil_registry", "postal"):
+        await chaos(agency, latency_ms=300)
+    query = (
+        '{ parcel(renewalCode: "1-1-1-1") { id } '
+        " parcels(first: 1) { edges { node { deed { serial } postalAddress { city } } } }"
+        ' person(nationalCode: "0084575948") { civilRecord { alive } } }'
+    )
+    started = time.perf_counter()
+    body = await fresh_gql(query, cost=True)
+    elapsed = time.perf_counter() - started
+    assert "errors" not in body, body.get("errors")
+    assert body["extensions"]["cost"]["agencyCalls"] == 3
+    assert 0.3 <= elapsed < 0.4, elapsed
+
+
+async def test_a_down_agency_nulls_only_its_fields_and_recovers(fresh_gql: Any, chaos: Any) -> None:
+    await chaos("land_registry", down=True)
+    query = "{ parcels(first: 3) { edges { node { renewalCode deed { serial } } } } }"
+    body = await fresh_gql(query)
+    nodes = [e["node"] for e in body["data"]["parcels"]["edges"]]
+    assert all(n["renewalCode"] and n["deed"] is None for n in nodes)
+    codes = {(e["extensions"]["code"], e["extensions"]["agency"]) for e in body["errors"]}
+    assert codes == {("AGENCY_UNAVAILABLE", "land_registry")}
+    assert all(e["path"][-1] == "deed" for e in body["errors"])
+    # Repeated failures open the breaker: later requests fail fast.
+    for _ in range(6):
+        await fresh_gql(query)
+    status = await fresh_gql("{ agencies { name state } }")
+    states = {a["name"]: a["state"] for a in status["data"]["agencies"]}
+    assert states["land_registry"] == "OPEN"
+    assert states["bank"] == "CLOSED"
+    started = time.perf_counter()
+    fast = await fresh_gql(query)
+    assert time.perf_counter() - started < 0.2
+    assert fast["errors"][0]["extensions"]["code"] == "AGENCY_UNAVAILABLE"
+    # Once the agency is back and the breaker's reset has passed, fields return by themselves.
+    await chaos("land_registry", down=False)
+    deadline = time.monotonic() + 5
+    while True:
+        body = await fresh_gql(query)
+        if "errors" not in body:
+            break
+        assert time.monotonic() < deadline, body["errors"]
+        await asyncio.sleep(0.2)
+    assert all(e["node"]["deed"] for e in body["data"]["parcels"]["edges"])
+
+
+async def test_a_slow_agency_times_out_cleanly(
+    backend: Backend, sandbox: SandboxAgencies, chaos: Any
+) -> None:
+    app = create_app(settings_for(backend, sandbox, postal_timeout_s=0.2))
+    await chaos("postal", latency_ms=2000)
+    async with (
+        app.router.lifespan_context(app),
+        httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as http,
+    ):
+        started = time.perf_counter()
+        body = (
+            await http.post(
+                "/graphql",
+                json={
+                    "query": "{ parcels(first: 2) { edges { node { renewalCode"
+                    " postalAddress { city } } } } }"
+                },
+            )
+        ).json()
+        elapsed = time.perf_counter() - started
+    assert elapsed < 1.0  # three attempts at most fit in the deadline of 3 × 0.2 s
+    assert body["data"]["parcels"]["edges"][0]["node"]["renewalCode"]
+    assert {e["extensions"]["code"] for e in body["errors"]} == {"AGENCY_TIMEOUT"}
+    assert {e["extensions"]["agency"] for e in body["errors"]} == {"postal"}
+
+
+async def test_agency_credentials_never_leak(
+    fresh_gql: Any, chaos: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    texts = []
+    texts.append(str(await fresh_gql(PAGE_WITH_DEEDS)))
+    await chaos("land_registry", error_rate=1.0)
+    await chaos("civil_registry", down=True)
+    texts.append(
+        str(
+            await fresh_gql(
+                '{ person(nationalCode: "0084575948") { civilRecord { alive } parcels'
+                " { deed { serial } } } agencies { name state } }"
+            )
+        )
+    )
+    everything = "\n".join([*texts, caplog.text])
+    assert "AGENCY_" in everything  # the failures were reported
+    for credentials in AGENCY_SECRETS.values():
+        assert credentials.password not in everything
+
+
+async def test_agencies_query_lists_every_agency(gql: Any) -> None:
+    body = await gql("{ agencies { name state calls failures recentErrorRate } }")
+    names = [a["name"] for a in body["data"]["agencies"]]
+    assert names == ["land_registry", "civil_registry", "bank", "postal"]
+
+
+async def test_correlation_reaches_the_agency(fresh_gql: Any, sandbox: SandboxAgencies) -> None:
+    async with httpx.AsyncClient() as http:
+        await http.delete(f"{sandbox.url('postal')}/_calls")
+    await fresh_gql(
+        "{ parcels(first: 1, after: null) { edges { node { postalAddress { city } } } } }",
+        headers={"X-Request-Id": "corr-test-42", "X-Road-Issue": "inquiry-1403-77"},
+    )
+    async with httpx.AsyncClient() as http:
+        calls = (await http.get(f"{sandbox.url('postal')}/_calls")).json()["calls"]
+    assert calls, "the postal service saw no call"
+    text = str(calls).lower()
+    assert "corr-test-42" in text
+    assert "inquiry-1403-77" in text
+    assert "municipality-gateway" in text
