@@ -1,0 +1,101 @@
+"""Who is calling: the kinds of principal, their scopes, and the policy that grants them.
+
+Policy lives here, apart from transport (gateway/auth.py finds the principal) and from the
+schema (permission classes on fields ask for scopes).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import Enum
+
+
+class PrincipalKind(Enum):
+    NOTARY = "notary"  # دفتر اسناد رسمی
+    BANK = "bank"
+    COUNTER = "counter"  # دفتر پیشخوان دولت
+    DEPARTMENT = "department"  # an internal department: planning, revenue, 137, inspection…
+    OPERATOR = "operator"  # runs the gateway
+    PUBLIC = "public"  # anonymous
+
+    @property
+    def partner(self) -> bool:
+        return self in PARTNER_KINDS
+
+    @property
+    def internal(self) -> bool:
+        return self in (PrincipalKind.DEPARTMENT, PrincipalKind.OPERATOR)
+
+
+PARTNER_KINDS = frozenset({PrincipalKind.NOTARY, PrincipalKind.BANK, PrincipalKind.COUNTER})
+
+DEPARTMENTS = ("planning", "revenue", "contact137", "inspection", "urban_services", "transport")
+
+
+class Scope:
+    """What a principal may read or do; fields and operations name the scope they need."""
+
+    PARCELS_READ = "parcels:read"  # parcels, buildings, permits, certificates, violations
+    DUES_READ = "dues:read"  # a parcel's dues
+    PERSONAL_READ = "personal:read"  # national IDs, names, shares, deeds, civil records
+    PAYMENTS_VERIFY = "payments:verify"
+    AGENCIES_READ = "agencies:read"  # agency health, for operators
+    AUDIT_READ = "audit:read"  # the whole audit trail (inspection, operators)
+    KEYS_READ = "keys:read"  # one's own API keys
+
+
+_PARTNER = frozenset({Scope.PARCELS_READ, Scope.DUES_READ, Scope.KEYS_READ})
+
+SCOPES_BY_KIND: dict[PrincipalKind, frozenset[str]] = {
+    # A notary checks owners, shares and the deed before a transfer.
+    PrincipalKind.NOTARY: _PARTNER | {Scope.PERSONAL_READ},
+    # A bank checks the property behind a mortgage and the payments made through it.
+    PrincipalKind.BANK: _PARTNER | {Scope.PERSONAL_READ, Scope.PAYMENTS_VERIFY},
+    # A counter serves the public: parcel facts and dues, no personal data.
+    PrincipalKind.COUNTER: _PARTNER,
+    PrincipalKind.DEPARTMENT: _PARTNER | {Scope.PERSONAL_READ, Scope.PAYMENTS_VERIFY},
+    PrincipalKind.OPERATOR: _PARTNER
+    | {Scope.PERSONAL_READ, Scope.PAYMENTS_VERIFY, Scope.AGENCIES_READ, Scope.AUDIT_READ},
+    PrincipalKind.PUBLIC: frozenset({Scope.PARCELS_READ}),
+}
+
+# Departments with more than every department has.
+EXTRA_DEPARTMENT_SCOPES: dict[str, frozenset[str]] = {
+    "inspection": frozenset({Scope.AUDIT_READ}),
+}
+
+
+@dataclass(frozen=True)
+class Principal:
+    """An authenticated caller. `id` is stable across its keys (or its JWT subject)."""
+
+    kind: PrincipalKind
+    id: str
+    name: str
+    department: str | None = None
+    scopes: frozenset[str] = field(default_factory=frozenset)
+
+    def has(self, scope: str) -> bool:
+        return scope in self.scopes
+
+    @property
+    def label(self) -> str:
+        """How logs and agencies name this caller (never a secret)."""
+        if self.kind is PrincipalKind.DEPARTMENT:
+            return f"department:{self.department}:{self.id}"
+        return f"{self.kind.value}:{self.id}"
+
+
+def scopes_for(kind: PrincipalKind, department: str | None = None) -> frozenset[str]:
+    scopes = SCOPES_BY_KIND[kind]
+    if kind is PrincipalKind.DEPARTMENT and department is not None:
+        scopes |= EXTRA_DEPARTMENT_SCOPES.get(department, frozenset())
+    return scopes
+
+
+ANONYMOUS = Principal(
+    kind=PrincipalKind.PUBLIC,
+    id="anonymous",
+    name="the public",
+    scopes=scopes_for(PrincipalKind.PUBLIC),
+)
