@@ -28,6 +28,7 @@ from db.engines import Databases
 from gateway.agencies import build_agencies, build_http_client
 from gateway.cost import start_request_cost
 from gateway.loaders import Loaders
+from gateway.principals import ANONYMOUS, Principal
 from gateway.results import format_error, is_request_error
 from gateway.schema import build_schema
 from gateway.schema.context import Context
@@ -56,6 +57,8 @@ class GatewayGraphQL(GraphQL[Context, None]):
     async def get_context(self, request: Any, response: Any) -> Context:
         header = request.headers.get("x-request-id", "")
         request_id = header if _REQUEST_ID.match(header) else uuid.uuid4().hex
+        # Authentication ran before GraphQL (gateway/auth.py) and left the principal here.
+        principal: Principal = request.scope.get("principal", ANONYMOUS)
         # Engines and agency calls add to the cost current in this request's context.
         cost = start_request_cost()
         # Agency calls carry who asked and for which case, X-Road style.
@@ -65,6 +68,7 @@ class GatewayGraphQL(GraphQL[Context, None]):
             correlation.Correlation(
                 request_id=request_id,
                 client=self.settings.agency_client_id,
+                user_id=principal.label,
                 issue=issue if _REQUEST_ID.match(issue) else None,
             )
         )
@@ -76,6 +80,7 @@ class GatewayGraphQL(GraphQL[Context, None]):
             databases=self.databases,
             loaders=Loaders(self.databases, self.agencies),
             agencies=self.agencies,
+            principal=principal,
             request_id=request_id,
             cost=cost,
             report_cost=self.settings.development

@@ -12,6 +12,7 @@ from connectors.agencies import Agencies
 from db.engines import Databases
 from gateway.cost import RequestCost
 from gateway.loaders import Loaders
+from gateway.principals import Principal
 from gateway.settings import Settings
 
 
@@ -23,6 +24,7 @@ class Context:
     databases: Databases
     loaders: Loaders
     agencies: Agencies
+    principal: Principal
     request_id: str
     cost: RequestCost
     report_cost: bool
