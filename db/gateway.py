@@ -6,6 +6,7 @@ from __future__ import annotations
 import datetime as dt
 
 from sqlalchemy import DateTime, ForeignKey, Integer, String, Text, UniqueConstraint
+from sqlalchemy.dialects import mysql
 from sqlalchemy.orm import Mapped, mapped_column
 
 from db.base import GatewayBase
@@ -45,7 +46,10 @@ class AuditRecord(GatewayBase):
     __tablename__ = "audit_records"
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    recorded_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=False))
+    # Microseconds are hashed: MariaDB's DATETIME must keep them (fsp=6).
+    recorded_at: Mapped[dt.datetime] = mapped_column(
+        DateTime(timezone=False).with_variant(mysql.DATETIME(fsp=6), "mysql", "mariadb")
+    )
     request_id: Mapped[str] = mapped_column(String(64))
     principal_kind: Mapped[str] = mapped_column(String(32), index=True)
     principal_id: Mapped[str] = mapped_column(String(200), index=True)

@@ -2,14 +2,14 @@
 
 Revision ID: gateway_0002
 Revises: gateway_0001
-Create Date: 2026-11-26 16:10:12.184434
+Create Date: 2026-11-26 16:22:27.653327
 
 """
 from typing import Sequence, Union
 
 from alembic import op
 import sqlalchemy as sa
-
+from sqlalchemy.dialects import mysql
 
 # revision identifiers, used by Alembic.
 revision: str = 'gateway_0002'
@@ -30,7 +30,7 @@ def upgrade() -> None:
     )
     op.create_table('audit_records',
     sa.Column('id', sa.Integer(), nullable=False),
-    sa.Column('recorded_at', sa.DateTime(), nullable=False),
+    sa.Column('recorded_at', sa.DateTime().with_variant(mysql.DATETIME(fsp=6), 'mariadb').with_variant(mysql.DATETIME(fsp=6), 'mysql'), nullable=False),
     sa.Column('request_id', sa.String(length=64), nullable=False),
     sa.Column('principal_kind', sa.String(length=32), nullable=False),
     sa.Column('principal_id', sa.String(length=200), nullable=False),

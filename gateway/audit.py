@@ -1,0 +1,396 @@
+"""The audit trail: who read whose personal data or changed what, when and why, kept in the
+gateway's database as a hash chain so that an edited, deleted or reordered record shows."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime as dt
+import hashlib
+import json
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import asdict, dataclass, fields
+from typing import Any, Literal
+
+from sqlalchemy import ColumnElement, Row, String, and_, cast, insert, inspect, select, update
+from sqlalchemy.dialects.mysql import BINARY
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from db.engines import Databases, statement_counter
+from db.gateway import AuditHead, AuditRecord
+from gateway.errors import AuditUnavailable
+
+GENESIS = "0" * 64  # the prev_hash of the first record
+HEAD_ID = 1  # the head is a single row
+
+# Part of every hashed document, so that a later format can never collide with this one.
+_FORMAT = "audit-record/1"
+
+_records = AuditRecord.__table__
+_head = AuditHead.__table__
+
+
+@dataclass(frozen=True)
+class AuditEntry:
+    """One thing to account for: who did which operation to what, for which case."""
+
+    principal_kind: str
+    principal_id: str
+    action: Literal["read", "change"]
+    operation: str  # the field or mutation, "Person.nationalCode"
+    subject_type: str
+    subject_id: str
+    purpose: str | None  # the case (X-Road "issue") the caller named, if any
+    request_id: str
+
+
+_ENTRY_FIELDS = tuple(f.name for f in fields(AuditEntry))
+
+
+def _column_lengths() -> dict[str, int]:
+    lengths = {}
+    for name in _ENTRY_FIELDS:
+        column_type = _records.c[name].type
+        assert isinstance(column_type, String)
+        assert column_type.length is not None
+        lengths[name] = column_type.length
+    return lengths
+
+
+# A value longer than its column would be refused (PostgreSQL) or cut, breaking its hash.
+_LENGTHS = _column_lengths()
+
+
+@dataclass(frozen=True)
+class AuditRecordRow:
+    """A stored record, as the audit trail's readers see it."""
+
+    id: int
+    recorded_at: dt.datetime  # UTC, naive
+    request_id: str
+    principal_kind: str
+    principal_id: str
+    action: str
+    operation: str
+    subject_type: str
+    subject_id: str
+    purpose: str | None
+    prev_hash: str
+    hash: str
+
+
+@dataclass(frozen=True)
+class VerifyResult:
+    """`first_bad_id` names the first record that fails (for records missing at the end, the
+    first missing one); None when the trail is intact or the fault is the head's alone."""
+
+    ok: bool
+    checked: int
+    first_bad_id: int | None = None
+    reason: str | None = None
+
+
+def record_hash(prev_hash: str, id: int, recorded_at: dt.datetime, entry: AuditEntry) -> str:
+    """SHA-256 (hex) of a record and its predecessor's hash.
+
+    The document is JSON with sorted keys, no whitespace, UTF-8, and `recorded_at` as naive
+    UTC in ISO 8601 with microseconds. Changing any of this breaks every stored trail.
+    """
+    if recorded_at.tzinfo is not None:
+        raise ValueError("recorded_at must be naive UTC")
+    document = {
+        "format": _FORMAT,
+        "prev_hash": prev_hash,
+        "id": id,
+        "recorded_at": recorded_at.isoformat(timespec="microseconds"),
+        **asdict(entry),
+    }
+    canonical = json.dumps(document, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def _utc_now() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+def _naive_utc(moment: dt.datetime) -> dt.datetime:
+    """Naive datetimes are taken to be UTC already."""
+    if moment.tzinfo is None:
+        return moment
+    return moment.astimezone(dt.UTC).replace(tzinfo=None)
+
+
+def _check(entry: AuditEntry) -> None:
+    if entry.action not in ("read", "change"):
+        raise ValueError(f"audit action must be read or change, not {entry.action!r}")
+    for name, length in _LENGTHS.items():
+        value = getattr(entry, name)
+        if value is not None and len(value) > length:
+            raise ValueError(f"audit {name} is longer than {length} characters")
+
+
+def _entry_of(record: Row[Any]) -> AuditEntry:
+    return AuditEntry(**{name: getattr(record, name) for name in _ENTRY_FIELDS})
+
+
+def _row_of(record: Row[Any]) -> AuditRecordRow:
+    return AuditRecordRow(**{f.name: getattr(record, f.name) for f in fields(AuditRecordRow)})
+
+
+class AuditTrail:
+    """Appends to, verifies and searches the chain in the gateway's database."""
+
+    def __init__(
+        self,
+        databases: Databases,
+        *,
+        clock: Callable[[], dt.datetime] = _utc_now,
+        chunk_size: int = 1000,
+    ) -> None:
+        self._engine = databases.gateway
+        self._clock = clock
+        self._chunk_size = chunk_size
+        # This process's requests queue here instead of on the head row's lock.
+        self._lock = asyncio.Lock()
+        self._head_ready = False
+        self._microseconds = True
+
+    async def append(self, entries: Sequence[AuditEntry]) -> None:
+        """Appends `entries`, in order and in one transaction, after the chain's last record.
+
+        Raises ValueError for an entry that does not fit its columns (nothing is written) and
+        AuditUnavailable when the head is missing while records exist or disagrees with them.
+        """
+        if not entries:
+            return
+        for entry in entries:
+            _check(entry)
+        with _uncounted():
+            async with self._lock:
+                # Twice at most: a head deleted since we created it is created again (only
+                # an empty trail gets a new head, so this never hides a deletion).
+                for _ in range(2):
+                    if not self._head_ready:
+                        await self._create_head()
+                    if await self._append_after_head(entries):
+                        return
+                    self._head_ready = False
+        raise AuditUnavailable("the audit head disappeared twice while appending")
+
+    async def _create_head(self) -> None:
+        async with self._engine.connect() as connection:
+            if await connection.scalar(select(_head.c.id).where(_head.c.id == HEAD_ID)) is None:
+                if await connection.scalar(select(_records.c.id).limit(1)) is not None:
+                    raise AuditUnavailable("audit records exist but the head is missing")
+                try:
+                    await connection.execute(
+                        insert(AuditHead).values(id=HEAD_ID, last_id=0, last_hash=GENESIS, length=0)
+                    )
+                    await connection.commit()
+                except IntegrityError:
+                    # Another process created it first; an empty head is an empty head.
+                    await connection.rollback()
+            self._microseconds = await _keeps_microseconds(connection)
+        self._head_ready = True
+
+    async def _append_after_head(self, entries: Sequence[AuditEntry]) -> bool:
+        """False when the head row is missing."""
+        async with self._engine.connect() as connection:
+            await _begin_write(connection)
+            head = await _read_head(connection, lock=True)
+            if head is None:
+                return False
+            # Read under the lock, so that recorded_at never goes back along the chain.
+            recorded_at = _naive_utc(self._clock())
+            if not self._microseconds:
+                recorded_at = recorded_at.replace(microsecond=0)
+            last_id, last_hash = head.last_id, head.last_hash
+            rows = []
+            for entry in entries:
+                prev_hash, last_id = last_hash, last_id + 1
+                last_hash = record_hash(prev_hash, last_id, recorded_at, entry)
+                rows.append(
+                    {
+                        **asdict(entry),
+                        "id": last_id,
+                        "recorded_at": recorded_at,
+                        "prev_hash": prev_hash,
+                        "hash": last_hash,
+                    }
+                )
+            try:
+                await connection.execute(insert(AuditRecord), rows)
+            except IntegrityError as exc:
+                raise AuditUnavailable(
+                    "the audit head disagrees with the records: run `gateway audit verify`"
+                ) from exc
+            await connection.execute(
+                update(AuditHead)
+                .where(AuditHead.id == HEAD_ID)
+                .values(last_id=last_id, last_hash=last_hash, length=head.length + len(rows))
+            )
+            await connection.commit()
+        return True
+
+    async def verify(self) -> VerifyResult:
+        """Walks the chain from its first record, recomputing every hash, then checks that the
+        head names the last record and the length walked."""
+        async with self._engine.connect() as connection:
+            last_id, last_hash, checked = 0, GENESIS, 0
+            head: _Head | None = None
+            while True:
+                arrived = 0
+                while chunk := (
+                    await connection.execute(
+                        select(_records)
+                        .where(_records.c.id > last_id)
+                        .order_by(_records.c.id)
+                        .limit(self._chunk_size)
+                    )
+                ).all():
+                    for record in chunk:
+                        reason = await _fault(connection, record, last_id + 1, last_hash)
+                        if reason is not None:
+                            return VerifyResult(False, checked, record.id, reason)
+                        last_id, last_hash, checked = record.id, record.hash, checked + 1
+                    arrived += len(chunk)
+                # Records appended while we walked come with a newer head: walk on to it. A head
+                # ahead of records that were already there when we read it means deletion.
+                if head is not None and arrived == 0:
+                    break
+                head = await _read_head(connection)
+                if head is None or head.last_id <= last_id:
+                    break
+        return _against_head(head, last_id, last_hash, checked)
+
+    async def query(
+        self,
+        *,
+        principal_id: str | None = None,
+        subject_type: str | None = None,
+        subject_id: str | None = None,
+        action: str | None = None,
+        since: dt.datetime | None = None,
+        until: dt.datetime | None = None,
+        first: int = 50,
+        after_id: int = 0,
+    ) -> tuple[list[AuditRecordRow], bool]:
+        """A page of records in id order after `after_id`, and whether more follow.
+
+        `since` is inclusive, `until` exclusive; naive datetimes are UTC. Row-level rules
+        restrict a partner to its own records by passing its `principal_id`.
+        """
+        if first < 1:
+            raise ValueError("first must be at least 1")
+        mysql = self._engine.dialect.name == "mysql"
+        conditions: list[ColumnElement[bool]] = [_records.c.id > after_id]
+        for column, value in (
+            (_records.c.principal_id, principal_id),
+            (_records.c.subject_type, subject_type),
+            (_records.c.subject_id, subject_id),
+            (_records.c.action, action),
+        ):
+            if value is not None:
+                conditions.append(_exactly(column, value, mysql=mysql))
+        if since is not None:
+            conditions.append(_records.c.recorded_at >= _naive_utc(since))
+        if until is not None:
+            conditions.append(_records.c.recorded_at < _naive_utc(until))
+        statement = select(_records).where(*conditions).order_by(_records.c.id).limit(first + 1)
+        async with self._engine.connect() as connection:
+            records = (await connection.execute(statement)).all()
+        return [_row_of(record) for record in records[:first]], len(records) > first
+
+
+def _exactly(column: ColumnElement[Any], value: str, *, mysql: bool) -> ColumnElement[bool]:
+    if not mysql:
+        return column == value
+    # MariaDB's collation matches "Bank-1" to "bank-1 "; a partner must see only its own
+    # records, so the UTF-8 bytes must match too (the plain comparison still uses the index).
+    return and_(column == value, cast(column, BINARY()) == value.encode())
+
+
+@dataclass(frozen=True)
+class _Head:
+    last_id: int
+    last_hash: str
+    length: int
+
+
+async def _read_head(connection: AsyncConnection, *, lock: bool = False) -> _Head | None:
+    statement = select(_head.c.last_id, _head.c.last_hash, _head.c.length).where(
+        _head.c.id == HEAD_ID
+    )
+    if lock:
+        # Appenders of every process queue here (SQLite ignores it: _begin_write locks).
+        statement = statement.with_for_update()
+    row = (await connection.execute(statement)).one_or_none()
+    return None if row is None else _Head(*row)
+
+
+@contextlib.contextmanager
+def _uncounted() -> Iterator[None]:
+    """The trail's bookkeeping is not what a query costs (X-Gateway-Debug): its statements
+    are constant, save for the head's creation on a process's first append."""
+    token = statement_counter.set(None)
+    try:
+        yield
+    finally:
+        statement_counter.reset(token)
+
+
+async def _begin_write(connection: AsyncConnection) -> None:
+    if connection.dialect.name == "sqlite":
+        # The driver would begin at the first INSERT, after we read the head, and two writers
+        # could read the same head; IMMEDIATE takes SQLite's write lock before the read.
+        await connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+async def _keeps_microseconds(connection: AsyncConnection) -> bool:
+    """Whether recorded_at stores microseconds: MariaDB's plain DATETIME drops them, which
+    would change the hashed value, so records are then stamped to the second."""
+    if connection.dialect.name != "mysql":
+        return True
+    columns = await connection.run_sync(
+        lambda sync: inspect(sync).get_columns(AuditRecord.__tablename__)
+    )
+    (column,) = (c for c in columns if c["name"] == "recorded_at")
+    return bool(getattr(column["type"], "fsp", None))
+
+
+async def _fault(
+    connection: AsyncConnection, record: Row[Any], expected_id: int, prev_hash: str
+) -> str | None:
+    """Why `record` cannot follow a record whose hash is `prev_hash`, or None if it can."""
+    if record.id != expected_id:
+        return "deleted before this record"
+    recomputed = record_hash(record.prev_hash, record.id, record.recorded_at, _entry_of(record))
+    if record.prev_hash == prev_hash:
+        return None if recomputed == record.hash else "edited"
+    # A record whose predecessor now sits elsewhere in the chain has been moved.
+    elsewhere = await connection.scalar(
+        select(_records.c.id).where(_records.c.hash == record.prev_hash)
+    )
+    if elsewhere is not None:
+        return "out of order"
+    if recomputed == record.hash:
+        # Consistent in itself: it or the record before it was rewritten, hash and all.
+        return "does not follow the record before it"
+    return "edited"
+
+
+def _against_head(head: _Head | None, last_id: int, last_hash: str, checked: int) -> VerifyResult:
+    if head is None:
+        if checked == 0:
+            return VerifyResult(True, 0)
+        return VerifyResult(False, checked, None, "the head is missing")
+    if (head.last_id, head.last_hash, head.length) == (last_id, last_hash, checked):
+        return VerifyResult(True, checked)
+    says = f"the head says {head.length} records"
+    if head.last_id > last_id or head.length > checked:
+        return VerifyResult(False, checked, last_id + 1, f"missing at the end: {says}")
+    if head.last_id < last_id or head.length < checked:
+        return VerifyResult(False, checked, head.last_id + 1, f"not in the head: {says}")
+    # Same length, other hash: the last record was replaced, hash and all.
+    return VerifyResult(False, checked, last_id or None, "does not match the head")
