@@ -11,13 +11,14 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import orjson
+from graphql import GraphQLError
 from sqlalchemy import text
 from starlette.applications import Starlette
+from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
-from strawberry.asgi import GraphQL
 from strawberry.http import GraphQLHTTPResponse
 from strawberry.types import ExecutionResult
 
@@ -26,9 +27,14 @@ from connectors.agencies import Agencies
 from connectors.resilience import current_request_id
 from db.engines import Databases
 from gateway.agencies import build_agencies, build_http_client
+from gateway.audit import AuditEntry, AuditTrail
+from gateway.auth import AuthenticationMiddleware, Authenticator
 from gateway.cost import start_request_cost
+from gateway.errors import AuditUnavailable
+from gateway.hardening import HardenedGraphQL, SecurityHeaders, cors_options
 from gateway.loaders import Loaders
 from gateway.principals import ANONYMOUS, Principal
+from gateway.ratelimit import RateLimit, RateLimits
 from gateway.results import format_error, is_request_error
 from gateway.schema import build_schema
 from gateway.schema.context import Context
@@ -40,7 +46,7 @@ GRAPHQL_RESPONSE = "application/graphql-response+json"
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
 
 
-class GatewayGraphQL(GraphQL[Context, None]):
+class GatewayGraphQL(HardenedGraphQL):
     """strawberry's ASGI view, with our context, error codes and GraphQL-over-HTTP statuses."""
 
     agencies: Agencies  # built in the app's lifespan
@@ -53,6 +59,7 @@ class GatewayGraphQL(GraphQL[Context, None]):
         )
         self.settings = settings
         self.databases = databases
+        self.audit_trail = AuditTrail(databases)
 
     async def get_context(self, request: Any, response: Any) -> Context:
         header = request.headers.get("x-request-id", "")
@@ -63,13 +70,14 @@ class GatewayGraphQL(GraphQL[Context, None]):
         cost = start_request_cost()
         # Agency calls carry who asked and for which case, X-Road style.
         issue = request.headers.get("x-road-issue", "")
+        purpose = issue if _REQUEST_ID.match(issue) else None
         current_request_id.set(request_id)
         correlation.current.set(
             correlation.Correlation(
                 request_id=request_id,
                 client=self.settings.agency_client_id,
                 user_id=principal.label,
-                issue=issue if _REQUEST_ID.match(issue) else None,
+                issue=purpose,
             )
         )
         response.headers["x-request-id"] = request_id
@@ -78,19 +86,29 @@ class GatewayGraphQL(GraphQL[Context, None]):
             response=response,
             settings=self.settings,
             databases=self.databases,
-            loaders=Loaders(self.databases, self.agencies),
+            loaders=Loaders(self.databases, self.agencies, principal),
+            audit_trail=self.audit_trail,
             agencies=self.agencies,
             principal=principal,
             request_id=request_id,
             cost=cost,
             report_cost=self.settings.development
             and request.headers.get("x-gateway-debug", "").lower() == "cost",
+            purpose=purpose,
         )
         request.scope["gateway.context"] = context
         return context
 
     async def process_result(self, request: Any, result: ExecutionResult) -> GraphQLHTTPResponse:
         context: Context = request.scope["gateway.context"]
+        # The cost of answering, before the audit trail's own writes.
+        cost = context.cost.as_extension() if context.report_cost else None
+        if context.personal_reads and not await self._audit(context):
+            # Personal data that cannot be accounted for is not served.
+            result = ExecutionResult(
+                data=None,
+                errors=[GraphQLError("Internal error.", original_error=AuditUnavailable())],
+            )
         response: GraphQLHTTPResponse = {"data": result.data}
         # GraphQL over HTTP: the newer media type when the client asks for it, with 4xx
         # statuses for requests that never executed; plain JSON answers 200 as before.
@@ -102,11 +120,38 @@ class GatewayGraphQL(GraphQL[Context, None]):
             if graphql_response and is_request_error(result.data, result.errors):
                 context.response.status_code = 400
         extensions = dict(result.extensions or {})
-        if context.report_cost:
-            extensions["cost"] = context.cost.as_extension()
+        if cost is not None:
+            extensions["cost"] = {
+                **extensions.get("cost", {}),
+                **cost,
+                "auditRecords": len(context.personal_reads),
+            }
         if extensions:
             response["extensions"] = extensions
         return response
+
+    async def _audit(self, context: Context) -> bool:
+        """Writes this request's personal-data reads to the audit trail before answering."""
+        principal = context.principal
+        entries = [
+            AuditEntry(
+                principal_kind=principal.kind.value,
+                principal_id=principal.id,
+                action="read",
+                operation=field,
+                subject_type=subject_type,
+                subject_id=subject_id,
+                purpose=context.purpose,
+                request_id=context.request_id,
+            )
+            for (subject_type, subject_id), field in context.personal_reads.items()
+        ]
+        try:
+            await self.audit_trail.append(entries)
+        except Exception:
+            log.exception("audit trail unavailable (request %s)", context.request_id)
+            return False
+        return True
 
     def encode_json(self, data: object) -> bytes:
         return orjson.dumps(data)
@@ -221,5 +266,10 @@ def create_app(settings: Settings | None = None) -> Starlette:
     )
     app.state.settings = settings
     app.state.databases = databases
+    # The last added runs first: headers, CORS, body size, authentication, rate limits.
+    app.add_middleware(RateLimit, limits=RateLimits(settings), paths=frozenset({"/graphql"}))
+    app.add_middleware(AuthenticationMiddleware, authenticator=Authenticator(settings, databases))
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
+    app.add_middleware(CORSMiddleware, **cors_options(settings))
+    app.add_middleware(SecurityHeaders, development=settings.development)
     return app

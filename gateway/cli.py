@@ -41,6 +41,17 @@ def main() -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
 
 
+async def _demo_keys(settings: Settings) -> dict[str, str]:
+    from db.engines import Databases
+    from gateway.keys import ensure_demo_principals
+
+    databases = Databases({"gateway": settings.database_url("gateway")})
+    try:
+        return await ensure_demo_principals(databases)
+    finally:
+        await databases.dispose()
+
+
 @main.command()
 def run() -> None:
     """Migrate, seed demo data on first run (development), and serve /graphql."""
@@ -48,6 +59,11 @@ def run() -> None:
 
     settings = _settings()
     asyncio.run(_prepare(settings, seed=settings.development))
+    if settings.development:
+        # Fresh demo keys on every start: secrets are never stored, so old ones can't be shown.
+        click.echo("Demo API keys (send as 'Authorization: Bearer <key>'):")
+        for label, key in asyncio.run(_demo_keys(settings)).items():
+            click.echo(f"  {label:<28} {key}")
     click.echo(f"Gateway listening on http://{settings.host}:{settings.port}/graphql", err=False)
     sys.stdout.flush()
     uvicorn.run(
@@ -116,3 +132,15 @@ def export_schema() -> None:
     from gateway.schema import build_schema
 
     click.echo(build_schema(Settings()).as_str())
+
+
+def _register_groups() -> None:
+    from gateway.audit_cli import audit
+    from gateway.keys_cli import keys
+    from gateway.operations_cli import operations
+
+    for group in (keys, audit, operations):
+        main.add_command(group)
+
+
+_register_groups()

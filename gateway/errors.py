@@ -3,6 +3,7 @@
 GatewayError                 extensions.code
 ├── BadUserInput             BAD_USER_INPUT      (names the field or argument)
 ├── NotFound                 NOT_FOUND
+├── Forbidden                FORBIDDEN           (names the missing scope)
 ├── QueryTooComplex          QUERY_TOO_COMPLEX
 └── (anything else)          INTERNAL            (masked, with a request id for the logs)
 
@@ -19,9 +20,24 @@ from typing import Any, ClassVar
 ERROR_CODES: dict[str, str] = {
     "BAD_USER_INPUT": "An argument or variable is invalid; extensions.field names it.",
     "NOT_FOUND": "The record asked for by id does not exist.",
-    "QUERY_TOO_COMPLEX": "The operation exceeds a depth, token, alias or page-size limit.",
+    "UNAUTHENTICATED": "A credential was sent but is unknown, expired or revoked (HTTP 401).",
+    "FORBIDDEN": "The caller lacks the scope a field needs; the field is null (extensions.scope).",
+    "QUERY_TOO_COMPLEX": (
+        "The operation exceeds a limit, named by extensions.limit: depth, tokens, aliases, "
+        "rootFields, pageSize, cost (with extensions.cost and .budget), batch (HTTP 400) or "
+        "body (HTTP 413)."
+    ),
+    "PERSISTED_QUERY_NOT_FOUND": (
+        "The document is not known: a hash the gateway does not hold (send the full text "
+        "with it, if your kind of caller may), or, from a partner in production, an "
+        "operation that is not registered."
+    ),
+    "RATE_LIMITED": "Too many requests from this caller (HTTP 429); retry after Retry-After s.",
     "GRAPHQL_PARSE_FAILED": "The document is not valid GraphQL syntax.",
-    "GRAPHQL_VALIDATION_FAILED": "The document does not match the schema.",
+    "GRAPHQL_VALIDATION_FAILED": (
+        "The document does not match the schema; extensions.reason is 'introspection' when "
+        "__schema or __type is asked for by a caller who may not (production: internal only)."
+    ),
     "AGENCY_UNAVAILABLE": "An outside agency is down or answered unusably; its fields are null.",
     "AGENCY_TIMEOUT": "An outside agency did not answer in time; its fields are null.",
     "AGENCY_REJECTED": "An outside agency refused the request; its fields are null.",
@@ -46,6 +62,17 @@ class BadUserInput(GatewayError):
 
 class NotFound(GatewayError):
     code = "NOT_FOUND"
+
+
+class Forbidden(GatewayError):
+    code = "FORBIDDEN"
+
+    def __init__(self, message: str, *, scope: str) -> None:
+        super().__init__(message, scope=scope)
+
+
+class AuditUnavailable(Exception):
+    """The audit trail could not be written; personal data is then not served (INTERNAL)."""
 
 
 class QueryTooComplex(GatewayError):

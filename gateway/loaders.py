@@ -15,6 +15,9 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from connectors.agencies import Agencies
 from connectors.soap.land_registry import Deed, LandRegistry, Plate
 from db.engines import Databases
+from db.gateway import ApiKey as ApiKeyRecord
+from db.gateway import AuditRecord as AuditRecordRow
+from db.gateway import PrincipalRecord
 from db.planning import (
     Building,
     Certificate,
@@ -28,6 +31,8 @@ from db.planning import (
 )
 from db.revenue import Assessment, Payment
 from gateway import dues
+from gateway.principals import Principal
+from gateway.rows import RULES
 
 # Well above any page size; only a pathological fan-out would split a batch.
 MAX_KEYS_PER_STATEMENT = 2000
@@ -196,14 +201,32 @@ PAYMENT_BY_REFERENCE = KeyedQuery(
 )
 
 
+_keys = ApiKeyRecord.__table__
+_principals = PrincipalRecord.__table__
+_audit = AuditRecordRow.__table__
+
+API_KEYS = select(
+    _keys.c.id,
+    _keys.c.prefix,
+    _keys.c.created_at,
+    _keys.c.expires_at,
+    _keys.c.revoked_at,
+    _principals.c.kind,
+    _principals.c.name,
+    _principals.c.department,
+).join_from(_keys, _principals, _keys.c.principal_id == _principals.c.id)
+
+
 class Loaders:
     """Built fresh for every request (aiodataloader binds the running loop on creation);
     each loader is created on first use, so a query pays only for what it touches."""
 
-    def __init__(self, databases: Databases, agencies: Agencies) -> None:
+    def __init__(self, databases: Databases, agencies: Agencies, principal: Principal) -> None:
         self.planning = databases.planning
         self.revenue = databases.revenue
+        self.gateway = databases.gateway
         self.agencies = agencies
+        self.principal = principal
 
     @cached_property
     def parcel_by_id(self) -> RowsByKey:
@@ -296,3 +319,16 @@ class Loaders:
     @cached_property
     def bank_payment(self) -> AgencyLoader:
         return AgencyLoader(self.agencies.bank.verify_payment)
+
+    # Records under a row-level rule: the statement carries this principal's condition.
+    @cached_property
+    def api_key_by_id(self) -> RowsByKey:
+        condition = RULES["ApiKey"].condition(self.principal)
+        query = KeyedQuery(API_KEYS.where(condition), _keys.c.id, many=False)
+        return RowsByKey(self.gateway, query)
+
+    @cached_property
+    def audit_record_by_id(self) -> RowsByKey:
+        condition = RULES["AuditRecord"].condition(self.principal)
+        query = KeyedQuery(select(_audit).where(condition), _audit.c.id, many=False)
+        return RowsByKey(self.gateway, query)

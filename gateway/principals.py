@@ -56,7 +56,9 @@ SCOPES_BY_KIND: dict[PrincipalKind, frozenset[str]] = {
     PrincipalKind.DEPARTMENT: _PARTNER | {Scope.PERSONAL_READ, Scope.PAYMENTS_VERIFY},
     PrincipalKind.OPERATOR: _PARTNER
     | {Scope.PERSONAL_READ, Scope.PAYMENTS_VERIFY, Scope.AGENCIES_READ, Scope.AUDIT_READ},
-    PrincipalKind.PUBLIC: frozenset({Scope.PARCELS_READ}),
+    # Anyone may look up a parcel and what is owed on it (as the citizen portal does by
+    # renewal code); who owns it is personal.
+    PrincipalKind.PUBLIC: frozenset({Scope.PARCELS_READ, Scope.DUES_READ}),
 }
 
 # Departments with more than every department has.

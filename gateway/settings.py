@@ -82,6 +82,48 @@ class Settings(BaseSettings):
     max_aliases: int = Field(default=30, ge=1)
     max_page_size: int = Field(default=100, ge=1)
     max_body_bytes: int = Field(default=1_000_000, ge=1024)
+    max_root_fields: int = Field(default=10, ge=1)
+    max_batch_operations: int = Field(default=10, ge=1)  # operations in one JSON array
+    # Estimated cost (about the number of objects an operation may return) allowed per
+    # operation, by kind of caller; see gateway/validation.py for how it is estimated.
+    cost_budget_public: int = Field(default=5_000, ge=1)
+    cost_budget_partner: int = Field(default=20_000, ge=1)
+    cost_budget_internal: int = Field(default=100_000, ge=1)
+    cost_list_size: int = Field(default=10, ge=1)  # assumed length of a list without `first`
+
+    # Trusted documents: in production partners send only registered operations, which are
+    # kept in memory and reloaded on a miss at most this often. Internal callers may use
+    # automatic persisted queries, kept in an in-process LRU, or in Redis when configured.
+    registered_operations_refresh_s: float = Field(default=10, ge=0)
+    apq_cache_size: int = Field(default=1000, ge=1)
+    apq_ttl_s: int = Field(default=86_400, ge=1)
+
+    # Rate limits per caller ("<count>/<second|minute|hour|day>", see the `limits` library),
+    # in memory, or shared by every process through Redis when redis_url is set.
+    rate_limit_public: str = "60/minute"  # per client IP
+    rate_limit_partner: str = "600/minute"
+    rate_limit_internal: str = "6000/minute"
+    rate_limit_strategy: Literal["moving-window", "fixed-window", "sliding-window-counter"] = (
+        "moving-window"
+    )
+    redis_url: SecretStr | None = None  # may carry a password
+    redis_key_prefix: str = "gateway:"
+
+    # Browsers: origins allowed to call /graphql cross-origin (none by default).
+    cors_allowed_origins: list[str] = Field(default_factory=list)
+
+    # Authentication (gateway/auth.py). Verified credentials are cached in-process for up to
+    # auth_cache_s, so revoking an API key takes effect within that time (0: no cache).
+    auth_cache_s: float = Field(default=10, ge=0)
+    auth_cache_size: int = Field(default=10_000, ge=1)
+    # OAuth 2 client-credentials JWTs from one trusted issuer; unset, every JWT is refused.
+    jwt_issuer: str | None = None
+    jwt_audience: str | None = None
+    jwt_jwks_url: str | None = None
+    jwt_jwks_cache_s: float = Field(default=300, gt=0)  # how long the issuer's keys are kept
+    # A token naming an unknown key id refetches the keys, at most this often.
+    jwt_jwks_min_refresh_s: float = Field(default=30, ge=0)
+    jwt_leeway_s: float = Field(default=30, ge=0, le=300)  # clock skew allowed on exp/nbf/iat
 
     @classmethod
     def settings_customise_sources(

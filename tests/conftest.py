@@ -19,6 +19,7 @@ from sqlalchemy.ext.asyncio import create_async_engine
 from db import demo, migrate
 from db.engines import Databases
 from gateway.app import create_app
+from gateway.keys import create_key, parse_kind
 from gateway.settings import DATABASES, Settings
 from sandbox.run import Agencies as SandboxAgencies
 from sandbox.run import run_agencies
@@ -158,8 +159,30 @@ async def client(backend: Backend, sandbox: SandboxAgencies) -> AsyncIterator[ht
 
 
 class GraphQLClient:
-    def __init__(self, http: httpx.AsyncClient) -> None:
+    """POSTs GraphQL as one principal: `key` is its API key, None for the public."""
+
+    def __init__(self, http: httpx.AsyncClient, key: str | None = None) -> None:
         self.http = http
+        self.key = key
+
+    def as_key(self, key: str | None) -> GraphQLClient:
+        return GraphQLClient(self.http, key)
+
+    async def post(
+        self,
+        query: str,
+        variables: dict[str, Any] | None = None,
+        *,
+        cost: bool = False,
+        headers: dict[str, str] | None = None,
+    ) -> httpx.Response:
+        all_headers = {"X-Gateway-Debug": "cost"} if cost else {}
+        if self.key is not None:
+            all_headers["Authorization"] = f"Bearer {self.key}"
+        all_headers.update(headers or {})
+        return await self.http.post(
+            "/graphql", json={"query": query, "variables": variables or {}}, headers=all_headers
+        )
 
     async def __call__(
         self,
@@ -169,16 +192,41 @@ class GraphQLClient:
         cost: bool = False,
         headers: dict[str, str] | None = None,
     ) -> dict[str, Any]:
-        all_headers = {"X-Gateway-Debug": "cost"} if cost else {}
-        all_headers.update(headers or {})
-        response = await self.http.post(
-            "/graphql", json={"query": query, "variables": variables or {}}, headers=all_headers
-        )
+        response = await self.post(query, variables, cost=cost, headers=headers)
         assert response.status_code == 200, response.text
         body: dict[str, Any] = response.json()
         return body
 
 
+# The principals the tests act as: label → (kind, name). Two notaries, to show that one
+# partner never sees another's records.
+PRINCIPALS = {
+    "operator": ("operator", "Gateway operations"),
+    "notary_a": ("notary", "Notary office 12"),
+    "notary_b": ("notary", "Notary office 31"),
+    "bank": ("bank", "Bank Melli, central branch"),
+    "counter": ("counter", "Government counter 7"),
+    "revenue": ("department:revenue", "Revenue department"),
+    "inspection": ("department:inspection", "Inspection department"),
+}
+
+
 @pytest.fixture(scope="session")
-def gql(client: httpx.AsyncClient) -> GraphQLClient:
-    return GraphQLClient(client)
+async def keys(backend: Backend) -> dict[str, str]:
+    """A real API key for each test principal, in this backend's gateway database."""
+    databases = Databases({"gateway": backend.urls["gateway"]})
+    made = {}
+    try:
+        for label, (kind, name) in PRINCIPALS.items():
+            principal_kind, department = parse_kind(kind)
+            _, key = await create_key(databases, principal_kind, name, department)
+            made[label] = key
+    finally:
+        await databases.dispose()
+    return made
+
+
+@pytest.fixture(scope="session")
+def gql(client: httpx.AsyncClient, keys: dict[str, str]) -> GraphQLClient:
+    """GraphQL as the operator, who may read everything."""
+    return GraphQLClient(client, keys["operator"])

@@ -12,7 +12,7 @@ from strawberry.schema.config import StrawberryConfig
 from gateway.schema.query import Query
 from gateway.schema.scalars import SCALARS
 from gateway.settings import Settings
-from gateway.validation import GatewayValidation, operation_limits
+from gateway.validation import CostPolicy, GatewayValidation, operation_limits
 
 
 class Schema(strawberry.Schema):
@@ -21,11 +21,32 @@ class Schema(strawberry.Schema):
 
 
 def build_schema(settings: Settings) -> strawberry.Schema:
-    limits = operation_limits(settings.max_query_depth, settings.max_aliases)
+    # Imported here: gateway.hardening needs the schema's Context, so importing it at the top
+    # would make the two packages import each other.
+    from gateway.hardening import (
+        Hardening,
+        RegisteredDocuments,
+        TrustedDocuments,
+        build_persisted_queries,
+    )
+
+    limits = operation_limits(
+        settings.max_query_depth, settings.max_aliases, settings.max_root_fields
+    )
+    trusted = TrustedDocuments(
+        RegisteredDocuments(settings.registered_operations_refresh_s),
+        build_persisted_queries(settings),
+    )
+    cost = CostPolicy(max_page_size=settings.max_page_size, list_size=settings.cost_list_size)
     return Schema(
         query=Query,
-        config=StrawberryConfig(scalar_map=SCALARS),
+        config=StrawberryConfig(
+            scalar_map=SCALARS,
+            batching_config={"max_operations": settings.max_batch_operations},
+        ),
         extensions=[
+            # First: it picks the document (trusted or persisted) before anything parses it.
+            lambda: Hardening(trusted, cost),
             # Without both caches strawberry re-parses and re-validates every request.
             lambda: ParserCache(maxsize=512),
             lambda: ValidationCache(maxsize=512),

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import strawberry
 from starlette.requests import Request
@@ -10,6 +10,7 @@ from starlette.responses import Response
 
 from connectors.agencies import Agencies
 from db.engines import Databases
+from gateway.audit import AuditTrail
 from gateway.cost import RequestCost
 from gateway.loaders import Loaders
 from gateway.principals import Principal
@@ -24,10 +25,15 @@ class Context:
     databases: Databases
     loaders: Loaders
     agencies: Agencies
+    audit_trail: AuditTrail
     principal: Principal
     request_id: str
     cost: RequestCost
     report_cost: bool
+    # The case this request serves (X-Road "issue"): an inquiry's tracking code, a file number.
+    purpose: str | None = None
+    # (subject type, subject id) → the field that served it: written to the audit trail.
+    personal_reads: dict[tuple[str, str], str] = field(default_factory=dict)
 
 
 Info = strawberry.Info[Context, None]

@@ -14,6 +14,7 @@ from sqlalchemy import Row
 from strawberry import Private
 
 from connectors.soap.land_registry import Plate
+from gateway.permissions import Scope, mask_national_code, note_personal_read, requires
 from gateway.schema.agencies import CivilRecord, Deed, PostalAddress
 from gateway.schema.context import Info
 from gateway.schema.node import Node
@@ -130,6 +131,7 @@ class Person(Node):
 
     @strawberry.field(description="The civil registry's record of this person (ثبت احوال).")
     async def civil_record(self, info: Info) -> CivilRecord | None:
+        note_personal_read(info, "Person", self.pk)
         answer = await info.context.loaders.civil_record.load(self.national_code)
         return None if answer is None else CivilRecord.from_answer(answer)
 
@@ -141,24 +143,47 @@ class Person(Node):
         return parcels
 
 
-@strawberry.type(description="An owner's share of a parcel.")
+@strawberry.type(
+    description="An owner's share of a parcel. Who owns it and how much is personal data: "
+    "it needs the personal:read scope (the national ID is masked without it)."
+)
 class Owner:
-    person: Person
-    national_code: NationalCode
-    full_name: str
-    share: Decimal = strawberry.field(description="Share in dang; six dang make the whole.")
+    record: Private[Person]
+    owned_share: Private[Decimal]
     acquired_on: CalendarDate
 
     @classmethod
     def from_row(cls, row: Row[Any]) -> Self:
-        person = Person.from_row(row, pk=row.person_id)
         return cls(
-            person=person,
-            national_code=person.national_code,
-            full_name=person.full_name,
-            share=row.share,
+            record=Person.from_row(row, pk=row.person_id),
+            owned_share=row.share,
             acquired_on=calendar_date(row.acquired_on),
         )
+
+    @strawberry.field(description="National ID; masked as 008****948 without personal:read.")
+    def national_code(self, info: Info) -> NationalCode:
+        if not info.context.principal.has(Scope.PERSONAL_READ):
+            return NationalCode(mask_national_code(self.record.national_code))
+        note_personal_read(info, "Person", self.record.pk)
+        return self.record.national_code
+
+    @strawberry.field(permission_classes=[requires(Scope.PERSONAL_READ)])
+    def person(self, info: Info) -> Person | None:
+        note_personal_read(info, "Person", self.record.pk)
+        return self.record
+
+    @strawberry.field(permission_classes=[requires(Scope.PERSONAL_READ)])
+    def full_name(self, info: Info) -> str | None:
+        note_personal_read(info, "Person", self.record.pk)
+        return self.record.full_name
+
+    @strawberry.field(
+        description="Share in dang; six dang make the whole.",
+        permission_classes=[requires(Scope.PERSONAL_READ)],
+    )
+    def share(self, info: Info) -> Decimal | None:
+        note_personal_read(info, "Person", self.record.pk)
+        return self.owned_share
 
 
 @strawberry.type
@@ -334,14 +359,20 @@ class Parcel(Node):
         value = self._relation(info, "violations")
         return value if status is None else _filtered(value, lambda v: v.status == status)  # type: ignore[no-any-return]
 
-    @strawberry.field(description="Municipal dues, from the revenue department's database.")
-    def dues(self, info: Info) -> Dues:
+    @strawberry.field(
+        description="Municipal dues, from the revenue department's database.",
+        permission_classes=[requires(Scope.DUES_READ)],
+    )
+    def dues(self, info: Info) -> Dues | None:
         return self._relation(info, "dues")  # type: ignore[no-any-return]
 
     @strawberry.field(
-        description="The land registry's deed for this parcel's plate; null if it has none."
+        description="The land registry's deed for this parcel's plate; null if it has none. "
+        "Owners, mortgages and seizures are personal data.",
+        permission_classes=[requires(Scope.PERSONAL_READ)],
     )
     async def deed(self, info: Info) -> Deed | None:
+        note_personal_read(info, "Parcel", self.pk)
         plate = Plate(self.registry_section, self.main_plate, self.sub_plate)
         answer = await info.context.loaders.deed_by_plate.load(plate)
         return None if answer is None else Deed.from_answer(answer)
@@ -369,6 +400,10 @@ PARCEL_RELATIONS: dict[str, tuple[str, str, Callable[[Any], Any]]] = {
 }
 
 
+# Relations a principal must hold a scope for; the rest need only parcels:read.
+RELATION_SCOPES = {"dues": Scope.DUES_READ}
+
+
 async def _load_relation(info: Info, parcel: Parcel, name: str) -> Any:
     loader, key, convert = PARCEL_RELATIONS[name]
     return convert(await getattr(info.context.loaders, loader).load(getattr(parcel, key)))
@@ -386,7 +421,12 @@ def _filtered(value: Any, keep: Callable[[Any], bool]) -> Any:
 
 async def prefetch_parcels(info: Info, parcels: list[Parcel], selected: set[str]) -> None:
     """Load every selected relation of these parcels at once (one statement each)."""
-    wanted = [name for name in PARCEL_RELATIONS if name in selected]
+    principal = info.context.principal
+    wanted = [
+        name
+        for name in PARCEL_RELATIONS
+        if name in selected and principal.has(RELATION_SCOPES.get(name, Scope.PARCELS_READ))
+    ]
     if not parcels or not wanted:
         return
     loaders = info.context.loaders

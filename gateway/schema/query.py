@@ -11,10 +11,14 @@ import strawberry
 
 import identifiers
 from gateway import parcels
-from gateway.errors import BadUserInput, QueryTooComplex
+from gateway.errors import BadUserInput, Forbidden, QueryTooComplex
+from gateway.permissions import Scope, note_personal_read, requires
+from gateway.schema import access
+from gateway.schema.access import ApiKey, AuditFilter, AuditRecord, AuditRecordConnection, Viewer
 from gateway.schema.agencies import AgencyStatus
 from gateway.schema.context import Info
 from gateway.schema.node import Node, from_global_id
+from gateway.schema.pages import PageInfo
 from gateway.schema.planning import (
     Building,
     Certificate,
@@ -55,14 +59,6 @@ class ParcelFilter:
 
 
 @strawberry.type
-class PageInfo:
-    has_next_page: bool
-    has_previous_page: bool
-    start_cursor: str | None
-    end_cursor: str | None
-
-
-@strawberry.type
 class ParcelEdge:
     node: Parcel
     cursor: str
@@ -95,21 +91,28 @@ def _after_id(after: str | None) -> int:
     raise BadUserInput("Not a cursor this list gave out.", field="after")
 
 
-_NODE_TYPES: dict[str, tuple[Callable[[Any], Any], str]] = {
-    "Parcel": (Parcel.from_row, "parcel_by_id"),
-    "Person": (Person.from_row, "person_by_id"),
-    "Region": (Region.from_row, "region_by_id"),
-    "District": (District.from_row, "district_by_id"),
-    "Building": (Building.from_row, "building_by_id"),
-    "Permit": (Permit.from_row, "permit_by_id"),
-    "Certificate": (Certificate.from_row, "certificate_by_id"),
-    "Violation": (Violation.from_row, "violation_by_id"),
+# type → (how to build it, its loader, the scope reading one needs: None when the type's
+# row-level rule alone decides, see gateway/rows.py)
+_NODE_TYPES: dict[str, tuple[Callable[[Any], Any], str, str | None]] = {
+    "Parcel": (Parcel.from_row, "parcel_by_id", Scope.PARCELS_READ),
+    "Person": (Person.from_row, "person_by_id", Scope.PERSONAL_READ),
+    "Region": (Region.from_row, "region_by_id", Scope.PARCELS_READ),
+    "District": (District.from_row, "district_by_id", Scope.PARCELS_READ),
+    "Building": (Building.from_row, "building_by_id", Scope.PARCELS_READ),
+    "Permit": (Permit.from_row, "permit_by_id", Scope.PARCELS_READ),
+    "Certificate": (Certificate.from_row, "certificate_by_id", Scope.PARCELS_READ),
+    "Violation": (Violation.from_row, "violation_by_id", Scope.PARCELS_READ),
+    "ApiKey": (ApiKey.from_row, "api_key_by_id", Scope.KEYS_READ),
+    "AuditRecord": (AuditRecord.from_row, "audit_record_by_id", None),
 }
 
 
 @strawberry.type
 class Query:
-    @strawberry.field(description="One parcel by exactly one of its keys; null when none matches.")
+    @strawberry.field(
+        description="One parcel by exactly one of its keys; null when none matches.",
+        permission_classes=[requires(Scope.PARCELS_READ)],
+    )
     async def parcel(
         self,
         info: Info,
@@ -150,14 +153,17 @@ class Query:
         await prefetch_parcels(info, [parcel], selected_names(info))
         return parcel
 
-    @strawberry.field(description="Parcels in id order, filtered, a page at a time.")
+    @strawberry.field(
+        description="Parcels in id order, filtered, a page at a time.",
+        permission_classes=[requires(Scope.PARCELS_READ)],
+    )
     async def parcels(
         self,
         info: Info,
         filter: ParcelFilter | None = None,
         first: int = 20,
         after: str | None = None,
-    ) -> ParcelConnection:
+    ) -> ParcelConnection | None:
         cap = info.context.settings.max_page_size
         if first < 1:
             raise BadUserInput("first must be at least 1.", field="first")
@@ -186,15 +192,22 @@ class Query:
             filter=domain_filter,
         )
 
-    @strawberry.field(description="A person by national ID; null when unknown.")
+    @strawberry.field(
+        description="A person by national ID; null when unknown.",
+        permission_classes=[requires(Scope.PERSONAL_READ)],
+    )
     async def person(self, info: Info, national_code: NationalCode) -> Person | None:
         row = await info.context.loaders.person_by_national_code.load(national_code)
-        return None if row is None else Person.from_row(row)
+        if row is None:
+            return None
+        note_personal_read(info, "Person", row.id)
+        return Person.from_row(row)
 
     @strawberry.field(
-        description="A dues payment by its bank reference: revenue's record and the bank's."
+        description="A dues payment by its bank reference: revenue's record and the bank's.",
+        permission_classes=[requires(Scope.PAYMENTS_VERIFY)],
     )
-    async def verify_payment(self, info: Info, reference: str) -> PaymentCheck:
+    async def verify_payment(self, info: Info, reference: str) -> PaymentCheck | None:
         reference = identifiers.normalize_digits(reference)
         if not reference.isdigit() or len(reference) > 40:
             raise BadUserInput("A bank reference is up to 40 digits.", field="reference")
@@ -210,15 +223,54 @@ class Query:
             )
         return PaymentCheck(reference=reference, recorded=recorded)
 
-    @strawberry.field(description="Each outside agency's health: breaker state, latency, errors.")
-    def agencies(self, info: Info) -> list[AgencyStatus]:
+    @strawberry.field(
+        description="Each outside agency's health: breaker state, latency, errors.",
+        permission_classes=[requires(Scope.AGENCIES_READ)],
+    )
+    def agencies(self, info: Info) -> list[AgencyStatus] | None:
         return [AgencyStatus.from_stats(stats) for stats in info.context.agencies.stats()]
+
+    @strawberry.field(description="Who the gateway takes the caller to be.")
+    def viewer(self, info: Info) -> Viewer:
+        principal = info.context.principal
+        return Viewer(
+            kind=principal.kind.value,
+            name=principal.name,
+            department=principal.department,
+            scopes=sorted(principal.scopes),
+        )
+
+    @strawberry.field(
+        description="The caller's own API keys.",
+        permission_classes=[requires(Scope.KEYS_READ)],
+    )
+    async def api_keys(self, info: Info) -> list[ApiKey] | None:
+        return await access.api_keys(info)
+
+    @strawberry.field(
+        description="The audit trail: the caller's own records, or all with audit:read."
+    )
+    async def audit_trail(
+        self,
+        info: Info,
+        filter: AuditFilter | None = None,
+        first: int = 20,
+        after: str | None = None,
+    ) -> AuditRecordConnection:
+        return await access.audit_trail(info, filter, first, after)
 
     @strawberry.field(description="Any object by its global id; null when it does not exist.")
     async def node(self, info: Info, id: strawberry.ID) -> Node | None:
         type_name, pk = from_global_id(id)
         if type_name not in _NODE_TYPES:
             raise BadUserInput("The id names no known type.", field="id")
-        build, loader = _NODE_TYPES[type_name]
+        build, loader, scope = _NODE_TYPES[type_name]
+        if scope is not None and not info.context.principal.has(scope):
+            raise Forbidden(f"Reading a {type_name} needs the {scope} scope.", scope=scope)
         row = await getattr(info.context.loaders, loader).load(pk)
-        return None if row is None else build(row)
+        if row is None:
+            return None
+        if type_name == "Person":
+            note_personal_read(info, "Person", pk)
+        node: Node = build(row)
+        return node

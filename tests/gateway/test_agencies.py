@@ -39,14 +39,16 @@ async def chaos(sandbox: SandboxAgencies) -> AsyncIterator[Any]:
 
 
 @pytest.fixture
-async def fresh_gql(backend: Backend, sandbox: SandboxAgencies) -> AsyncIterator[GraphQLClient]:
+async def fresh_gql(
+    backend: Backend, sandbox: SandboxAgencies, keys: dict[str, str]
+) -> AsyncIterator[GraphQLClient]:
     """An app of its own: empty agency caches and breakers that reset quickly."""
     app = create_app(settings_for(backend, sandbox, agency_breaker_reset_s=0.5))
     async with (
         app.router.lifespan_context(app),
         httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as http,
     ):
-        yield GraphQLClient(http)
+        yield GraphQLClient(http, keys["operator"])
 
 
 async def test_a_page_of_deeds_takes_one_batch_call_then_none(fresh_gql: Any) -> None:
@@ -184,7 +186,7 @@ async def test_a_down_agency_nulls_only_its_fields_and_recovers(fresh_gql: Any, 
 
 
 async def test_a_slow_agency_times_out_cleanly(
-    backend: Backend, sandbox: SandboxAgencies, chaos: Any
+    backend: Backend, sandbox: SandboxAgencies, chaos: Any, keys: dict[str, str]
 ) -> None:
     app = create_app(settings_for(backend, sandbox, postal_timeout_s=0.2))
     await chaos("postal", latency_ms=2000)

@@ -1,0 +1,465 @@
+"""What the endpoint refuses before any resolver runs, and the headers every answer carries.
+
+- Trusted documents: in production a partner sends only registered operations, as full text
+  or as `extensions.persistedQuery.sha256Hash`; internal callers may also use Apollo's
+  automatic persisted queries (APQ). Anything else is PERSISTED_QUERY_NOT_FOUND.
+- The cost estimate (gateway/validation.py) against the caller's budget: QUERY_TOO_COMPLEX.
+- Introspection and "Did you mean …?" suggestions only for internal callers in production:
+  `__schema`/`__type` are refused as GRAPHQL_VALIDATION_FAILED (reason "introspection").
+- A JSON array of more operations than the batch limit: HTTP 400, QUERY_TOO_COMPLEX.
+- Security headers on every response; CORS only for the configured origins.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import hashlib
+import logging
+import re
+import time
+from collections import OrderedDict
+from collections.abc import AsyncIterator, Callable, Iterator
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import coredis
+import coredis.exceptions
+import orjson
+from graphql import OperationDefinitionNode, parse, validate
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
+from starlette.datastructures import MutableHeaders
+from starlette.responses import JSONResponse
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from strawberry.asgi import GraphQL
+from strawberry.extensions import SchemaExtension
+
+from db.engines import Databases
+from db.gateway import RegisteredOperation
+from gateway.errors import BadUserInput, GatewayError, QueryTooComplex
+from gateway.principals import Principal
+from gateway.schema.context import Context
+from gateway.settings import Settings
+from gateway.validation import CostPolicy, HiddenSchema, estimate_cost, hide_suggestions
+
+log = logging.getLogger("gateway.hardening")
+
+_SHA256 = re.compile(r"[0-9a-f]{64}")
+
+
+class PersistedQueryNotFound(GatewayError):
+    code = "PERSISTED_QUERY_NOT_FOUND"
+
+
+def sha256_hex(document: str) -> str:
+    return hashlib.sha256(document.encode()).hexdigest()
+
+
+def may_introspect(settings: Settings, principal: Principal) -> bool:
+    """Introspection and field suggestions: for everyone in development, else internal only."""
+    return settings.development or principal.kind.internal
+
+
+def trusted_documents_only(settings: Settings, principal: Principal) -> bool:
+    return settings.env == "production" and principal.kind.partner
+
+
+def cost_budget(settings: Settings, principal: Principal) -> int:
+    if principal.kind.internal:
+        return settings.cost_budget_internal
+    if principal.kind.partner:
+        return settings.cost_budget_partner
+    return settings.cost_budget_public
+
+
+# --- registered operations -------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class OperationInfo:
+    sha256: str
+    name: str
+    created_at: dt.datetime
+
+
+async def register_operation(
+    databases: Databases, settings: Settings, document: str, name: str | None = None
+) -> tuple[OperationInfo, bool]:
+    """Registers a document that validates against the schema; (its record, whether new)."""
+    from gateway.schema import build_schema  # the schema imports this module
+
+    try:
+        parsed = parse(document)
+    except Exception as exc:
+        raise BadUserInput(f"The document is not GraphQL: {exc}", field="document") from None
+    errors = validate(build_schema(settings)._schema, parsed)
+    if errors:
+        raise BadUserInput(
+            f"The document does not match the schema: {errors[0].message}", field="document"
+        )
+    if name is None:
+        names = [
+            d.name.value
+            for d in parsed.definitions
+            if isinstance(d, OperationDefinitionNode) and d.name is not None
+        ]
+        name = ", ".join(names) or "anonymous"
+    digest = sha256_hex(document)
+    query = select(RegisteredOperation).where(RegisteredOperation.sha256 == digest)
+    async with databases.session("gateway") as session:
+        existing = (await session.execute(query)).scalar_one_or_none()
+    if existing is not None:
+        return OperationInfo(existing.sha256, existing.name, existing.created_at), False
+    record = RegisteredOperation(
+        sha256=digest,
+        name=name[:200],
+        document=document,
+        created_at=dt.datetime.now(dt.UTC).replace(tzinfo=None),
+    )
+    try:
+        async with databases.session("gateway") as session, session.begin():
+            session.add(record)
+    except IntegrityError:  # registered meanwhile by someone else
+        async with databases.session("gateway") as session:
+            existing = (await session.execute(query)).scalar_one()
+        return OperationInfo(existing.sha256, existing.name, existing.created_at), False
+    return OperationInfo(record.sha256, record.name, record.created_at), True
+
+
+async def list_operations(databases: Databases) -> list[OperationInfo]:
+    query = select(
+        RegisteredOperation.sha256, RegisteredOperation.name, RegisteredOperation.created_at
+    ).order_by(RegisteredOperation.id)
+    async with databases.session("gateway") as session:
+        rows = (await session.execute(query)).all()
+    return [OperationInfo(row.sha256, row.name, row.created_at) for row in rows]
+
+
+class RegisteredDocuments:
+    """The registered documents by SHA-256, in memory after the first load. A miss reloads
+    them, at most every `refresh_s`, so that unknown hashes cannot hammer the database."""
+
+    def __init__(self, refresh_s: float, clock: Callable[[], float] = time.monotonic) -> None:
+        self.refresh_s = refresh_s
+        self.clock = clock
+        self.loads = 0
+        self._documents: dict[str, str] | None = None
+        self._loaded_at = float("-inf")
+        self._lock = asyncio.Lock()
+
+    def _stale(self, sha256: str) -> bool:
+        if self._documents is None:
+            return True
+        return sha256 not in self._documents and self.clock() - self._loaded_at >= self.refresh_s
+
+    async def get(self, databases: Databases, sha256: str) -> str | None:
+        if self._stale(sha256):
+            async with self._lock:
+                if self._stale(sha256):  # else another request loaded them meanwhile
+                    await self._load(databases)
+        return None if self._documents is None else self._documents.get(sha256)
+
+    async def _load(self, databases: Databases) -> None:
+        query = select(RegisteredOperation.sha256, RegisteredOperation.document)
+        self._loaded_at = self.clock()
+        try:
+            async with databases.session("gateway") as session:
+                rows = (await session.execute(query)).all()
+        except SQLAlchemyError:
+            if self._documents is None:
+                raise
+            log.warning("could not reload registered operations; keeping those held")
+            return
+        self.loads += 1
+        self._documents = {row.sha256: row.document for row in rows}
+
+
+# --- automatic persisted queries -----------------------------------------------------------
+
+
+class PersistedQueries(Protocol):
+    async def get(self, sha256: str) -> str | None: ...
+
+    async def put(self, sha256: str, document: str) -> None: ...
+
+
+class MemoryPersistedQueries:
+    """APQ documents in this process, the least recently used dropped first."""
+
+    def __init__(self, max_size: int) -> None:
+        self.max_size = max_size
+        self._entries: OrderedDict[str, str] = OrderedDict()
+
+    async def get(self, sha256: str) -> str | None:
+        document = self._entries.get(sha256)
+        if document is not None:
+            self._entries.move_to_end(sha256)
+        return document
+
+    async def put(self, sha256: str, document: str) -> None:
+        self._entries[sha256] = document
+        self._entries.move_to_end(sha256)
+        while len(self._entries) > self.max_size:
+            self._entries.popitem(last=False)
+
+
+class RedisPersistedQueries:
+    """APQ documents in Redis, shared by every gateway process, each kept for `ttl_s`.
+    When Redis fails, a lookup misses (the client resends the text) and a store is skipped."""
+
+    def __init__(self, url: str, prefix: str, ttl_s: int) -> None:
+        self.url = url
+        self.prefix = f"{prefix}apq:"
+        self.ttl_s = ttl_s
+        self._client: coredis.Redis[str] | None = None
+
+    @property
+    def client(self) -> coredis.Redis[str]:
+        if self._client is None:  # built on first use, inside the running event loop
+            self._client = coredis.Redis.from_url(self.url, decode_responses=True)
+        return self._client
+
+    async def get(self, sha256: str) -> str | None:
+        try:
+            return await self.client.get(self.prefix + sha256)
+        except (coredis.exceptions.RedisError, OSError):
+            log.warning("persisted queries unavailable in Redis", exc_info=True)
+            return None
+
+    async def put(self, sha256: str, document: str) -> None:
+        try:
+            await self.client.set(self.prefix + sha256, document, ex=self.ttl_s)
+        except (coredis.exceptions.RedisError, OSError):
+            log.warning("could not keep a persisted query in Redis", exc_info=True)
+
+
+def build_persisted_queries(settings: Settings) -> PersistedQueries:
+    if settings.redis_url is None:
+        return MemoryPersistedQueries(settings.apq_cache_size)
+    return RedisPersistedQueries(
+        settings.redis_url.get_secret_value(), settings.redis_key_prefix, settings.apq_ttl_s
+    )
+
+
+class TrustedDocuments:
+    """Which document a request runs: its text, a registered one or a persisted one."""
+
+    def __init__(self, registered: RegisteredDocuments, persisted: PersistedQueries) -> None:
+        self.registered = registered
+        self.persisted = persisted
+
+    async def document(
+        self,
+        query: str | None,
+        extensions: dict[str, Any] | None,
+        principal: Principal,
+        settings: Settings,
+        databases: Databases,
+    ) -> str | None:
+        sha256 = _persisted_hash(extensions)
+        if query is None:
+            if sha256 is None:
+                return None  # strawberry answers that the request has no query
+            document = await self.registered.get(databases, sha256)
+            if document is None and principal.kind.internal:
+                document = await self.persisted.get(sha256)
+            if document is None:
+                # Apollo clients resend the full text on exactly this message.
+                raise PersistedQueryNotFound("PersistedQueryNotFound")
+            return document
+        digest = sha256_hex(query)
+        if sha256 is not None and sha256 != digest:
+            raise BadUserInput("The sha256Hash is not the query's.", field="sha256Hash")
+        if trusted_documents_only(settings, principal):
+            if await self.registered.get(databases, digest) is None:
+                raise PersistedQueryNotFound(
+                    "This operation is not registered; only registered operations are "
+                    "accepted from partners.",
+                    sha256=digest,
+                )
+        elif sha256 is not None and principal.kind.internal:
+            await self.persisted.put(digest, query)
+        return query
+
+
+def _persisted_hash(extensions: dict[str, Any] | None) -> str | None:
+    persisted = (extensions or {}).get("persistedQuery")
+    if persisted is None:
+        return None
+    sha256 = persisted.get("sha256Hash") if isinstance(persisted, dict) else None
+    if (
+        not isinstance(persisted, dict)
+        or persisted.get("version") != 1
+        or not isinstance(sha256, str)
+        or not _SHA256.fullmatch(sha256.lower())
+    ):
+        raise BadUserInput(
+            "extensions.persistedQuery needs version 1 and a sha256Hash of 64 hex digits.",
+            field="persistedQuery",
+        )
+    return sha256.lower()
+
+
+# --- the schema extension -------------------------------------------------------------------
+
+
+class Hardening(SchemaExtension):
+    """Operation-level only (no per-field hook): the document, introspection, the cost."""
+
+    def __init__(self, trusted: TrustedDocuments, policy: CostPolicy) -> None:
+        self.trusted = trusted
+        self.policy = policy
+        self.estimated: int | None = None
+
+    async def on_operation(self) -> AsyncIterator[None]:
+        execution = self.execution_context
+        context = execution.context
+        if not isinstance(context, Context):
+            yield
+            return
+        execution.query = await self.trusted.document(
+            execution.query,
+            execution.operation_extensions,
+            context.principal,
+            context.settings,
+            context.databases,
+        )
+        restricted = not may_introspect(context.settings, context.principal)
+        if restricted:
+            execution.validation_rules = (*execution.validation_rules, HiddenSchema)
+        yield
+        if restricted:
+            hide_suggestions(execution.pre_execution_errors or [])
+            if execution.result is not None:
+                hide_suggestions(execution.result.errors or [])
+
+    def on_execute(self) -> Iterator[None]:
+        execution = self.execution_context
+        context = execution.context
+        if isinstance(context, Context) and execution.graphql_document is not None:
+            cost = estimate_cost(
+                execution.schema._schema,
+                execution.graphql_document,
+                execution.operation_name,
+                execution.variables,
+                self.policy,
+            )
+            budget = cost_budget(context.settings, context.principal)
+            if cost > budget:
+                raise QueryTooComplex(
+                    f"The operation's estimated cost is {cost}; the budget is {budget}. "
+                    "Ask for smaller pages or fewer nested lists.",
+                    limit="cost",
+                    cost=cost,
+                    budget=budget,
+                )
+            if context.report_cost:
+                self.estimated = cost
+        yield
+
+    def get_results(self) -> dict[str, Any]:
+        return {} if self.estimated is None else {"cost": {"estimated": self.estimated}}
+
+
+# --- HTTP: batches, headers, CORS -------------------------------------------------------------
+
+
+class Refused(Exception):
+    """Raised inside the view to answer with `response` at once."""
+
+    def __init__(self, response: JSONResponse) -> None:
+        super().__init__(response.status_code)
+        self.response = response
+
+
+class HardenedGraphQL(GraphQL[Context, None]):
+    """strawberry's view, refusing an over-long batch as JSON before parsing any operation."""
+
+    def decode_json(self, data: str | bytes) -> object:
+        decoded = orjson.loads(data)
+        batching = self.schema.config.batching_config
+        if isinstance(decoded, list) and batching and len(decoded) > batching["max_operations"]:
+            cap = batching["max_operations"]
+            raise Refused(
+                JSONResponse(
+                    {
+                        "errors": [
+                            {
+                                "message": f"The batch has {len(decoded)} operations; "
+                                f"the limit is {cap}.",
+                                "extensions": {
+                                    "code": "QUERY_TOO_COMPLEX",
+                                    "limit": "batch",
+                                    "max": cap,
+                                },
+                            }
+                        ]
+                    },
+                    status_code=400,
+                )
+            )
+        return decoded
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        except Refused as refused:
+            context = scope.get("gateway.context")
+            if isinstance(context, Context):
+                refused.response.headers["x-request-id"] = context.request_id
+            await refused.response(scope, receive, send)
+
+
+CONTENT_SECURITY_POLICY = (
+    "default-src 'none'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'"
+)
+
+
+class SecurityHeaders:
+    """Adds security headers to every HTTP response. The GraphiQL page (development only)
+    loads scripts and styles from a CDN, so it alone goes without a Content-Security-Policy."""
+
+    def __init__(self, app: ASGIApp, *, development: bool, graphql_path: str = "/graphql"):
+        self.app = app
+        self.development = development
+        self.graphql_path = graphql_path
+        self.common = [
+            ("x-content-type-options", "nosniff"),
+            ("referrer-policy", "no-referrer"),
+            ("x-frame-options", "DENY"),
+        ]
+        if not development:
+            self.common.append(("strict-transport-security", "max-age=31536000"))
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        graphql = scope["path"] == self.graphql_path
+
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = MutableHeaders(scope=message)
+                for name, value in self.common:
+                    headers.setdefault(name, value)
+                html = "text/html" in headers.get("content-type", "")
+                if not (self.development and graphql and html):
+                    headers.setdefault("content-security-policy", CONTENT_SECURITY_POLICY)
+                if graphql:
+                    headers["cache-control"] = "no-store"
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)
+
+
+def cors_options(settings: Settings) -> dict[str, Any]:
+    """Options for starlette's CORSMiddleware: bearer tokens, so no cookies are allowed."""
+    return {
+        "allow_origins": settings.cors_allowed_origins,
+        "allow_methods": ["GET", "POST"],
+        "allow_headers": ["authorization", "content-type", "x-request-id", "x-road-issue"],
+        "expose_headers": ["x-request-id", "retry-after"],
+        "allow_credentials": False,
+        "max_age": 600,
+    }

@@ -1,0 +1,66 @@
+"""`gateway operations`: register trusted documents (the only ones partners may send in
+production) and list them."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import click
+
+from gateway.errors import BadUserInput
+
+
+@click.group()
+def operations() -> None:
+    """Trusted documents: the operations partners may send in production."""
+
+
+@operations.command()
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, readable=True, path_type=Path))
+@click.option("--name", help="A name for people (default: the document's operation names).")
+def register(file: Path, name: str | None) -> None:
+    """Register FILE.graphql; partners then send its text, or only its SHA-256."""
+    from db.engines import Databases
+    from gateway.cli import _settings
+    from gateway.hardening import register_operation
+
+    settings = _settings()
+    # The exact bytes are hashed: clients send the same text, or its hash.
+    document = file.read_text(encoding="utf-8")
+
+    async def go() -> tuple[str, str, bool]:
+        databases = Databases({"gateway": settings.database_url("gateway")})
+        try:
+            info, created = await register_operation(databases, settings, document, name)
+        finally:
+            await databases.dispose()
+        return info.sha256, info.name, created
+
+    try:
+        sha256, registered_name, created = asyncio.run(go())
+    except BadUserInput as exc:
+        raise click.ClickException(str(exc)) from None
+    state = "registered" if created else "already registered"
+    click.echo(f"{state}: {sha256} {registered_name}")
+
+
+@operations.command("list")
+def list_() -> None:
+    """Every registered operation: its SHA-256, name and when it was registered."""
+    from db.engines import Databases
+    from gateway.cli import _settings
+    from gateway.hardening import list_operations
+
+    settings = _settings()
+
+    async def go() -> list[tuple[str, str, str]]:
+        databases = Databases({"gateway": settings.database_url("gateway")})
+        try:
+            found = await list_operations(databases)
+        finally:
+            await databases.dispose()
+        return [(o.sha256, o.created_at.strftime("%Y-%m-%d %H:%M"), o.name) for o in found]
+
+    for sha256, created, name in asyncio.run(go()):
+        click.echo(f"{sha256}  {created}  {name}")

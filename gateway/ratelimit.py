@@ -1,0 +1,120 @@
+"""Rate limits per caller on /graphql: an ASGI middleware after authentication.
+
+Each principal has its own window (`principal.label`); anonymous callers have one per client
+IP, as the server sees it (behind a proxy, let uvicorn's `--forwarded-allow-ips` set it;
+X-Forwarded-For is never read here, since anyone can write it). The limit depends on the kind
+of caller: public, partner or internal. Windows are kept in process memory, or in Redis when
+`redis_url` is set, so that every gateway process counts against the same limit.
+
+Over the limit, the answer is 429 with `Retry-After` (seconds) and a GraphQL-shaped body
+whose code is RATE_LIMITED. If Redis cannot be reached, requests pass (and a warning is
+logged): an outage of the limiter must not become an outage of the gateway.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+
+from limits import RateLimitItem, parse
+from limits.aio.storage import MemoryStorage, RedisStorage, Storage
+from limits.aio.strategies import (
+    FixedWindowRateLimiter,
+    MovingWindowRateLimiter,
+    RateLimiter,
+    SlidingWindowCounterRateLimiter,
+)
+from limits.errors import StorageError
+from starlette.responses import JSONResponse
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from gateway.principals import ANONYMOUS, Principal
+from gateway.settings import Settings
+
+log = logging.getLogger("gateway.ratelimit")
+
+STRATEGIES: dict[str, type[RateLimiter]] = {
+    "moving-window": MovingWindowRateLimiter,
+    "fixed-window": FixedWindowRateLimiter,
+    "sliding-window-counter": SlidingWindowCounterRateLimiter,
+}
+
+
+def build_storage(settings: Settings) -> Storage:
+    if settings.redis_url is None:
+        return MemoryStorage()
+    url = settings.redis_url.get_secret_value()
+    return RedisStorage(
+        url,
+        key_prefix=f"{settings.redis_key_prefix}ratelimit",
+        wrap_exceptions=True,
+    )
+
+
+class RateLimits:
+    """The policy: which window a caller counts against, and its limit."""
+
+    def __init__(self, settings: Settings, storage: Storage | None = None) -> None:
+        # A malformed limit fails at start-up, naming the setting, not on the first request.
+        self.items: dict[str, RateLimitItem] = {}
+        for group in ("public", "partner", "internal"):
+            text = getattr(settings, f"rate_limit_{group}")
+            try:
+                self.items[group] = parse(text)
+            except ValueError:
+                raise ValueError(f"GATEWAY_RATE_LIMIT_{group.upper()} is not a rate") from None
+        self.limiter = STRATEGIES[settings.rate_limit_strategy](storage or build_storage(settings))
+
+    def window(self, principal: Principal, client_ip: str) -> tuple[RateLimitItem, str]:
+        if principal.kind.internal:
+            return self.items["internal"], principal.label
+        if principal.kind.partner:
+            return self.items["partner"], principal.label
+        return self.items["public"], f"public:ip:{client_ip}"
+
+    async def retry_after(self, principal: Principal, client_ip: str) -> int | None:
+        """None when this request may go on; else the seconds until it may be tried again."""
+        item, key = self.window(principal, client_ip)
+        if await self.limiter.hit(item, key):
+            return None
+        stats = await self.limiter.get_window_stats(item, key)
+        return max(1, math.ceil(stats.reset_time - time.time()))
+
+
+class RateLimit:
+    """Pure ASGI; must run after authentication, which leaves `scope["principal"]`."""
+
+    def __init__(self, app: ASGIApp, limits: RateLimits, paths: frozenset[str]) -> None:
+        self.app = app
+        self.limits = limits
+        self.paths = paths
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["path"] not in self.paths:
+            await self.app(scope, receive, send)
+            return
+        principal: Principal = scope.get("principal", ANONYMOUS)
+        client = scope.get("client")
+        client_ip = client[0] if client else "unknown"
+        try:
+            retry_after = await self.limits.retry_after(principal, client_ip)
+        except StorageError:
+            log.warning("rate limits unavailable; letting the request through", exc_info=True)
+            retry_after = None
+        if retry_after is None:
+            await self.app(scope, receive, send)
+            return
+        response = JSONResponse(
+            {
+                "errors": [
+                    {
+                        "message": f"Too many requests; try again in {retry_after} s.",
+                        "extensions": {"code": "RATE_LIMITED", "retryAfter": retry_after},
+                    }
+                ]
+            },
+            status_code=429,
+            headers={"Retry-After": str(retry_after)},
+        )
+        await response(scope, receive, send)

@@ -1,0 +1,200 @@
+"""Who is asking, their API keys and the audit trail, each behind its row-level rule."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import datetime as dt
+from enum import Enum
+from typing import Any, Self
+
+import strawberry
+
+from db.gateway import ApiKey as ApiKeyRecord
+from gateway.errors import BadUserInput
+from gateway.loaders import API_KEYS
+from gateway.rows import RULES
+from gateway.schema.context import Info
+from gateway.schema.node import Node
+from gateway.schema.pages import PageInfo
+
+_keys = ApiKeyRecord.__table__
+
+
+@strawberry.enum
+class KeyState(Enum):
+    ACTIVE = "active"
+    REVOKED = "revoked"
+    EXPIRED = "expired"
+
+
+@strawberry.type(description="An API key, as its holder may see it: never the secret.")
+class ApiKey(Node):
+    prefix: str
+    holder_kind: str
+    holder_name: str
+    department: str | None
+    state: KeyState
+    created_at: dt.datetime
+    expires_at: dt.datetime | None
+    revoked_at: dt.datetime | None
+
+    @classmethod
+    def from_row(cls, row: Any) -> Self:
+        now = dt.datetime.now(dt.UTC).replace(tzinfo=None)
+        state = KeyState.ACTIVE
+        if row.revoked_at is not None:
+            state = KeyState.REVOKED
+        elif row.expires_at is not None and row.expires_at <= now:
+            state = KeyState.EXPIRED
+        return cls(
+            pk=row.id,
+            prefix=row.prefix,
+            holder_kind=row.kind,
+            holder_name=row.name,
+            department=row.department,
+            state=state,
+            created_at=row.created_at,
+            expires_at=row.expires_at,
+            revoked_at=row.revoked_at,
+        )
+
+
+@strawberry.type(description="One read of personal data or one change, in the hash chain.")
+class AuditRecord(Node):
+    recorded_at: dt.datetime
+    principal_kind: str
+    principal_id: str
+    action: str
+    operation: str
+    subject_type: str
+    subject_id: str
+    purpose: str | None
+    request_id: str
+
+    @classmethod
+    def from_row(cls, row: Any) -> Self:
+        """From a database row or the audit trail's own AuditRecordRow."""
+        return cls(
+            pk=row.id,
+            recorded_at=row.recorded_at,
+            principal_kind=row.principal_kind,
+            principal_id=row.principal_id,
+            action=row.action,
+            operation=row.operation,
+            subject_type=row.subject_type,
+            subject_id=row.subject_id,
+            purpose=row.purpose,
+            request_id=row.request_id,
+        )
+
+
+@strawberry.type
+class AuditRecordEdge:
+    node: AuditRecord
+    cursor: str
+
+
+@strawberry.type
+class AuditRecordConnection:
+    edges: list[AuditRecordEdge]
+    page_info: PageInfo
+
+
+@strawberry.input(description="Every condition given must hold.")
+class AuditFilter:
+    principal_id: str | None = None
+    subject_type: str | None = None
+    subject_id: str | None = None
+    action: str | None = None
+    since: dt.datetime | None = None
+    until: dt.datetime | None = None
+
+
+AUDIT_CURSOR = "audit:"
+
+
+def _audit_cursor(pk: int) -> str:
+    return base64.urlsafe_b64encode(f"{AUDIT_CURSOR}{pk}".encode()).decode()
+
+
+def _after_audit(after: str | None) -> int:
+    if after is None:
+        return 0
+    try:
+        text = base64.urlsafe_b64decode(after.encode()).decode()
+        if text.startswith(AUDIT_CURSOR):
+            return int(text.removeprefix(AUDIT_CURSOR))
+    except (binascii.Error, UnicodeError, ValueError):
+        pass
+    raise BadUserInput("Not a cursor this list gave out.", field="after")
+
+
+async def api_keys(info: Info) -> list[ApiKey]:
+    """The caller's own API keys (the ApiKey row rule)."""
+    rule = RULES["ApiKey"]
+    statement = API_KEYS.where(rule.condition(info.context.principal)).order_by(_keys.c.id)
+    async with info.context.databases.gateway.connect() as connection:
+        rows = (await connection.execute(statement)).all()
+    return [ApiKey.from_row(row) for row in rows]
+
+
+async def audit_trail(
+    info: Info, filter: AuditFilter | None, first: int, after: str | None
+) -> AuditRecordConnection:
+    """Audit records the caller may see (the AuditRecord row rule), newest last."""
+    cap = info.context.settings.max_page_size
+    if not 1 <= first <= cap:
+        raise BadUserInput(f"first must be between 1 and {cap}.", field="first")
+    principal = info.context.principal
+    rule = RULES["AuditRecord"]
+    given = filter or AuditFilter()
+    owner = rule.owner(principal)
+    # Outside the rule, the trail is simply empty: asking for another's records finds none.
+    if not rule.sees_all(principal) and (owner is None or given.principal_id not in (None, owner)):
+        return AuditRecordConnection(edges=[], page_info=_page(False, after, []))
+    rows, has_next = await info.context.audit_trail.query(
+        principal_id=str(owner) if owner is not None else given.principal_id,
+        subject_type=given.subject_type,
+        subject_id=given.subject_id,
+        action=given.action,
+        since=given.since,
+        until=given.until,
+        first=first,
+        after_id=_after_audit(after),
+    )
+    edges = [
+        AuditRecordEdge(node=AuditRecord.from_row(r), cursor=_audit_cursor(r.id)) for r in rows
+    ]
+    return AuditRecordConnection(edges=edges, page_info=_page(has_next, after, edges))
+
+
+def _page(has_next: bool, after: str | None, edges: list[AuditRecordEdge]) -> PageInfo:
+    return PageInfo(
+        has_next_page=has_next,
+        has_previous_page=after is not None,
+        start_cursor=edges[0].cursor if edges else None,
+        end_cursor=edges[-1].cursor if edges else None,
+    )
+
+
+@strawberry.type(description="Who the gateway takes the caller to be, and what it may do.")
+class Viewer:
+    kind: str
+    name: str
+    department: str | None
+    scopes: list[str]
+
+    @strawberry.field(description="The caller's own API keys.")
+    async def api_keys(self, info: Info) -> list[ApiKey]:
+        return await api_keys(info)
+
+    @strawberry.field(description="The caller's own audit records (all of them with audit:read).")
+    async def audit_trail(
+        self,
+        info: Info,
+        filter: AuditFilter | None = None,
+        first: int = 20,
+        after: str | None = None,
+    ) -> AuditRecordConnection:
+        return await audit_trail(info, filter, first, after)
