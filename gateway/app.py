@@ -27,7 +27,7 @@ from connectors.agencies import Agencies
 from connectors.resilience import current_request_id
 from db.engines import Databases
 from gateway.agencies import build_agencies, build_http_client
-from gateway.audit import AuditEntry, AuditTrail
+from gateway.audit import AuditEntry, AuditTrail, GroupCommit
 from gateway.auth import AuthenticationMiddleware, Authenticator
 from gateway.cost import start_request_cost
 from gateway.errors import AuditUnavailable
@@ -60,6 +60,7 @@ class GatewayGraphQL(HardenedGraphQL):
         self.settings = settings
         self.databases = databases
         self.audit_trail = AuditTrail(databases)
+        self.audit_writer = GroupCommit(self.audit_trail)
 
     async def get_context(self, request: Any, response: Any) -> Context:
         header = request.headers.get("x-request-id", "")
@@ -147,7 +148,7 @@ class GatewayGraphQL(HardenedGraphQL):
             for (subject_type, subject_id), field in context.personal_reads.items()
         ]
         try:
-            await self.audit_trail.append(entries)
+            await self.audit_writer.write(entries)
         except Exception:
             log.exception("audit trail unavailable (request %s)", context.request_id)
             return False

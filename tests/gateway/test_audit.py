@@ -466,3 +466,30 @@ async def test_query_filters_exactly_and_pages_in_id_order(gateway_db: Databases
     assert pages == [([1, 2], True), ([3, 6], False)]
     with pytest.raises(ValueError, match="first"):
         await trail.query(first=0)
+
+
+async def test_group_commit_writes_concurrent_requests_together(tmp_path: Path) -> None:
+    from gateway.audit import GroupCommit
+
+    backend, _ = await make_backend("sqlite", tmp_path, parcels=0)
+    databases = Databases(backend.urls)
+    try:
+        trail = AuditTrail(databases)
+        writer = GroupCommit(trail)
+        appends = 0
+        real_append = trail.append
+
+        async def counting_append(entries: Any) -> None:
+            nonlocal appends
+            appends += 1
+            await real_append(entries)
+
+        trail.append = counting_append  # type: ignore[method-assign]
+        entry = AuditEntry("notary", "7", "read", "Query.person", "Person", "1", None, "r")
+        await asyncio.gather(*(writer.write([entry, entry]) for _ in range(30)))
+        assert appends < 30  # requests that arrived during an append shared the next one
+        result = await trail.verify()
+        assert result.ok
+        assert result.checked == 60
+    finally:
+        await databases.dispose()
