@@ -25,8 +25,7 @@ from typing import Any, Protocol
 
 import coredis
 import coredis.exceptions
-import orjson
-from graphql import OperationDefinitionNode, parse, validate
+from graphql import GraphQLError, OperationDefinitionNode, parse, validate
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from starlette.datastructures import MutableHeaders
@@ -91,8 +90,10 @@ async def register_operation(
 
     try:
         parsed = parse(document)
-    except Exception as exc:
-        raise BadUserInput(f"The document is not GraphQL: {exc}", field="document") from None
+    except GraphQLError as exc:
+        raise BadUserInput(
+            f"The document is not GraphQL: {exc.message}", field="document"
+        ) from None
     errors = validate(build_schema(settings)._schema, parsed)
     if errors:
         raise BadUserInput(
@@ -377,7 +378,7 @@ class HardenedGraphQL(GraphQL[Context, None]):
     """strawberry's view, refusing an over-long batch as JSON before parsing any operation."""
 
     def decode_json(self, data: str | bytes) -> object:
-        decoded = orjson.loads(data)
+        decoded = super().decode_json(data)
         batching = self.schema.config.batching_config
         if isinstance(decoded, list) and batching and len(decoded) > batching["max_operations"]:
             cap = batching["max_operations"]

@@ -34,6 +34,8 @@ from gateway.settings import Settings
 
 log = logging.getLogger("gateway.ratelimit")
 
+WARN_EVERY_S = 60
+
 STRATEGIES: dict[str, type[RateLimiter]] = {
     "moving-window": MovingWindowRateLimiter,
     "fixed-window": FixedWindowRateLimiter,
@@ -89,6 +91,7 @@ class RateLimit:
         self.app = app
         self.limits = limits
         self.paths = paths
+        self.warned_at = float("-inf")
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["path"] not in self.paths:
@@ -100,7 +103,10 @@ class RateLimit:
         try:
             retry_after = await self.limits.retry_after(principal, client_ip)
         except StorageError:
-            log.warning("rate limits unavailable; letting the request through", exc_info=True)
+            now = time.monotonic()
+            if now - self.warned_at >= WARN_EVERY_S:  # once a minute, not once a request
+                self.warned_at = now
+                log.warning("rate limits unavailable; letting requests through", exc_info=True)
             retry_after = None
         if retry_after is None:
             await self.app(scope, receive, send)

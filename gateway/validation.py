@@ -70,7 +70,7 @@ class _Depth:
                 fragment = self.fragments.get(name)
                 if fragment is None or name in visiting:
                     continue  # unknown or cyclic: other rules report it
-                if True:
+                if name not in self.known:
                     self.known[name] = self.of(fragment.selection_set, visiting | {name})
                 depth = self.known[name]
             else:
