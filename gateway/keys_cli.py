@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import getpass
+import uuid
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
@@ -11,6 +13,7 @@ import click
 
 from db.engines import Databases
 from gateway import keys as api_keys
+from gateway.audit import AuditEntry, AuditTrail
 from gateway.errors import GatewayError
 from gateway.settings import Settings
 
@@ -46,6 +49,21 @@ def _run(work: Callable[[Databases], Awaitable[T]]) -> T:
         raise click.ClickException(str(exc)) from None
 
 
+async def _record_change(databases: Databases, operation: str, info: api_keys.KeyInfo) -> None:
+    """Key changes go into the audit trail like every other change (by the CLI's operator)."""
+    entry = AuditEntry(
+        principal_kind="operator",
+        principal_id=f"cli:{getpass.getuser()}",
+        action="change",
+        operation=operation,
+        subject_type="ApiKey",
+        subject_id=str(info.id),
+        purpose=None,
+        request_id=uuid.uuid4().hex,
+    )
+    await AuditTrail(databases).append([entry])
+
+
 def _when(moment: dt.datetime | None) -> str:
     return "never" if moment is None else moment.strftime("%Y-%m-%d %H:%M UTC")
 
@@ -67,11 +85,13 @@ def create(kind: str, name: str, expires_days: int) -> None:
     except GatewayError as exc:
         raise click.BadParameter(str(exc), param_hint="--kind") from None
     expires_in = dt.timedelta(days=expires_days) if expires_days else None
-    info, key = _run(
-        lambda databases: api_keys.create_key(
-            databases, principal_kind, name, department, expires_in
-        )
-    )
+
+    async def work(databases: Databases) -> tuple[api_keys.KeyInfo, str]:
+        made = await api_keys.create_key(databases, principal_kind, name, department, expires_in)
+        await _record_change(databases, "keys.create", made[0])
+        return made
+
+    info, key = _run(work)
     click.echo(f"Key {info.prefix} for {info.kind_label} «{info.principal_name}»", err=False)
     click.echo(f"  principal id: {info.principal_id}")
     click.echo(f"  expires:      {_when(info.expires_at)}")
@@ -109,7 +129,13 @@ def list_() -> None:
 @click.argument("prefix")
 def revoke(prefix: str) -> None:
     """Revoke the key with this prefix (or id). Running servers notice within seconds."""
-    info = _run(lambda databases: api_keys.revoke_key(databases, prefix))
+
+    async def work(databases: Databases) -> api_keys.KeyInfo:
+        revoked = await api_keys.revoke_key(databases, prefix)
+        await _record_change(databases, "keys.revoke", revoked)
+        return revoked
+
+    info = _run(work)
     click.echo(
         f"Key {info.prefix} of {info.kind_label} «{info.principal_name}» is revoked "
         f"(since {_when(info.revoked_at)})."

@@ -3,9 +3,11 @@ seeded with the demo data, and the real app behind an HTTP client."""
 
 from __future__ import annotations
 
+import hashlib
+import logging
 import os
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -116,6 +118,64 @@ AGENCY_SECRETS = {
     "bank": Credentials("gw-test-bank", "bank-secret-c94d07"),
 }
 
+# Every secret of the test configuration (agency passwords, API keys, their secrets and
+# hashes). Every response any test receives and every log line the suite writes is
+# scanned for them; a hit fails the whole run (see pytest_sessionfinish).
+SECRETS: set[str] = {credentials.password for credentials in AGENCY_SECRETS.values()}
+LEAKS: list[str] = []
+
+
+def scan_for_secrets(text: str, where: str) -> None:
+    for secret in SECRETS:
+        if secret in text:
+            LEAKS.append(f"{where} holds a secret starting {secret[:6]!r}")
+
+
+class _SecretScan(logging.Handler):
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            text = record.getMessage()
+        except Exception:  # a malformed record is not ours to judge
+            text = str(record.msg)
+        if record.exc_info:
+            text += logging.Formatter().formatException(record.exc_info)
+        scan_for_secrets(text, f"log record of {record.name}")
+
+
+@pytest.fixture(scope="session", autouse=True)
+def secret_scan() -> Iterator[None]:
+    """Scans every log line and every HTTP response of the suite for test secrets."""
+    handler = _SecretScan(level=logging.DEBUG)
+    root = logging.getLogger()
+    root.addHandler(handler)
+    previous_level = root.level
+    root.setLevel(logging.INFO)
+    original_send = httpx.AsyncClient.send
+
+    async def send(
+        self: httpx.AsyncClient, request: httpx.Request, **kwargs: Any
+    ) -> httpx.Response:
+        response = await original_send(self, request, **kwargs)
+        if not kwargs.get("stream"):
+            scan_for_secrets(response.text, f"response to {request.method} {request.url.path}")
+            scan_for_secrets(str(response.headers), f"headers of {request.url.path}")
+        return response
+
+    httpx.AsyncClient.send = send  # type: ignore[method-assign]
+    yield
+    httpx.AsyncClient.send = original_send  # type: ignore[method-assign]
+    root.removeHandler(handler)
+    root.setLevel(previous_level)
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    if LEAKS:
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+        reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+        lines = ["secret scan: secrets leaked into responses or logs:", *sorted(set(LEAKS))]
+        if reporter is not None:
+            reporter.write_line("\n".join(lines), red=True)
+
 
 def settings_for(
     backend: Backend, agencies: SandboxAgencies | None = None, **overrides: Any
@@ -221,6 +281,8 @@ async def keys(backend: Backend) -> dict[str, str]:
             principal_kind, department = parse_kind(kind)
             _, key = await create_key(databases, principal_kind, name, department)
             made[label] = key
+            secret = key.split("_", 2)[2]
+            SECRETS.update({key, secret, hashlib.sha256(secret.encode()).hexdigest()})
     finally:
         await databases.dispose()
     return made

@@ -25,6 +25,7 @@ from starlette.routing import Route
 
 from db.engines import Databases
 from gateway.app import create_app
+from gateway.audit import AuditTrail
 from gateway.auth import AuthenticationFailed, AuthenticationUnavailable, Authenticator
 from gateway.keys import create_key, revoke_key
 from gateway.keys_cli import keys
@@ -467,6 +468,22 @@ async def test_keys_command_issues_lists_and_revokes(
     revoked = await _keys_command(backend, "revoke", prefix)
     assert "revoked" in revoked.output
     _assert_refused(await _post(http, key), key)
+    # Both changes are in the audit trail, as changes to that key.
+    databases = Databases({"gateway": backend.urls["gateway"]})
+    try:
+        records, _ = await AuditTrail(databases).query(subject_type="ApiKey", first=1000)
+    finally:
+        await databases.dispose()
+    key_id = next(
+        r.subject_id
+        for r in records
+        if r.operation == "keys.create"
+        and r.subject_id in {x.subject_id for x in records if x.operation == "keys.revoke"}
+    )
+    assert {(r.operation, r.action) for r in records if r.subject_id == key_id} == {
+        ("keys.create", "change"),
+        ("keys.revoke", "change"),
+    }
     listed = await _keys_command(backend, "list")
     line = next(row for row in listed.output.splitlines() if row.startswith(prefix))
     assert "revoked" in line
