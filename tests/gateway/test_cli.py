@@ -89,3 +89,31 @@ def test_run_serves_graphql_on_a_fresh_data_dir(tmp_path: Path) -> None:
         output, _ = process.communicate(timeout=20)
     assert f"listening on http://127.0.0.1:{port}/graphql" in output
     assert (tmp_path / "planning.sqlite3").exists()
+
+
+def test_readme_documents_every_error_code() -> None:
+    from gateway.errors import ERROR_CODES
+
+    readme = (ROOT / "README.md").read_text()
+    table = readme[readme.index("## Error codes") :]
+    for code in ERROR_CODES:
+        assert f"| `{code}` |" in table, code
+
+
+def test_readme_example_queries_are_valid_against_the_schema() -> None:
+    import re
+
+    from graphql import parse, validate
+
+    from gateway.schema import build_schema
+    from gateway.settings import Settings
+
+    schema = build_schema(Settings())._schema
+    readme = (ROOT / "README.md").read_text()
+    blocks = re.findall(r"```graphql\n(.*?)```", readme, flags=re.S)
+    inline = re.findall(r"`(\{ [^`]*\})`", readme)
+    documents = [*blocks, *(q for q in inline if q.startswith("{ "))]
+    assert len(blocks) >= 6
+    for document in documents:
+        errors = validate(schema, parse(document))
+        assert not errors, (document, errors)
