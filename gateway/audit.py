@@ -8,13 +8,15 @@ import contextlib
 import datetime as dt
 import hashlib
 import json
+import random
+import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, fields
 from typing import Any, Literal
 
 from sqlalchemy import ColumnElement, Row, String, and_, cast, insert, inspect, select, update
 from sqlalchemy.dialects.mysql import BINARY
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from db.engines import Databases, statement_counter
@@ -385,7 +387,34 @@ async def _begin_write(connection: AsyncConnection) -> None:
     if connection.dialect.name == "sqlite":
         # The driver would begin at the first INSERT, after we read the head, and two writers
         # could read the same head; IMMEDIATE takes SQLite's write lock before the read.
-        await connection.exec_driver_sql("BEGIN IMMEDIATE")
+        await _begin_immediate(connection)
+
+
+# How long a writer waits for SQLite's write lock in all, and how long between tries.
+SQLITE_LOCK_WAIT_S = 5.0
+SQLITE_LOCK_RETRY_S = (0.0002, 0.002)
+
+
+async def _begin_immediate(connection: AsyncConnection) -> None:
+    """BEGIN IMMEDIATE, waiting for another process's writer with short, jittered tries.
+
+    SQLite's own busy handler sleeps 1, 2, 5, 10 … up to 100 ms between tries, so two
+    gateway processes appending to one file stall each other for hundreds of
+    milliseconds; a write here holds the lock for about a millisecond.
+    """
+    deadline = time.monotonic() + SQLITE_LOCK_WAIT_S
+    await connection.exec_driver_sql("PRAGMA busy_timeout = 0")
+    try:
+        while True:
+            try:
+                await connection.exec_driver_sql("BEGIN IMMEDIATE")
+                return
+            except OperationalError as exc:
+                if "locked" not in str(exc).lower() or time.monotonic() > deadline:
+                    raise
+            await asyncio.sleep(random.uniform(*SQLITE_LOCK_RETRY_S))
+    finally:
+        await connection.exec_driver_sql(f"PRAGMA busy_timeout = {int(SQLITE_LOCK_WAIT_S * 1000)}")
 
 
 async def _keeps_microseconds(connection: AsyncConnection) -> bool:

@@ -55,7 +55,7 @@ async def _demo_keys(settings: Settings) -> dict[str, str]:
 @main.command()
 def run() -> None:
     """Migrate, seed demo data on first run (development), and serve /graphql."""
-    import uvicorn
+    from gateway.serve import serve
 
     settings = _settings()
     asyncio.run(_prepare(settings, seed=settings.development))
@@ -66,17 +66,7 @@ def run() -> None:
             click.echo(f"  {label:<28} {key}")
     click.echo(f"Gateway listening on http://{settings.host}:{settings.port}/graphql", err=False)
     sys.stdout.flush()
-    uvicorn.run(
-        "gateway.app:create_app",
-        factory=True,
-        host=settings.host,
-        port=settings.port,
-        workers=settings.workers,
-        loop="uvloop",
-        http="httptools",
-        log_level=settings.log_level,
-        access_log=False,
-    )
+    serve(settings)
 
 
 @main.command()
