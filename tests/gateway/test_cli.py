@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -10,6 +11,7 @@ import time
 from pathlib import Path
 
 import httpx
+import pytest
 from click.testing import CliRunner
 
 from gateway.cli import main
@@ -47,19 +49,33 @@ def test_bad_configuration_names_the_setting_not_the_value(tmp_path: Path) -> No
     assert "secret-ish-value" not in result.output
 
 
+def _children(pid: int) -> list[int]:
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid:
+            found.append(int(stat.parent.name))
+    return found
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
 
 
-def test_run_serves_graphql_on_a_fresh_data_dir(tmp_path: Path) -> None:
+@pytest.mark.parametrize("workers", [1, 2])
+def test_run_serves_graphql_on_a_fresh_data_dir(tmp_path: Path, workers: int) -> None:
     port = _free_port()
     env = {
         **os.environ,
         "GATEWAY_DATA_DIR": str(tmp_path),
         "GATEWAY_PORT": str(port),
         "GATEWAY_SEED_PARCELS": "40",
+        "GATEWAY_WORKERS": str(workers),
     }
     gateway = Path(sys.executable).parent / "gateway"
     process = subprocess.Popen(
@@ -84,10 +100,15 @@ def test_run_serves_graphql_on_a_fresh_data_dir(tmp_path: Path) -> None:
         edges = response.json()["data"]["parcels"]["edges"]
         assert len(edges) == 5
         assert all(isinstance(e["node"]["dues"]["outstanding"], int) for e in edges)
+        # One process per worker, each serving on its own socket.
+        if workers > 1:
+            assert len(_children(process.pid)) >= workers
     finally:
         process.terminate()
         output, _ = process.communicate(timeout=20)
+    assert process.returncode in (0, -signal.SIGTERM), output  # uvicorn re-raises SIGTERM
     assert f"listening on http://127.0.0.1:{port}/graphql" in output
+    assert "Demo API keys" in output
     assert (tmp_path / "planning.sqlite3").exists()
 
 
