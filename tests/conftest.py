@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+import socket
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
@@ -40,6 +41,19 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
         missing = [name for name, url in SERVER_URLS.items() if not url]
         if missing:
             raise pytest.UsageError(f"CI needs GATEWAY_TEST_{missing[0].upper()}_URL")
+
+
+def redis_url() -> str | None:
+    """The test Redis, when it answers; CI must have one (see .ci/run)."""
+    url = os.environ.get("GATEWAY_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+    host, port = url.removeprefix("redis://").split("/")[0].split(":")
+    try:
+        socket.create_connection((host, int(port)), timeout=1).close()
+    except OSError:
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"CI needs Redis at {url}")
+        return None
+    return url
 
 
 @dataclass

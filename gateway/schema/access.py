@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import base64
-import binascii
 import datetime as dt
 from enum import Enum
 from typing import Any, Self
@@ -16,7 +14,7 @@ from gateway.loaders import API_KEYS
 from gateway.rows import RULES
 from gateway.schema.context import Info
 from gateway.schema.node import Node
-from gateway.schema.pages import PageInfo
+from gateway.schema.pages import PageInfo, decode_cursor, encode_cursor, page_info
 
 _keys = ApiKeyRecord.__table__
 
@@ -111,25 +109,6 @@ class AuditFilter:
     until: dt.datetime | None = None
 
 
-AUDIT_CURSOR = "audit:"
-
-
-def _audit_cursor(pk: int) -> str:
-    return base64.urlsafe_b64encode(f"{AUDIT_CURSOR}{pk}".encode()).decode()
-
-
-def _after_audit(after: str | None) -> int:
-    if after is None:
-        return 0
-    try:
-        text = base64.urlsafe_b64decode(after.encode()).decode()
-        if text.startswith(AUDIT_CURSOR):
-            return int(text.removeprefix(AUDIT_CURSOR))
-    except (binascii.Error, UnicodeError, ValueError):
-        pass
-    raise BadUserInput("Not a cursor this list gave out.", field="after")
-
-
 async def api_keys(info: Info) -> list[ApiKey]:
     """The caller's own API keys (the ApiKey row rule)."""
     rule = RULES["ApiKey"]
@@ -152,7 +131,7 @@ async def audit_trail(
     owner = rule.owner(principal)
     # Outside the rule, the trail is simply empty: asking for another's records finds none.
     if not rule.sees_all(principal) and (owner is None or given.principal_id not in (None, owner)):
-        return AuditRecordConnection(edges=[], page_info=_page(False, after, []))
+        return AuditRecordConnection(edges=[], page_info=page_info(False, after, []))
     rows, has_next = await info.context.audit_trail.query(
         principal_id=str(owner) if owner is not None else given.principal_id,
         subject_type=given.subject_type,
@@ -161,20 +140,14 @@ async def audit_trail(
         since=given.since,
         until=given.until,
         first=first,
-        after_id=_after_audit(after),
+        after_id=decode_cursor("audit", after),
     )
     edges = [
-        AuditRecordEdge(node=AuditRecord.from_row(r), cursor=_audit_cursor(r.id)) for r in rows
+        AuditRecordEdge(node=AuditRecord.from_row(r), cursor=encode_cursor("audit", r.id))
+        for r in rows
     ]
-    return AuditRecordConnection(edges=edges, page_info=_page(has_next, after, edges))
-
-
-def _page(has_next: bool, after: str | None, edges: list[AuditRecordEdge]) -> PageInfo:
-    return PageInfo(
-        has_next_page=has_next,
-        has_previous_page=after is not None,
-        start_cursor=edges[0].cursor if edges else None,
-        end_cursor=edges[-1].cursor if edges else None,
+    return AuditRecordConnection(
+        edges=edges, page_info=page_info(has_next, after, [edge.cursor for edge in edges])
     )
 
 

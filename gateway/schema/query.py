@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import base64
-import binascii
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -18,7 +16,7 @@ from gateway.schema.access import ApiKey, AuditFilter, AuditRecord, AuditRecordC
 from gateway.schema.agencies import AgencyStatus
 from gateway.schema.context import Info
 from gateway.schema.node import Node, from_global_id
-from gateway.schema.pages import PageInfo
+from gateway.schema.pages import PageInfo, decode_cursor, encode_cursor, page_info
 from gateway.schema.planning import (
     Building,
     Certificate,
@@ -34,8 +32,6 @@ from gateway.schema.planning import (
 from gateway.schema.prefetch import selected_names
 from gateway.schema.revenue import DueKind, PaymentCheck, RecordedPayment
 from gateway.schema.scalars import Money, NationalCode, RegistryPlate, RenewalCode
-
-CURSOR_PREFIX = "parcel:"
 
 
 @strawberry.input(description="Every condition given must hold.")
@@ -73,22 +69,6 @@ class ParcelConnection:
     @strawberry.field(description="How many parcels match the filter, on all pages.")
     async def total_count(self, info: Info) -> int:
         return await parcels.count_parcels(info.context.databases, self.filter)
-
-
-def _cursor(pk: int) -> str:
-    return base64.urlsafe_b64encode(f"{CURSOR_PREFIX}{pk}".encode()).decode()
-
-
-def _after_id(after: str | None) -> int:
-    if after is None:
-        return 0
-    try:
-        text = base64.urlsafe_b64decode(after.encode()).decode()
-        if text.startswith(CURSOR_PREFIX):
-            return int(text.removeprefix(CURSOR_PREFIX))
-    except (binascii.Error, UnicodeError, ValueError):
-        pass
-    raise BadUserInput("Not a cursor this list gave out.", field="after")
 
 
 # type → (how to build it, its loader, the scope reading one needs: None when the type's
@@ -175,20 +155,21 @@ class Query:
             )
         domain_filter = (filter or ParcelFilter()).to_domain()
         page = await parcels.find_parcels(
-            info.context.databases, domain_filter, first=first, after_id=_after_id(after)
+            info.context.databases,
+            domain_filter,
+            first=first,
+            after_id=decode_cursor("parcel", after),
         )
-        edges = [ParcelEdge(node=Parcel.from_row(row), cursor=_cursor(row.id)) for row in page.rows]
+        edges = [
+            ParcelEdge(node=Parcel.from_row(row), cursor=encode_cursor("parcel", row.id))
+            for row in page.rows
+        ]
         await prefetch_parcels(
             info, [edge.node for edge in edges], selected_names(info, ("edges", "node"))
         )
         return ParcelConnection(
             edges=edges,
-            page_info=PageInfo(
-                has_next_page=page.has_next_page,
-                has_previous_page=after is not None,
-                start_cursor=edges[0].cursor if edges else None,
-                end_cursor=edges[-1].cursor if edges else None,
-            ),
+            page_info=page_info(page.has_next_page, after, [edge.cursor for edge in edges]),
             filter=domain_filter,
         )
 

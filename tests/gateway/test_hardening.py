@@ -7,8 +7,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
-import os
-import socket
 import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
@@ -29,7 +27,7 @@ from gateway.keys import create_key
 from gateway.operations_cli import operations
 from gateway.principals import PrincipalKind
 from gateway.validation import LIST_SIZES
-from tests.conftest import Backend, make_backend, settings_for
+from tests.conftest import Backend, make_backend, redis_url, settings_for
 
 # Generous rate limits: these tests are about what GraphQL refuses, not about the limits.
 UNLIMITED = {
@@ -43,19 +41,6 @@ NESTED = (
     "{ parcels(first: 100) { edges { node { owners { person { parcels { owners { person {"
     " parcels { owners { person { id } } } } } } } } } } } }"
 )
-
-
-def redis_url() -> str | None:
-    """The test Redis, when it answers; CI must have one (see .ci/run)."""
-    url = os.environ.get("GATEWAY_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
-    host, port = url.removeprefix("redis://").split("/")[0].split(":")
-    try:
-        socket.create_connection((host, int(port)), timeout=1).close()
-    except OSError:
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"CI needs Redis at {url}")
-        return None
-    return url
 
 
 @pytest.fixture(scope="module")

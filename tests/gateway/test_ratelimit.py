@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
 import socket
 import time
 import uuid
@@ -21,7 +20,7 @@ from gateway.app import create_app
 from gateway.errors import ERROR_CODES
 from gateway.keys import create_key
 from gateway.principals import PrincipalKind
-from tests.conftest import Backend, make_backend, settings_for
+from tests.conftest import Backend, make_backend, redis_url, settings_for
 
 QUERY = {"query": "{ __typename }"}
 LIMITS = {
@@ -29,19 +28,6 @@ LIMITS = {
     "rate_limit_partner": "50/minute",
     "rate_limit_internal": "80/minute",
 }
-
-
-def redis_url() -> str | None:
-    """The Redis these tests share limits through; CI must have one (see .ci/run)."""
-    url = os.environ.get("GATEWAY_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
-    host, port = url.removeprefix("redis://").split("/")[0].split(":")
-    try:
-        socket.create_connection((host, int(port)), timeout=1).close()
-    except OSError:
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"CI needs Redis at {url}")
-        return None
-    return url
 
 
 @pytest.fixture(scope="module")
