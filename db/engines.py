@@ -50,7 +50,9 @@ def create_engine(url: str, *, echo: bool = False) -> AsyncEngine:
     if parsed.get_backend_name() == "sqlite":
         if parsed.database and parsed.database != ":memory:":
             Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
-        kwargs["pool_size"] = 8
+        # Enough connections (one thread each) for a worker's concurrent requests: an
+        # overflow connection is opened and closed per use, which costs a thread and a file.
+        kwargs.update(pool_size=32, max_overflow=16)
     else:
         kwargs.update(pool_size=10, max_overflow=10, pool_pre_ping=True, pool_recycle=1800)
     if parsed.get_backend_name() == "mysql":
