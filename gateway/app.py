@@ -233,6 +233,9 @@ def create_app(settings: Settings | None = None) -> Starlette:
         # which cuts the p99 pauses it would otherwise cause.
         gc.collect()
         gc.freeze()
+        # A request allocates thousands of short-lived objects; collecting the young
+        # generation every 700 allocations made collections a visible share of p99.
+        gc.set_threshold(20_000, 50, 100)
         try:
             yield
         finally:
