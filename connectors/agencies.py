@@ -6,6 +6,7 @@ The app builds `Agencies` once in its lifespan, from the settings and the shared
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Literal
@@ -25,48 +26,23 @@ AGENCY_NAMES = ("land_registry", "civil_registry", "bank", "postal")
 
 # Three attempts when failures are quick, at most two when the agency is slow: the deadline
 # is three timeouts, and an attempt starts only if its whole timeout still fits.
+_COMMON = AgencyPolicy(
+    timeout_s=3.0,
+    retries=2,
+    breaker_failure_threshold=5,
+    breaker_reset_s=10.0,
+    max_concurrency=16,
+    cache_max_entries=20_000,
+    deadline_s=9.0,
+)
+_FAST = dataclasses.replace(_COMMON, timeout_s=2.0, deadline_s=6.0, max_concurrency=32)
+
 DEFAULT_POLICIES: dict[str, AgencyPolicy] = {
-    "land_registry": AgencyPolicy(
-        timeout_s=3.0,
-        retries=2,
-        breaker_failure_threshold=5,
-        breaker_reset_s=10.0,
-        max_concurrency=16,
-        cache_ttl_s=300.0,
-        cache_max_entries=20_000,
-        deadline_s=9.0,
-    ),
-    "civil_registry": AgencyPolicy(
-        timeout_s=2.0,
-        retries=2,
-        breaker_failure_threshold=5,
-        breaker_reset_s=10.0,
-        max_concurrency=32,
-        cache_ttl_s=3600.0,
-        cache_max_entries=20_000,
-        deadline_s=6.0,
-    ),
+    "land_registry": dataclasses.replace(_COMMON, cache_ttl_s=300.0),
+    "civil_registry": dataclasses.replace(_FAST, cache_ttl_s=3600.0),
     # The TTL is for account holders: payments are never cached (see connectors.soap.bank).
-    "bank": AgencyPolicy(
-        timeout_s=3.0,
-        retries=2,
-        breaker_failure_threshold=5,
-        breaker_reset_s=10.0,
-        max_concurrency=16,
-        cache_ttl_s=600.0,
-        cache_max_entries=10_000,
-        deadline_s=9.0,
-    ),
-    "postal": AgencyPolicy(
-        timeout_s=2.0,
-        retries=2,
-        breaker_failure_threshold=5,
-        breaker_reset_s=10.0,
-        max_concurrency=32,
-        cache_ttl_s=86_400.0,
-        cache_max_entries=20_000,
-        deadline_s=6.0,
-    ),
+    "bank": dataclasses.replace(_COMMON, cache_ttl_s=600.0, cache_max_entries=10_000),
+    "postal": dataclasses.replace(_FAST, cache_ttl_s=86_400.0),
 }
 
 
