@@ -18,6 +18,7 @@ from gateway.app import create_app
 from sandbox.run import Agencies as SandboxAgencies
 from tests.conftest import AGENCY_SECRETS, Backend, GraphQLClient, settings_for
 
+DEEDS_OF_TWO = "{ parcels(first: 2) { edges { node { renewalCode deed { serial } } } } }"
 PAGE_WITH_DEEDS = (
     "{ parcels(first: 100) { edges { node { renewalCode registryPlate owners { nationalCode }"
     " deed { serial area owners { nationalCode share } seizures { issuer } } } } } }"
@@ -253,3 +254,59 @@ async def test_correlation_reaches_the_agency(fresh_gql: Any, sandbox: SandboxAg
     assert "corr-test-42" in text
     assert "inquiry-1403-77" in text
     assert "municipality-gateway" in text
+
+
+@pytest.mark.parametrize(
+    ("mode", "code"),
+    [
+        ("billion-laughs", "AGENCY_UNAVAILABLE"),
+        ("external-entity", "AGENCY_UNAVAILABLE"),
+        ("huge", "AGENCY_UNAVAILABLE"),
+        ("malformed", "AGENCY_UNAVAILABLE"),
+        ("html-error", "AGENCY_UNAVAILABLE"),
+        ("reset", "AGENCY_UNAVAILABLE"),
+        ("never-ends", "AGENCY_TIMEOUT"),
+        ("slow-headers", "AGENCY_TIMEOUT"),
+    ],
+)
+async def test_a_hostile_land_registry_costs_only_its_own_fields(
+    backend: Backend, sandbox: SandboxAgencies, keys: dict[str, str], mode: str, code: str
+) -> None:
+    """Through the whole gateway: a rogue registry's answer becomes a clean error on the deed,
+    within the agency's deadline, and the rest of the answer arrives."""
+    from sandbox.run import run_rogue
+
+    if backend.name != "sqlite":
+        pytest.skip("the gateway's handling of agency answers does not depend on the database")
+    async with run_rogue() as rogue:
+        app = create_app(
+            settings_for(
+                backend,
+                sandbox,
+                land_registry_url=f"{rogue}/{mode}",
+                land_registry_timeout_s=0.5,
+                agency_max_response_bytes=1_000_000,
+            )
+        )
+        async with (
+            app.router.lifespan_context(app),
+            httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as http,
+        ):
+            started = time.perf_counter()
+            response = await http.post(
+                "/graphql",
+                json={"query": DEEDS_OF_TWO},
+                headers={"Authorization": f"Bearer {keys['operator']}"},
+            )
+            elapsed = time.perf_counter() - started
+            body = response.json()
+            alive = await http.get("/healthz")
+    assert response.status_code == 200
+    assert elapsed < 2.0  # the deadline is three 0.5 s attempts
+    assert alive.status_code == 200
+    nodes = [e["node"] for e in body["data"]["parcels"]["edges"]]
+    assert all(n["renewalCode"] and n["deed"] is None for n in nodes)
+    assert {(e["extensions"]["code"], e["extensions"]["agency"]) for e in body["errors"]} == {
+        (code, "land_registry")
+    }
+    assert "<" not in str(body["errors"])  # no XML or HTML reaches the client
