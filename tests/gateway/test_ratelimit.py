@@ -5,11 +5,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import socket
+import sys
 import time
 import uuid
 from collections import Counter
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -155,3 +158,62 @@ async def test_an_unreachable_redis_lets_requests_through(
 def test_a_malformed_limit_fails_at_start_up(backend: Backend) -> None:
     with pytest.raises(ValueError, match="GATEWAY_RATE_LIMIT_PARTNER"):
         create_app(settings_for(backend, rate_limit_partner="lots"))
+
+
+@contextlib.asynccontextmanager
+async def gateway_process(backend: Backend, env: dict[str, str]) -> AsyncIterator[str]:
+    """A real `gateway run` process on a free port; yields its base URL."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    settings = {
+        "GATEWAY_PLANNING_DATABASE_URL": backend.urls["planning"],
+        "GATEWAY_REVENUE_DATABASE_URL": backend.urls["revenue"],
+        "GATEWAY_GATEWAY_DATABASE_URL": backend.urls["gateway"],
+        "GATEWAY_PORT": str(port),
+        "GATEWAY_SEED_PARCELS": "0",
+        "GATEWAY_LOG_LEVEL": "warning",
+        **{f"GATEWAY_{name.upper()}": value for name, value in LIMITS.items()},
+        **env,
+    }
+    process = await asyncio.create_subprocess_exec(
+        str(Path(sys.executable).parent / "gateway"),
+        "run",
+        env={**os.environ, **settings},
+        stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.DEVNULL,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        async with httpx.AsyncClient() as http:
+            for _ in range(300):
+                with contextlib.suppress(httpx.TransportError):
+                    if (await http.get(f"{url}/healthz")).status_code == 200:
+                        break
+                assert process.returncode is None, "the gateway did not start"
+                await asyncio.sleep(0.1)
+        yield url
+    finally:
+        process.terminate()
+        await process.wait()
+
+
+async def test_two_gateway_processes_share_the_limit_through_redis(
+    backend: Backend, keys: dict[str, str]
+) -> None:
+    url = redis_url()
+    if url is None:
+        pytest.skip("no Redis on 127.0.0.1:6379")
+    shared = {"GATEWAY_REDIS_URL": url, "GATEWAY_REDIS_KEY_PREFIX": f"gwtest:{uuid.uuid4().hex}:"}
+    async with (
+        gateway_process(backend, shared) as one,
+        gateway_process(backend, shared) as two,
+        httpx.AsyncClient(base_url=one) as first,
+        httpx.AsyncClient(base_url=two) as second,
+    ):
+        started = time.perf_counter()
+        statuses = await hammer([first, second], keys["notary"], 1000)
+        elapsed = time.perf_counter() - started
+        assert statuses == {200: 50, 429: 950}
+        assert elapsed < 10
+        assert await hammer([second, first], keys["bank"], 60) == {200: 50, 429: 10}
