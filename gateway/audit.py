@@ -6,10 +6,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime as dt
+import getpass
 import hashlib
 import json
 import random
 import time
+import uuid
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, fields
 from typing import Any, Literal
@@ -311,6 +313,23 @@ def _exactly(column: ColumnElement[Any], value: str, *, mysql: bool) -> ColumnEl
     # MariaDB's collation matches "Bank-1" to "bank-1 "; a partner must see only its own
     # records, so the UTF-8 bytes must match too (the plain comparison still uses the index).
     return and_(column == value, cast(column, BINARY()) == value.encode())
+
+
+async def record_cli_change(
+    databases: Databases, operation: str, subject_type: str, subject_id: str
+) -> None:
+    """A change made from the command line (keys, registered operations), by its operator."""
+    entry = AuditEntry(
+        principal_kind="operator",
+        principal_id=f"cli:{getpass.getuser()}",
+        action="change",
+        operation=operation,
+        subject_type=subject_type,
+        subject_id=subject_id,
+        purpose=None,
+        request_id=uuid.uuid4().hex,
+    )
+    await AuditTrail(databases).append([entry])
 
 
 class GroupCommit:

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
-import getpass
-import uuid
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
@@ -13,7 +11,7 @@ import click
 
 from db.engines import Databases
 from gateway import keys as api_keys
-from gateway.audit import AuditEntry, AuditTrail
+from gateway.audit import record_cli_change
 from gateway.errors import GatewayError
 from gateway.settings import Settings
 
@@ -49,21 +47,6 @@ def _run(work: Callable[[Databases], Awaitable[T]]) -> T:
         raise click.ClickException(str(exc)) from None
 
 
-async def _record_change(databases: Databases, operation: str, info: api_keys.KeyInfo) -> None:
-    """Key changes go into the audit trail like every other change (by the CLI's operator)."""
-    entry = AuditEntry(
-        principal_kind="operator",
-        principal_id=f"cli:{getpass.getuser()}",
-        action="change",
-        operation=operation,
-        subject_type="ApiKey",
-        subject_id=str(info.id),
-        purpose=None,
-        request_id=uuid.uuid4().hex,
-    )
-    await AuditTrail(databases).append([entry])
-
-
 def _when(moment: dt.datetime | None) -> str:
     return "never" if moment is None else moment.strftime("%Y-%m-%d %H:%M UTC")
 
@@ -88,7 +71,7 @@ def create(kind: str, name: str, expires_days: int) -> None:
 
     async def work(databases: Databases) -> tuple[api_keys.KeyInfo, str]:
         made = await api_keys.create_key(databases, principal_kind, name, department, expires_in)
-        await _record_change(databases, "keys.create", made[0])
+        await record_cli_change(databases, "keys.create", "ApiKey", str(made[0].id))
         return made
 
     info, key = _run(work)
@@ -132,7 +115,7 @@ def revoke(prefix: str) -> None:
 
     async def work(databases: Databases) -> api_keys.KeyInfo:
         revoked = await api_keys.revoke_key(databases, prefix)
-        await _record_change(databases, "keys.revoke", revoked)
+        await record_cli_change(databases, "keys.revoke", "ApiKey", str(revoked.id))
         return revoked
 
     info = _run(work)

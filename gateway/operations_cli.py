@@ -22,6 +22,7 @@ def operations() -> None:
 def register(file: Path, name: str | None) -> None:
     """Register FILE.graphql; partners then send its text, or only its SHA-256."""
     from db.engines import Databases
+    from gateway.audit import record_cli_change
     from gateway.cli import _settings
     from gateway.hardening import register_operation
 
@@ -33,6 +34,10 @@ def register(file: Path, name: str | None) -> None:
         databases = Databases({"gateway": settings.database_url("gateway")})
         try:
             info, created = await register_operation(databases, settings, document, name)
+            if created:
+                await record_cli_change(
+                    databases, "operations.register", "RegisteredOperation", info.sha256
+                )
         finally:
             await databases.dispose()
         return info.sha256, info.name, created

@@ -22,6 +22,7 @@ from starlette.applications import Starlette
 from db.engines import Databases
 from gateway import parcels
 from gateway.app import create_app
+from gateway.audit import AuditTrail
 from gateway.errors import ERROR_CODES
 from gateway.keys import create_key
 from gateway.operations_cli import operations
@@ -386,6 +387,15 @@ async def test_the_operations_command_registers_once_and_lists(
     listed = await run_cli(backend, "list")
     assert f"{sha256(PAGE)}  " in listed
     assert listed.rstrip().endswith("First page") or "First page" in listed
+    # The registration is a change in the audit trail (once: the second was no change).
+    databases = Databases({"gateway": backend.urls["gateway"]})
+    try:
+        records, _ = await AuditTrail(databases).query(subject_id=sha256(PAGE))
+    finally:
+        await databases.dispose()
+    assert [(r.action, r.operation, r.subject_type) for r in records] == [
+        ("change", "operations.register", "RegisteredOperation")
+    ]
     invalid = tmp_path / "invalid.graphql"
     invalid.write_text("{ nope }")
     env = {f"GATEWAY_{n.upper()}_DATABASE_URL": u for n, u in backend.urls.items()}
