@@ -93,7 +93,8 @@ class GatewayGraphQL(HardenedGraphQL):
             principal=principal,
             request_id=request_id,
             cost=cost,
-            report_cost=self.settings.development
+            # What a query cost is for developers, and in production for internal callers.
+            report_cost=(self.settings.development or principal.kind.internal)
             and request.headers.get("x-gateway-debug", "").lower() == "cost",
             purpose=purpose,
         )

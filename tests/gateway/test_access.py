@@ -231,3 +231,48 @@ async def test_masked_reads_are_not_audited(callers: dict[str, GraphQLClient]) -
     edges = body["data"]["parcels"]["edges"]
     codes = [owner["nationalCode"] for e in edges for owner in e["node"]["owners"]]
     assert all(len(c) == 10 and c[3:7] == "****" for c in codes)
+
+
+async def test_personal_data_is_not_served_when_the_audit_trail_cannot_be_written(
+    callers: dict[str, GraphQLClient], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from gateway.audit import AuditTrail
+
+    async def broken(self: AuditTrail, entries: Any) -> None:
+        raise OSError("disk full")
+
+    monkeypatch.setattr(AuditTrail, "append", broken)
+    response = await callers["notary_a"].post(
+        "query($c: NationalCode!) { person(nationalCode: $c) { fullName nationalCode } }",
+        {"c": KNOWN_NATIONAL_CODE},
+    )
+    body = response.json()
+    assert body["data"] is None
+    assert [e["extensions"]["code"] for e in body["errors"]] == ["INTERNAL"]
+    assert KNOWN_NATIONAL_CODE not in response.text
+    # Reads of no personal data need no audit record and still work.
+    facts = await callers["notary_a"]("{ parcels(first: 1) { totalCount } }")
+    assert facts["data"]["parcels"]["totalCount"] > 0
+
+
+async def test_cost_is_reported_in_production_to_internal_callers_only(
+    backend: Backend, sandbox: Any, keys: dict[str, str]
+) -> None:
+    import httpx
+
+    from gateway.app import create_app
+    from tests.conftest import settings_for
+
+    app = create_app(settings_for(backend, sandbox, env="production"))
+    async with (
+        app.router.lifespan_context(app),
+        httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as http,
+    ):
+        query = {"query": "{ parcels(first: 1) { totalCount } }"}
+        for label, reported in (("operator", True), ("revenue", True), (None, False)):
+            headers = {"X-Gateway-Debug": "cost"}
+            if label is not None:
+                headers["Authorization"] = f"Bearer {keys[label]}"
+            body = (await http.post("/graphql", json=query, headers=headers)).json()
+            assert body["data"]["parcels"]["totalCount"] > 0
+            assert ("cost" in body.get("extensions", {})) == reported, (label, body)
