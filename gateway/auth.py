@@ -15,6 +15,7 @@ import asyncio
 import datetime as dt
 import hashlib
 import logging
+import math
 import time
 import uuid
 from collections import OrderedDict
@@ -22,6 +23,9 @@ from collections.abc import Callable, Collection, Mapping
 from typing import Any
 
 import jwt
+from limits import parse
+from limits.aio.storage import MemoryStorage
+from limits.aio.strategies import MovingWindowRateLimiter
 from sqlalchemy.exc import SQLAlchemyError
 from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Receive, Scope, Send
@@ -235,19 +239,43 @@ class Authenticator:
         self.databases = databases
         self.jwt = JwtVerifier(settings, clock=clock) if settings.jwt_issuer else None
         self._cache = _Cache(settings.auth_cache_s, settings.auth_cache_size, clock)
+        # Failed attempts per client address: past the limit, credentials the cache does not
+        # already know are refused before they cost a database look-up or a JWKS fetch.
+        self._failure_limit = parse(settings.auth_failures_per_ip)
+        self._failures = MovingWindowRateLimiter(MemoryStorage())
 
-    async def authenticate(self, authorization: str | None) -> Principal:
-        """ANONYMOUS without a header; AuthenticationFailed for any credential not valid."""
+    async def authenticate(
+        self, authorization: str | None, client_ip: str | None = None
+    ) -> Principal:
+        """ANONYMOUS without a header; AuthenticationFailed for any credential not valid;
+        AuthenticationThrottled while `client_ip` has failed too often."""
         if authorization is None:
             return ANONYMOUS
         scheme, _, token = authorization.strip().partition(" ")
         token = token.strip()
-        if scheme.lower() != "bearer" or not token or len(token) > MAX_TOKEN_LENGTH:
-            raise AuthenticationFailed
         digest = hashlib.sha256(token.encode()).digest()
         cached = self._cache.get(digest)
         if cached is not None:
             return cached
+        if client_ip is not None and not await self._failures.test(
+            self._failure_limit, "auth-failures", client_ip
+        ):
+            stats = await self._failures.get_window_stats(
+                self._failure_limit, "auth-failures", client_ip
+            )
+            raise AuthenticationThrottled(max(1, math.ceil(stats.reset_time - time.time())))
+        try:
+            if scheme.lower() != "bearer":
+                raise AuthenticationFailed
+            return await self._verify(token, digest)
+        except AuthenticationFailed:
+            if client_ip is not None:
+                await self._failures.hit(self._failure_limit, "auth-failures", client_ip)
+            raise
+
+    async def _verify(self, token: str, digest: bytes) -> Principal:
+        if not token or len(token) > MAX_TOKEN_LENGTH:
+            raise AuthenticationFailed
         valid_until: dt.datetime | None
         if token.startswith(f"{keys.KEY_MARK}_"):
             try:
@@ -276,6 +304,14 @@ def _refusal(status: int, message: str, code: str, **extensions: str) -> JSONRes
     )
 
 
+class AuthenticationThrottled(Exception):
+    """Too many failed attempts from one address; `retry_after` in seconds."""
+
+    def __init__(self, retry_after: int) -> None:
+        super().__init__(retry_after)
+        self.retry_after = retry_after
+
+
 class AuthenticationMiddleware:
     """Pure ASGI, before GraphQL: leaves `scope["principal"]`, or refuses the request."""
 
@@ -299,9 +335,19 @@ class AuthenticationMiddleware:
             if len(found) > 1:
                 raise AuthenticationFailed
             authorization = found[0].decode("latin-1") if found else None
-            scope["principal"] = await self.authenticator.authenticate(authorization)
+            client = scope.get("client")
+            scope["principal"] = await self.authenticator.authenticate(
+                authorization, client[0] if client else None
+            )
         except AuthenticationFailed:
             response = _refusal(401, "Authentication failed.", "UNAUTHENTICATED")
+        except AuthenticationThrottled as throttled:
+            response = _refusal(
+                429,
+                "Too many failed authentication attempts; retry later.",
+                "RATE_LIMITED",
+            )
+            response.headers["Retry-After"] = str(throttled.retry_after)
         except AuthenticationUnavailable:
             request_id = uuid.uuid4().hex
             log.exception("authentication unavailable (request %s)", request_id)

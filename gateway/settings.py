@@ -116,6 +116,8 @@ class Settings(BaseSettings):
     # auth_cache_s, so revoking an API key takes effect within that time (0: no cache).
     auth_cache_s: float = Field(default=10, ge=0)
     auth_cache_size: int = Field(default=10_000, ge=1)
+    # Failed authentications allowed per client address (in each process) before 429s.
+    auth_failures_per_ip: str = "30/minute"
     # OAuth 2 client-credentials JWTs from one trusted issuer; unset, every JWT is refused.
     jwt_issuer: str | None = None
     jwt_audience: str | None = None

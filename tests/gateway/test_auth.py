@@ -511,3 +511,34 @@ async def test_keys_command_refuses_bad_input(backend: Backend) -> None:
         "0",
     )
     assert "never" in department.output
+
+
+async def test_an_address_that_keeps_failing_is_throttled_before_any_lookup(
+    backend: Backend, sandbox: SandboxAgencies, databases: Databases
+) -> None:
+    _, good = await create_key(databases, PrincipalKind.NOTARY, _name("دفتر"))
+    _, fresh = await create_key(databases, PrincipalKind.BANK, _name("بانک"))
+    app = create_app(settings_for(backend, sandbox, auth_failures_per_ip="5/minute"))
+
+    def client_from(ip: str) -> httpx.AsyncClient:
+        transport = httpx.ASGITransport(app=app, client=(ip, 40000))
+        return httpx.AsyncClient(transport=transport, base_url="http://t")
+
+    async with (
+        app.router.lifespan_context(app),
+        client_from("10.9.9.9") as attacker,
+        client_from("10.1.1.1") as other,
+    ):
+        assert (await _post(attacker, good)).status_code == 200  # now cached
+        for _ in range(5):
+            _assert_refused(await _post(attacker, "gw_000000000000_guess"), "gw_0")
+        throttled = await _post(attacker, "gw_000000000000_guess")
+        assert throttled.status_code == 429
+        assert int(throttled.headers["retry-after"]) >= 1
+        assert throttled.json()["errors"][0]["extensions"]["code"] == "RATE_LIMITED"
+        # A key not yet known is not looked up from there either; one already
+        # verified still works, and so does every other address.
+        assert (await _post(attacker, fresh)).status_code == 429
+        assert (await _post(attacker, good)).status_code == 200
+        assert (await _post(attacker, None)).status_code == 200
+        assert (await _post(other, fresh)).status_code == 200
