@@ -439,7 +439,7 @@ async def test_automatic_persisted_queries_round_trip_for_internal_callers(
     stored = await post(prod, {"query": text, **persisted(text)}, keys["department"])
     assert len(stored["data"]["parcels"]["edges"]) == 4
     by_hash = await post(prod, persisted(text), keys["operator"])
-    assert by_hash == stored
+    assert by_hash["data"] == stored["data"]  # (the cost each reports differs)
     for key in (keys["bank"], None):
         refusal(await post(prod, persisted(text), key), "PERSISTED_QUERY_NOT_FOUND")
     version_two = {"extensions": {"persistedQuery": {"version": 2, "sha256Hash": sha256(text)}}}
