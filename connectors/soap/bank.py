@@ -8,11 +8,8 @@ from dataclasses import dataclass
 from typing import Any, Literal, cast
 from zoneinfo import ZoneInfo
 
-import httpx
-
 from connectors.answers import Malformed, field, optional, reading
-from connectors.resilience import AgencyGuard
-from connectors.soap.client import SoapService
+from connectors.soap.client import SoapConnector
 
 __all__ = ["AccountHolder", "Bank", "PaymentStatus", "PaymentVerification"]
 
@@ -73,32 +70,13 @@ def _account(data: Mapping[str, Any]) -> AccountHolder:
     )
 
 
-class Bank:
+class Bank(SoapConnector):
     """Payments are never cached, since a payment's status changes (a reversal); account
     holders are, per the bank's policy."""
 
-    def __init__(
-        self,
-        http: httpx.AsyncClient,
-        guard: AgencyGuard,
-        *,
-        address: str,
-        username: str | None = None,
-        password: str | None = None,
-    ) -> None:
-        self.guard = guard
-        self._service = SoapService(
-            AGENCY,
-            wsdl="bank.wsdl",
-            binding="BankSoap11Binding",
-            http=http,
-            address=address,
-            username=username,
-            password=password,
-        )
-
-    def __repr__(self) -> str:
-        return "Bank()"
+    agency = AGENCY
+    wsdl = "bank.wsdl"
+    binding = "BankSoap11Binding"
 
     async def verify_payment(self, reference: str) -> PaymentVerification | None:
         """The payment with this bank reference, or None when the bank has no such payment."""

@@ -7,11 +7,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal, cast
 
-import httpx
-
 from connectors.answers import Malformed, field, optional, reading
-from connectors.resilience import AgencyGuard
-from connectors.soap.client import SoapService
+from connectors.soap.client import SoapConnector
 
 __all__ = ["CivilRecord", "CivilRegistry", "Gender"]
 
@@ -54,29 +51,10 @@ def _record(data: Mapping[str, Any]) -> CivilRecord:
     )
 
 
-class CivilRegistry:
-    def __init__(
-        self,
-        http: httpx.AsyncClient,
-        guard: AgencyGuard,
-        *,
-        address: str,
-        username: str | None = None,
-        password: str | None = None,
-    ) -> None:
-        self.guard = guard
-        self._service = SoapService(
-            AGENCY,
-            wsdl="civil_registry.wsdl",
-            binding="CivilRegistrySoap11Binding",
-            http=http,
-            address=address,
-            username=username,
-            password=password,
-        )
-
-    def __repr__(self) -> str:
-        return "CivilRegistry()"
+class CivilRegistry(SoapConnector):
+    agency = AGENCY
+    wsdl = "civil_registry.wsdl"
+    binding = "CivilRegistrySoap11Binding"
 
     async def person(
         self, national_code: str, birth_date: dt.date | None = None

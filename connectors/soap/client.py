@@ -14,7 +14,7 @@ import re
 from collections.abc import Collection
 from contextvars import ContextVar
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import httpx
 import zeep
@@ -27,6 +27,7 @@ from zeep.wsse.username import UsernameToken
 
 from connectors import correlation
 from connectors.errors import AgencyRejected, AgencyTimeout, AgencyUnavailable
+from connectors.resilience import AgencyGuard
 
 __all__ = ["WSDL_DIR", "XROAD_NS", "SoapService"]
 
@@ -247,3 +248,39 @@ class SoapService:
             # Every operation in our WSDLs answers with a body: an empty one is no answer.
             raise AgencyUnavailable(agency, operation)
         return serialize_object(result)  # type: ignore[no-untyped-call]
+
+
+class SoapConnector:
+    """One agency's connector: its SOAP service, called through its guard.
+
+    A subclass names its agency, vendored WSDL and binding, and adds typed methods.
+    """
+
+    agency: ClassVar[str]
+    wsdl: ClassVar[str]
+    binding: ClassVar[str]
+
+    def __init__(
+        self,
+        http: httpx.AsyncClient,
+        guard: AgencyGuard,
+        *,
+        address: str,
+        username: str | None = None,
+        password: str | None = None,
+        binding: str | None = None,
+    ) -> None:
+        self.guard = guard
+        self._service = SoapService(
+            self.agency,
+            wsdl=self.wsdl,
+            binding=binding or self.binding,
+            http=http,
+            address=address,
+            username=username,
+            password=password,
+        )
+
+    def __repr__(self) -> str:
+        # Never the address or credentials.
+        return f"{type(self).__name__}()"

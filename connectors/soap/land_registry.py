@@ -13,7 +13,7 @@ import httpx
 
 from connectors.answers import Malformed, field, items, reading, record, records
 from connectors.resilience import AgencyGuard
-from connectors.soap.client import SoapService
+from connectors.soap.client import SoapConnector
 
 __all__ = ["Deed", "DeedOwner", "LandRegistry", "Mortgage", "Plate", "Seizure"]
 
@@ -117,10 +117,14 @@ def _deed(data: Mapping[str, Any]) -> tuple[Plate, Deed | None]:
     return plate, deed
 
 
-class LandRegistry:
+class LandRegistry(SoapConnector):
     """Deeds by plate. `deed()` asks for one; `deeds()` asks for a page in as few calls as the
     WSDL's batch limit allows, and only for plates not already cached, so every deed it
     fetches also answers later `deed()` and `deeds()` calls until the cache entry expires."""
+
+    agency = AGENCY
+    wsdl = "land_registry.wsdl"
+    binding = BINDINGS["1.1"]
 
     def __init__(
         self,
@@ -135,17 +139,15 @@ class LandRegistry:
     ) -> None:
         if soap_version not in BINDINGS:
             raise ValueError("soap_version must be 1.1 or 1.2")
-        self.guard = guard
-        self.soap_version = soap_version
-        self._service = SoapService(
-            AGENCY,
-            wsdl="land_registry.wsdl",
-            binding=BINDINGS[soap_version],
-            http=http,
+        super().__init__(
+            http,
+            guard,
             address=address,
             username=username,
             password=password,
+            binding=BINDINGS[soap_version],
         )
+        self.soap_version = soap_version
         limit = self._service.max_occurs(f"{{{NAMESPACE}}}{GET_DEEDS}", "plate") or FALLBACK_BATCH
         if batch_size is not None and not 1 <= batch_size <= limit:
             raise ValueError(f"batch_size must be between 1 and {limit}")
