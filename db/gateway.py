@@ -22,6 +22,9 @@ class PrincipalRecord(GatewayBase):
     kind: Mapped[str] = mapped_column(String(32))
     name: Mapped[str] = mapped_column(String(200))
     department: Mapped[str | None] = mapped_column(String(64))
+    # The organisation a partner belongs to, where a rule depends on it: for a bank, its
+    # three-digit bank code (as in a Sheba number), which starts its payment references.
+    organisation: Mapped[str | None] = mapped_column(String(64))
     created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=False))
 
 
@@ -50,7 +53,9 @@ class AuditRecord(GatewayBase):
     recorded_at: Mapped[dt.datetime] = mapped_column(
         DateTime(timezone=False).with_variant(mysql.DATETIME(fsp=6), "mysql", "mariadb")
     )
-    request_id: Mapped[str] = mapped_column(String(64))
+    request_id: Mapped[str] = mapped_column(String(64))  # the gateway's own, unique per request
+    # The X-Request-Id the caller sent, if any: its own correlation, not trusted to be unique.
+    caller_request_id: Mapped[str | None] = mapped_column(String(64))
     principal_kind: Mapped[str] = mapped_column(String(32), index=True)
     principal_id: Mapped[str] = mapped_column(String(200), index=True)
     action: Mapped[str] = mapped_column(String(16))  # read | change

@@ -84,6 +84,15 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(default=1_000_000, ge=1024)
     max_root_fields: int = Field(default=10, ge=1)
     max_batch_operations: int = Field(default=10, ge=1)  # operations in one JSON array
+    # Fields in an operation once every fragment spread is replaced by the fragment's fields
+    # (counted without expanding: a fragment spread twice into the next, 30 levels deep,
+    # is refused at once rather than expanded 2**30 times).
+    max_fields: int = Field(default=3_000, ge=10)
+    # Wall time an operation may run before it is cut off (QUERY_TOO_COMPLEX, limit "time");
+    # within it, execution gives the event loop back at least every loop_slice_ms, so one
+    # request's CPU work never holds up the others (or /healthz) for longer than that.
+    operation_budget_s: float = Field(default=15, gt=0)
+    loop_slice_ms: float = Field(default=20, gt=0)
     # Estimated cost (about the number of objects an operation may return) allowed per
     # operation, by kind of caller; see gateway/validation.py for how it is estimated.
     cost_budget_public: int = Field(default=5_000, ge=1)
@@ -108,6 +117,19 @@ class Settings(BaseSettings):
     )
     redis_url: SecretStr | None = None  # may carry a password
     redis_key_prefix: str = "gateway:"
+
+    # Client addresses (rate limits, the failed-authentication throttle, logs) come from the
+    # connection, and from X-Forwarded-For only when the connection is from one of these
+    # proxies (addresses or networks). Empty: forwarded headers are never trusted.
+    trusted_proxies: list[str] = Field(default_factory=list)
+
+    # The audit trail's chain is keyed (HMAC-SHA256) with this secret, kept outside the
+    # database; signed checkpoints of its head go to audit_checkpoint_dir (and to Redis
+    # when redis_url is set). The key comes from the environment or the file named here;
+    # in development without either, a key is generated once under data_dir.
+    audit_key: SecretStr | None = None
+    audit_key_file: Path | None = None
+    audit_checkpoint_dir: Path | None = None  # default: <data_dir>/audit-checkpoints
 
     # Browsers: origins allowed to call /graphql cross-origin (none by default).
     cors_allowed_origins: list[str] = Field(default_factory=list)
