@@ -16,18 +16,18 @@ $(STAMP): pyproject.toml
 
 # The simulated agencies (land registry, civil registry, bank, postal service) run beside
 # the gateway on 127.0.0.1:8101-8104 and stop with it. These are the sandbox's demo
-# credentials; a real deployment sets its own in the environment.
-DEMO_AGENCY_CREDENTIALS := \
-	GATEWAY_LAND_REGISTRY_USERNAME=urmia-municipality \
-	GATEWAY_LAND_REGISTRY_PASSWORD=demo-land-registry-secret \
-	GATEWAY_CIVIL_REGISTRY_USERNAME=urmia-municipality \
-	GATEWAY_CIVIL_REGISTRY_PASSWORD=demo-civil-registry-secret \
-	GATEWAY_BANK_USERNAME=urmia-municipality \
-	GATEWAY_BANK_PASSWORD=demo-bank-secret
+# credentials; a real deployment sets its own in the environment. They reach `gateway run`
+# exported into the recipe's environment, never on a command line, where `ps` shows them.
+run: export GATEWAY_LAND_REGISTRY_USERNAME := urmia-municipality
+run: export GATEWAY_LAND_REGISTRY_PASSWORD := demo-land-registry-secret
+run: export GATEWAY_CIVIL_REGISTRY_USERNAME := urmia-municipality
+run: export GATEWAY_CIVIL_REGISTRY_PASSWORD := demo-civil-registry-secret
+run: export GATEWAY_BANK_USERNAME := urmia-municipality
+run: export GATEWAY_BANK_PASSWORD := demo-bank-secret
 
 run: $(STAMP)
 	@$(BIN)/python -m sandbox & sandbox=$$!; trap 'kill $$sandbox 2>/dev/null' EXIT INT TERM; \
-	env $(DEMO_AGENCY_CREDENTIALS) $(BIN)/gateway run
+	$(BIN)/gateway run
 
 test: $(STAMP)
 	$(BIN)/ruff check .

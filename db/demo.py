@@ -29,6 +29,7 @@ __all__ = [
     "DEFAULT_SEED",
     "KNOWN_NATIONAL_CODE",
     "MAX_PARCELS",
+    "PAYMENT_BANK_CODES",
     "SeedSummary",
     "clear",
     "is_seeded",
@@ -40,6 +41,9 @@ DEFAULT_SEED = 1403
 KNOWN_NATIONAL_CODE = "0084575948"
 # Bank references end in an 8-digit payment id, which bounds the city's size.
 MAX_PARCELS = 1_000_000
+# A bank reference starts with the code of the bank the payment went through (as in a Sheba):
+# Melli, Mellat, Tejarat, Saderat, Sepah.
+PAYMENT_BANK_CODES = ("017", "012", "018", "019", "015")
 
 _PARCELS_PER_CHUNK = 1_000
 _ROWS_PER_EXECUTE = 5_000
@@ -640,16 +644,21 @@ class _City:
             paid_at = dt.datetime.combine(
                 day, dt.time(seconds // 3600, seconds // 60 % 60, seconds % 60)
             )
-            # A bank's trace number: a random head and the payment id, 12 to 16 digits in all.
+            # A bank's trace number: the bank's code, random digits and the payment id, 12 to
+            # 16 digits in all. A random head's first three digits pick the bank and the rest
+            # follow its code: naming the bank draws no extra throw, so the rest of the city
+            # stays as it was.
             head_digits = dice.between(4, 8)
             head = dice.between(10 ** (head_digits - 1), 10**head_digits - 1)
+            bank_pick, rest = divmod(head, 10 ** (head_digits - 3))
+            bank = PAYMENT_BANK_CODES[bank_pick % len(PAYMENT_BANK_CODES)]
             rows["payments"].append(
                 {
                     "id": payment_id,
                     "assessment_id": assessment_id,
                     "amount": amount,
                     "paid_at": paid_at,
-                    "bank_reference": f"{head}{payment_id:08d}",
+                    "bank_reference": f"{bank}{rest:0{head_digits - 3}d}{payment_id:08d}",
                 }
             )
             day += dt.timedelta(days=dice.between(20, 120))

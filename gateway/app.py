@@ -5,36 +5,49 @@ from __future__ import annotations
 import contextlib
 import gc
 import logging
-import re
-import uuid
 from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
 from graphql import GraphQLError
 from sqlalchemy import text
 from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
 from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
-from strawberry.http import GraphQLHTTPResponse
+from strawberry.http import GraphQLHTTPResponse, GraphQLRequestData
 from strawberry.types import ExecutionResult
+from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from connectors import correlation
 from connectors.agencies import Agencies
 from connectors.resilience import current_request_id
 from db.engines import Databases
 from gateway.agencies import build_agencies, build_http_client
-from gateway.audit import AuditEntry, AuditTrail, GroupCommit
+from gateway.audit import AuditEntry, GroupCommit, open_audit_trail
 from gateway.auth import AuthenticationMiddleware, Authenticator
 from gateway.cost import start_request_cost
+from gateway.edge import (
+    InternalErrors,
+    RequestIds,
+    client_address,
+    http_exception,
+    refusal,
+    request_ids,
+    sane_token,
+    trusted_proxies,
+)
 from gateway.errors import AuditUnavailable
-from gateway.hardening import HardenedGraphQL, SecurityHeaders, cors_options
+from gateway.execution import Clock
+from gateway.hardening import HardenedGraphQL, Refused, SecurityHeaders, cors_options
 from gateway.loaders import Loaders
+from gateway.permissions import PersonalReads, operation_reads
 from gateway.principals import ANONYMOUS, Principal
-from gateway.ratelimit import RateLimit, RateLimits
+from gateway.ratelimit import RateLimit, RateLimits, rate_limited
 from gateway.results import format_error, is_request_error
 from gateway.schema import build_schema
 from gateway.schema.context import Context
@@ -43,7 +56,13 @@ from gateway.settings import Settings
 log = logging.getLogger("gateway")
 
 GRAPHQL_RESPONSE = "application/graphql-response+json"
-_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
+
+
+@dataclass
+class AuditedResult(ExecutionResult):
+    """An operation's result with the personal data it served, accounted for before it leaves."""
+
+    personal_reads: PersonalReads = field(default_factory=dict)
 
 
 class GatewayGraphQL(HardenedGraphQL):
@@ -51,27 +70,33 @@ class GatewayGraphQL(HardenedGraphQL):
 
     agencies: Agencies  # built in the app's lifespan
 
-    def __init__(self, settings: Settings, databases: Databases) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        databases: Databases,
+        rate_limits: RateLimits,
+        clock: Clock | None = None,  # times operations (gateway/execution.py); tests inject one
+    ) -> None:
         super().__init__(
-            build_schema(settings),
+            build_schema(settings, clock),
             graphql_ide="graphiql" if settings.development else None,
             allow_queries_via_get=True,
         )
         self.settings = settings
         self.databases = databases
-        self.audit_trail = AuditTrail(databases)
+        self.rate_limits = rate_limits
+        self.audit_trail = open_audit_trail(settings, databases)
         self.audit_writer = GroupCommit(self.audit_trail)
 
     async def get_context(self, request: Any, response: Any) -> Context:
-        header = request.headers.get("x-request-id", "")
-        request_id = header if _REQUEST_ID.match(header) else uuid.uuid4().hex
+        # The gateway's own id and the caller's, assigned at the edge (gateway/edge.py).
+        request_id, caller_request_id = request_ids(request.scope)
         # Authentication ran before GraphQL (gateway/auth.py) and left the principal here.
         principal: Principal = request.scope.get("principal", ANONYMOUS)
         # Engines and agency calls add to the cost current in this request's context.
         cost = start_request_cost()
         # Agency calls carry who asked and for which case, X-Road style.
-        issue = request.headers.get("x-road-issue", "")
-        purpose = issue if _REQUEST_ID.match(issue) else None
+        purpose = sane_token(request.headers.get("x-road-issue", ""))
         current_request_id.set(request_id)
         correlation.current.set(
             correlation.Correlation(
@@ -81,7 +106,6 @@ class GatewayGraphQL(HardenedGraphQL):
                 issue=purpose,
             )
         )
-        response.headers["x-request-id"] = request_id
         context = Context(
             request=request,
             response=response,
@@ -92,6 +116,7 @@ class GatewayGraphQL(HardenedGraphQL):
             agencies=self.agencies,
             principal=principal,
             request_id=request_id,
+            caller_request_id=caller_request_id,
             cost=cost,
             # What a query cost is for developers, and in production for internal callers.
             report_cost=(self.settings.development or principal.kind.internal)
@@ -101,11 +126,40 @@ class GatewayGraphQL(HardenedGraphQL):
         request.scope["gateway.context"] = context
         return context
 
+    async def execute_operation(  # strawberry's signature
+        self,
+        request: Request,
+        request_adapter: Any,
+        request_data: GraphQLRequestData | list[GraphQLRequestData],
+        context: Context,
+        root_value: None,
+        sub_response: Response,
+    ) -> Any:
+        if isinstance(request_data, list) and len(request_data) > 1:
+            # Rate limits count operations: the middleware counted this request as one.
+            retry_after = await self.rate_limits.charge(
+                context.principal, client_address(request.scope), len(request_data) - 1
+            )
+            if retry_after is not None:
+                raise Refused(rate_limited(retry_after))
+        return await super().execute_operation(
+            request, request_adapter, request_data, context, root_value, sub_response
+        )
+
+    async def execute_single(self, *args: Any, **kwargs: Any) -> ExecutionResult:
+        # A batch runs each operation in a task of its own: each collects its own reads.
+        with operation_reads() as reads:
+            result = await super().execute_single(*args, **kwargs)
+        if not reads:
+            return result
+        return AuditedResult(result.data, result.errors, result.extensions, personal_reads=reads)
+
     async def process_result(self, request: Any, result: ExecutionResult) -> GraphQLHTTPResponse:
         context: Context = request.scope["gateway.context"]
         # The cost of answering, before the audit trail's own writes.
         cost = context.cost.as_extension() if context.report_cost else None
-        if context.personal_reads and not await self._audit(context):
+        reads = result.personal_reads if isinstance(result, AuditedResult) else {}
+        if reads and not await self._audit(context, reads):
             # Personal data that cannot be accounted for is not served.
             result = ExecutionResult(
                 data=None,
@@ -126,27 +180,28 @@ class GatewayGraphQL(HardenedGraphQL):
             extensions["cost"] = {
                 **extensions.get("cost", {}),
                 **cost,
-                "auditRecords": len(context.personal_reads),
+                "auditRecords": len(reads),
             }
         if extensions:
             response["extensions"] = extensions
         return response
 
-    async def _audit(self, context: Context) -> bool:
-        """Writes this request's personal-data reads to the audit trail before answering."""
+    async def _audit(self, context: Context, reads: PersonalReads) -> bool:
+        """Writes one operation's personal-data reads to the audit trail before answering."""
         principal = context.principal
         entries = [
             AuditEntry(
                 principal_kind=principal.kind.value,
                 principal_id=principal.id,
                 action="read",
-                operation=field,
+                operation=served_by,
                 subject_type=subject_type,
                 subject_id=subject_id,
                 purpose=context.purpose,
                 request_id=context.request_id,
+                caller_request_id=context.caller_request_id,
             )
-            for (subject_type, subject_id), field in context.personal_reads.items()
+            for (subject_type, subject_id), served_by in reads.items()
         ]
         try:
             await self.audit_writer.write(entries)
@@ -208,23 +263,17 @@ class _BodyTooLarge(Exception):
 
 
 def _too_large(max_bytes: int) -> Response:
-    return JSONResponse(
-        {
-            "errors": [
-                {
-                    "message": f"The request body exceeds {max_bytes} bytes.",
-                    "extensions": {"code": "QUERY_TOO_COMPLEX", "limit": "body"},
-                }
-            ]
-        },
-        status_code=413,
+    return refusal(
+        413, f"The request body exceeds {max_bytes} bytes.", "QUERY_TOO_COMPLEX", limit="body"
     )
 
 
-def create_app(settings: Settings | None = None) -> Starlette:
+def create_app(settings: Settings | None = None, clock: Clock | None = None) -> Starlette:
     settings = settings or Settings()
     databases = Databases(settings.database_urls, echo=settings.database_echo)
-    graphql = GatewayGraphQL(settings, databases)
+    proxies = trusted_proxies(settings.trusted_proxies)
+    rate_limits = RateLimits(settings)
+    graphql = GatewayGraphQL(settings, databases, rate_limits, clock)
 
     @contextlib.asynccontextmanager
     async def lifespan(_app: Starlette) -> AsyncIterator[None]:
@@ -241,6 +290,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
             yield
         finally:
             await http.aclose()
+            await graphql.audit_trail.close()  # the last checkpoints
             await databases.dispose()
 
     async def healthz(_request: Request) -> Response:
@@ -268,13 +318,22 @@ def create_app(settings: Settings | None = None) -> Starlette:
             Route("/readyz", readyz),
         ],
         lifespan=lifespan,
+        # Unknown paths and methods answer as documented errors, not plain text.
+        exception_handlers={HTTPException: http_exception},
     )
     app.state.settings = settings
     app.state.databases = databases
-    # The last added runs first: headers, CORS, body size, authentication, rate limits.
-    app.add_middleware(RateLimit, limits=RateLimits(settings), paths=frozenset({"/graphql"}))
+    # The last added runs first: request ids, security headers, internal errors, trusted
+    # proxies, CORS, body size, authentication, rate limits.
+    app.add_middleware(RateLimit, limits=rate_limits, paths=frozenset({"/graphql"}))
     app.add_middleware(AuthenticationMiddleware, authenticator=Authenticator(settings, databases))
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
     app.add_middleware(CORSMiddleware, **cors_options(settings))
+    if proxies:
+        # The one place X-Forwarded-For is read, and only from these peers; uvicorn itself
+        # runs with proxy_headers off (gateway/serve.py), so it never decides.
+        app.add_middleware(ProxyHeadersMiddleware, trusted_hosts=proxies)
+    app.add_middleware(InternalErrors)
     app.add_middleware(SecurityHeaders, development=settings.development)
+    app.add_middleware(RequestIds)
     return app

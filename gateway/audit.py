@@ -1,5 +1,7 @@
 """The audit trail: who read whose personal data or changed what, when and why, kept in the
-gateway's database as a hash chain so that an edited, deleted or reordered record shows."""
+gateway's database as a chain keyed with a secret from outside it (HMAC-SHA256), so that an
+edited, deleted, reordered or forged record shows, and with signed checkpoints of its head
+published elsewhere (gateway/audit_checkpoints.py), so that a wiped or truncated one does."""
 
 from __future__ import annotations
 
@@ -8,6 +10,7 @@ import contextlib
 import datetime as dt
 import getpass
 import hashlib
+import hmac
 import json
 import random
 import time
@@ -16,20 +19,39 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, fields
 from typing import Any, Literal
 
-from sqlalchemy import ColumnElement, Row, String, and_, cast, insert, inspect, select, update
+from sqlalchemy import (
+    ColumnElement,
+    Row,
+    String,
+    and_,
+    cast,
+    insert,
+    inspect,
+    select,
+    update,
+)
 from sqlalchemy.dialects.mysql import BINARY
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from db.engines import Databases, statement_counter
 from db.gateway import AuditHead, AuditRecord
+from gateway.audit_checkpoints import (
+    Checkpoint,
+    CheckpointPublisher,
+    checkpoint_stores,
+    read_checkpoints,
+)
+from gateway.audit_key import load_audit_key
 from gateway.errors import AuditUnavailable
+from gateway.settings import Settings
 
 GENESIS = "0" * 64  # the prev_hash of the first record
 HEAD_ID = 1  # the head is a single row
 
 # Part of every hashed document, so that a later format can never collide with this one.
-_FORMAT = "audit-record/1"
+# (1 was plain SHA-256, which anyone could recompute; 2 is keyed.)
+_FORMAT = "audit-record/2"
 
 _records = AuditRecord.__table__
 _head = AuditHead.__table__
@@ -46,7 +68,8 @@ class AuditEntry:
     subject_type: str
     subject_id: str
     purpose: str | None  # the case (X-Road "issue") the caller named, if any
-    request_id: str
+    request_id: str  # the gateway's own, unique per request
+    caller_request_id: str | None = None  # the X-Request-Id the caller sent, if any
 
 
 _ENTRY_FIELDS = tuple(f.name for f in fields(AuditEntry))
@@ -80,23 +103,15 @@ class AuditRecordRow:
     subject_type: str
     subject_id: str
     purpose: str | None
+    caller_request_id: str | None
     prev_hash: str
     hash: str
 
 
-@dataclass(frozen=True)
-class VerifyResult:
-    """`first_bad_id` names the first record that fails (for records missing at the end, the
-    first missing one); None when the trail is intact or the fault is the head's alone."""
-
-    ok: bool
-    checked: int
-    first_bad_id: int | None = None
-    reason: str | None = None
-
-
-def record_hash(prev_hash: str, id: int, recorded_at: dt.datetime, entry: AuditEntry) -> str:
-    """SHA-256 (hex) of a record and its predecessor's hash.
+def record_hash(
+    key: bytes, prev_hash: str, id: int, recorded_at: dt.datetime, entry: AuditEntry
+) -> str:
+    """HMAC-SHA256 (hex) with the audit key of a record and its predecessor's hash.
 
     The document is JSON with sorted keys, no whitespace, UTF-8, and `recorded_at` as naive
     UTC in ISO 8601 with microseconds. Changing any of this breaks every stored trail.
@@ -111,7 +126,7 @@ def record_hash(prev_hash: str, id: int, recorded_at: dt.datetime, entry: AuditE
         **asdict(entry),
     }
     canonical = json.dumps(document, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-    return hashlib.sha256(canonical.encode()).hexdigest()
+    return hmac.new(key, canonical.encode(), hashlib.sha256).hexdigest()
 
 
 def _utc_now() -> dt.datetime:
@@ -134,7 +149,7 @@ def _check(entry: AuditEntry) -> None:
             raise ValueError(f"audit {name} is longer than {length} characters")
 
 
-def _entry_of(record: Row[Any]) -> AuditEntry:
+def entry_of(record: Row[Any]) -> AuditEntry:
     return AuditEntry(**{name: getattr(record, name) for name in _ENTRY_FIELDS})
 
 
@@ -143,31 +158,52 @@ def _row_of(record: Row[Any]) -> AuditRecordRow:
 
 
 class AuditTrail:
-    """Appends to, verifies and searches the chain in the gateway's database."""
+    """Appends to and searches the chain in the gateway's database (gateway/audit_verify.py
+    verifies it).
+
+    Appending and verifying need the key; searching does not. With a publisher, every
+    append offers a signed checkpoint of the new head, and verification compares the trail
+    with the checkpoints its stores hold.
+    """
 
     def __init__(
         self,
         databases: Databases,
+        key: bytes | None = None,
         *,
+        checkpoints: CheckpointPublisher | None = None,
         clock: Callable[[], dt.datetime] = _utc_now,
         chunk_size: int = 1000,
     ) -> None:
-        self._engine = databases.gateway
+        self.engine = databases.gateway
+        self._key = key
+        self.checkpoints = checkpoints
         self._clock = clock
-        self._chunk_size = chunk_size
+        self.chunk_size = chunk_size  # records a verification reads at a time
         # This process's requests queue here instead of on the head row's lock.
         self._lock = asyncio.Lock()
         self._head_ready = False
         self._microseconds = True
+        # The longest the trail is known to have been: the newest checkpoint at the first
+        # append, then each append's head. The chain only grows; an append never builds on a
+        # trail shorter than this, which would make a wiped or truncated trail whole again.
+        self._high_water: int | None = None
+
+    def required_key(self) -> bytes:
+        if self._key is None:
+            raise AuditUnavailable("the audit trail was opened without its key")
+        return self._key
 
     async def append(self, entries: Sequence[AuditEntry]) -> None:
         """Appends `entries`, in order and in one transaction, after the chain's last record.
 
         Raises ValueError for an entry that does not fit its columns (nothing is written) and
-        AuditUnavailable when the head is missing while records exist or disagrees with them.
+        AuditUnavailable when the head is missing while records exist or disagrees with them,
+        or when the trail is shorter than it is known to have been.
         """
         if not entries:
             return
+        key = self.required_key()
         for entry in entries:
             _check(entry)
         with _uncounted():
@@ -177,13 +213,33 @@ class AuditTrail:
                 for _ in range(2):
                     if not self._head_ready:
                         await self._create_head()
-                    if await self._append_after_head(entries):
+                    if self._high_water is None:
+                        self._high_water = await self._newest_checkpoint_length(key)
+                    head = await self._append_after_head(key, entries, self._high_water)
+                    if head is not None:
+                        self._high_water = head.length
+                        if self.checkpoints is not None:
+                            # After the commit: a checkpoint never names an uncommitted record.
+                            self.checkpoints.offer(
+                                Checkpoint.signed(
+                                    key,
+                                    length=head.length,
+                                    last_id=head.last_id,
+                                    last_hash=head.last_hash,
+                                    written_at=_naive_utc(self._clock()),
+                                )
+                            )
                         return
                     self._head_ready = False
         raise AuditUnavailable("the audit head disappeared twice while appending")
 
+    async def close(self) -> None:
+        """Waits for the checkpoints offered so far to be published."""
+        if self.checkpoints is not None:
+            await self.checkpoints.flush()
+
     async def _create_head(self) -> None:
-        async with self._engine.connect() as connection:
+        async with self.engine.connect() as connection:
             if await connection.scalar(select(_head.c.id).where(_head.c.id == HEAD_ID)) is None:
                 if await connection.scalar(select(_records.c.id).limit(1)) is not None:
                     raise AuditUnavailable("audit records exist but the head is missing")
@@ -198,13 +254,26 @@ class AuditTrail:
             self._microseconds = await _keeps_microseconds(connection)
         self._head_ready = True
 
-    async def _append_after_head(self, entries: Sequence[AuditEntry]) -> bool:
-        """False when the head row is missing."""
-        async with self._engine.connect() as connection:
+    async def _newest_checkpoint_length(self, key: bytes) -> int:
+        if self.checkpoints is None:
+            return 0
+        newest = (await read_checkpoints(self.checkpoints.stores, key)).newest
+        return 0 if newest is None else newest.length
+
+    async def _append_after_head(
+        self, key: bytes, entries: Sequence[AuditEntry], high_water: int
+    ) -> Head | None:
+        """The new head, or None when the head row is missing."""
+        async with self.engine.connect() as connection:
             await _begin_write(connection)
-            head = await _read_head(connection, lock=True)
+            head = await read_head(connection, lock=True)
             if head is None:
-                return False
+                return None
+            if head.length < high_water:
+                raise AuditUnavailable(
+                    f"the audit trail holds {head.length} records but held {high_water}: "
+                    "wiped, truncated or rolled back; run `gateway audit verify`"
+                )
             # Read under the lock, so that recorded_at never goes back along the chain.
             recorded_at = _naive_utc(self._clock())
             if not self._microseconds:
@@ -213,7 +282,7 @@ class AuditTrail:
             rows = []
             for entry in entries:
                 prev_hash, last_id = last_hash, last_id + 1
-                last_hash = record_hash(prev_hash, last_id, recorded_at, entry)
+                last_hash = record_hash(key, prev_hash, last_id, recorded_at, entry)
                 rows.append(
                     {
                         **asdict(entry),
@@ -229,44 +298,14 @@ class AuditTrail:
                 raise AuditUnavailable(
                     "the audit head disagrees with the records: run `gateway audit verify`"
                 ) from exc
+            new_head = Head(last_id, last_hash, head.length + len(rows))
             await connection.execute(
                 update(AuditHead)
                 .where(AuditHead.id == HEAD_ID)
-                .values(last_id=last_id, last_hash=last_hash, length=head.length + len(rows))
+                .values(last_id=last_id, last_hash=last_hash, length=new_head.length)
             )
             await connection.commit()
-        return True
-
-    async def verify(self) -> VerifyResult:
-        """Walks the chain from its first record, recomputing every hash, then checks that the
-        head names the last record and the length walked."""
-        async with self._engine.connect() as connection:
-            last_id, last_hash, checked = 0, GENESIS, 0
-            head: _Head | None = None
-            while True:
-                arrived = 0
-                while chunk := (
-                    await connection.execute(
-                        select(_records)
-                        .where(_records.c.id > last_id)
-                        .order_by(_records.c.id)
-                        .limit(self._chunk_size)
-                    )
-                ).all():
-                    for record in chunk:
-                        reason = await _fault(connection, record, last_id + 1, last_hash)
-                        if reason is not None:
-                            return VerifyResult(False, checked, record.id, reason)
-                        last_id, last_hash, checked = record.id, record.hash, checked + 1
-                    arrived += len(chunk)
-                # Records appended while we walked come with a newer head: walk on to it. A head
-                # ahead of records that were already there when we read it means deletion.
-                if head is not None and arrived == 0:
-                    break
-                head = await _read_head(connection)
-                if head is None or head.last_id <= last_id:
-                    break
-        return _against_head(head, last_id, last_hash, checked)
+        return new_head
 
     async def query(
         self,
@@ -287,7 +326,7 @@ class AuditTrail:
         """
         if first < 1:
             raise ValueError("first must be at least 1")
-        mysql = self._engine.dialect.name == "mysql"
+        mysql = self.engine.dialect.name == "mysql"
         conditions: list[ColumnElement[bool]] = [_records.c.id > after_id]
         for column, value in (
             (_records.c.principal_id, principal_id),
@@ -302,7 +341,7 @@ class AuditTrail:
         if until is not None:
             conditions.append(_records.c.recorded_at < _naive_utc(until))
         statement = select(_records).where(*conditions).order_by(_records.c.id).limit(first + 1)
-        async with self._engine.connect() as connection:
+        async with self.engine.connect() as connection:
             records = (await connection.execute(statement)).all()
         return [_row_of(record) for record in records[:first]], len(records) > first
 
@@ -315,8 +354,23 @@ def _exactly(column: ColumnElement[Any], value: str, *, mysql: bool) -> ColumnEl
     return and_(column == value, cast(column, BINARY()) == value.encode())
 
 
+def open_audit_trail(settings: Settings, databases: Databases) -> AuditTrail:
+    """The trail as configured: its key (a configuration error without one in production)
+    and its checkpoint stores."""
+    return AuditTrail(
+        databases,
+        load_audit_key(settings),
+        checkpoints=CheckpointPublisher(checkpoint_stores(settings)),
+    )
+
+
 async def record_cli_change(
-    databases: Databases, operation: str, subject_type: str, subject_id: str
+    databases: Databases,
+    operation: str,
+    subject_type: str,
+    subject_id: str,
+    *,
+    settings: Settings | None = None,
 ) -> None:
     """A change made from the command line (keys, registered operations), by its operator."""
     entry = AuditEntry(
@@ -329,7 +383,11 @@ async def record_cli_change(
         purpose=None,
         request_id=uuid.uuid4().hex,
     )
-    await AuditTrail(databases).append([entry])
+    trail = open_audit_trail(settings or Settings(), databases)
+    try:
+        await trail.append([entry])
+    finally:
+        await trail.close()
 
 
 class GroupCommit:
@@ -374,13 +432,13 @@ class GroupCommit:
 
 
 @dataclass(frozen=True)
-class _Head:
+class Head:
     last_id: int
     last_hash: str
     length: int
 
 
-async def _read_head(connection: AsyncConnection, *, lock: bool = False) -> _Head | None:
+async def read_head(connection: AsyncConnection, *, lock: bool = False) -> Head | None:
     statement = select(_head.c.last_id, _head.c.last_hash, _head.c.length).where(
         _head.c.id == HEAD_ID
     )
@@ -388,7 +446,7 @@ async def _read_head(connection: AsyncConnection, *, lock: bool = False) -> _Hea
         # Appenders of every process queue here (SQLite ignores it: _begin_write locks).
         statement = statement.with_for_update()
     row = (await connection.execute(statement)).one_or_none()
-    return None if row is None else _Head(*row)
+    return None if row is None else Head(*row)
 
 
 @contextlib.contextmanager
@@ -446,40 +504,3 @@ async def _keeps_microseconds(connection: AsyncConnection) -> bool:
     )
     (column,) = (c for c in columns if c["name"] == "recorded_at")
     return bool(getattr(column["type"], "fsp", None))
-
-
-async def _fault(
-    connection: AsyncConnection, record: Row[Any], expected_id: int, prev_hash: str
-) -> str | None:
-    """Why `record` cannot follow a record whose hash is `prev_hash`, or None if it can."""
-    if record.id != expected_id:
-        return "deleted before this record"
-    recomputed = record_hash(record.prev_hash, record.id, record.recorded_at, _entry_of(record))
-    if record.prev_hash == prev_hash:
-        return None if recomputed == record.hash else "edited"
-    # A record whose predecessor now sits elsewhere in the chain has been moved.
-    elsewhere = await connection.scalar(
-        select(_records.c.id).where(_records.c.hash == record.prev_hash)
-    )
-    if elsewhere is not None:
-        return "out of order"
-    if recomputed == record.hash:
-        # Consistent in itself: it or the record before it was rewritten, hash and all.
-        return "does not follow the record before it"
-    return "edited"
-
-
-def _against_head(head: _Head | None, last_id: int, last_hash: str, checked: int) -> VerifyResult:
-    if head is None:
-        if checked == 0:
-            return VerifyResult(True, 0)
-        return VerifyResult(False, checked, None, "the head is missing")
-    if (head.last_id, head.last_hash, head.length) == (last_id, last_hash, checked):
-        return VerifyResult(True, checked)
-    says = f"the head says {head.length} records"
-    if head.last_id > last_id or head.length > checked:
-        return VerifyResult(False, checked, last_id + 1, f"missing at the end: {says}")
-    if head.last_id < last_id or head.length < checked:
-        return VerifyResult(False, checked, head.last_id + 1, f"not in the head: {says}")
-    # Same length, other hash: the last record was replaced, hash and all.
-    return VerifyResult(False, checked, last_id or None, "does not match the head")

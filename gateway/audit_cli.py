@@ -1,4 +1,5 @@
-"""The `gateway audit` commands: check the audit trail's hash chain from the command line."""
+"""The `gateway audit` commands: check the audit trail's keyed chain and its checkpoints from
+the command line."""
 
 from __future__ import annotations
 
@@ -6,7 +7,9 @@ import asyncio
 
 import click
 
-from gateway.audit import AuditTrail, VerifyResult
+from gateway.audit import open_audit_trail
+from gateway.audit_key import AuditKeyError
+from gateway.audit_verify import VerifyResult, verify
 from gateway.settings import Settings
 
 audit = click.Group("audit", help="Check the audit trail of personal-data reads and changes.")
@@ -19,24 +22,35 @@ async def _verify(settings: Settings) -> VerifyResult:
     databases = Databases(settings.database_urls)
     try:
         await migrate.upgrade(databases)
-        return await AuditTrail(databases).verify()
+        return await verify(open_audit_trail(settings, databases))
     finally:
         await databases.dispose()
 
 
-@audit.command()
-def verify() -> None:
-    """Recompute every record's hash from the first and compare the end with the head.
+@audit.command("verify")
+def verify_command() -> None:
+    """Recompute every record's keyed hash from the first, compare the end with the head and
+    with the newest signed checkpoint (checkpoint directory, and Redis when configured).
 
-    Exits 1, naming the first bad record, when a record was edited, deleted or reordered.
+    Exits 1 with a line for each finding: a record edited, deleted, reordered or forged; records
+    missing at the end; a wiped or rolled-back trail; a checkpoint that is forged or signed
+    with another key; a key that matches no record.
     """
     # Imported here: gateway.cli imports this module to register the group.
     from gateway.cli import _settings
 
-    result = asyncio.run(_verify(_settings()))
+    try:
+        result = asyncio.run(_verify(_settings()))
+    except AuditKeyError as exc:
+        raise click.ClickException(str(exc)) from None
     if result.ok:
-        click.echo(f"audit trail intact: {result.checked} records")
+        against = (
+            ""
+            if result.checkpoint is None
+            else f", up to its checkpoint of {result.checkpoint.length} records"
+        )
+        click.echo(f"audit trail intact: {result.checked} records{against}")
         return
-    where = "" if result.first_bad_id is None else f" at record {result.first_bad_id}"
-    click.echo(f"audit trail broken{where}: {result.reason}", err=True)
+    for finding in result.findings:
+        click.echo(str(finding), err=True)
     raise SystemExit(1)

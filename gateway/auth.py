@@ -17,7 +17,6 @@ import hashlib
 import logging
 import math
 import time
-import uuid
 from collections import OrderedDict
 from collections.abc import Callable, Collection, Mapping
 from typing import Any
@@ -27,12 +26,12 @@ from limits import parse
 from limits.aio.storage import MemoryStorage
 from limits.aio.strategies import MovingWindowRateLimiter
 from sqlalchemy.exc import SQLAlchemyError
-from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Receive, Scope, Send
 from starlette.websockets import WebSocket
 
 from db.engines import Databases
 from gateway import keys
+from gateway.edge import client_address, refusal, request_ids
 from gateway.errors import BadUserInput
 from gateway.principals import ANONYMOUS, Principal, PrincipalKind, scopes_for
 from gateway.settings import Settings
@@ -175,7 +174,22 @@ def principal_from_claims(claims: Mapping[str, Any]) -> Principal:
             scopes &= frozenset(requested)
         else:
             raise AuthenticationFailed
-    return Principal(kind=kind, id=f"jwt:{sub}", name=name, department=department, scopes=scopes)
+    # A bank's bank code (its payment references start with it); other kinds carry none.
+    organisation = claims.get("gateway_organisation")
+    if organisation is not None and not isinstance(organisation, str):
+        raise AuthenticationFailed
+    try:
+        organisation = keys.parse_organisation(kind, organisation)
+    except BadUserInput:
+        raise AuthenticationFailed from None
+    return Principal(
+        kind=kind,
+        id=f"jwt:{sub}",
+        name=name,
+        department=department,
+        scopes=scopes,
+        organisation=organisation,
+    )
 
 
 class JwtVerifier:
@@ -253,8 +267,11 @@ class Authenticator:
             return ANONYMOUS
         scheme, _, token = authorization.strip().partition(" ")
         token = token.strip()
+        bearer = scheme.lower() == "bearer"
         digest = hashlib.sha256(token.encode()).digest()
-        cached = self._cache.get(digest)
+        # The cache answers for Bearer credentials only, as verification does: a cached key
+        # sent under another scheme (Basic) fails like any other malformed header.
+        cached = self._cache.get(digest) if bearer else None
         if cached is not None:
             return cached
         if client_ip is not None and not await self._failures.test(
@@ -265,7 +282,7 @@ class Authenticator:
             )
             raise AuthenticationThrottled(max(1, math.ceil(stats.reset_time - time.time())))
         try:
-            if scheme.lower() != "bearer":
+            if not bearer:
                 raise AuthenticationFailed
             return await self._verify(token, digest)
         except AuthenticationFailed:
@@ -293,15 +310,6 @@ class Authenticator:
             raise AuthenticationFailed
         self._cache.put(digest, principal, valid_until)
         return principal
-
-
-def _refusal(status: int, message: str, code: str, **extensions: str) -> JSONResponse:
-    headers = {"WWW-Authenticate": 'Bearer realm="gateway"'} if status == 401 else None
-    return JSONResponse(
-        {"errors": [{"message": message, "extensions": {"code": code, **extensions}}]},
-        status_code=status,
-        headers=headers,
-    )
 
 
 class AuthenticationThrottled(Exception):
@@ -335,23 +343,27 @@ class AuthenticationMiddleware:
             if len(found) > 1:
                 raise AuthenticationFailed
             authorization = found[0].decode("latin-1") if found else None
-            client = scope.get("client")
             scope["principal"] = await self.authenticator.authenticate(
-                authorization, client[0] if client else None
+                authorization, client_address(scope)
             )
         except AuthenticationFailed:
-            response = _refusal(401, "Authentication failed.", "UNAUTHENTICATED")
+            response = refusal(
+                401,
+                "Authentication failed.",
+                "UNAUTHENTICATED",
+                headers={"WWW-Authenticate": 'Bearer realm="gateway"'},
+            )
         except AuthenticationThrottled as throttled:
-            response = _refusal(
+            response = refusal(
                 429,
                 "Too many failed authentication attempts; retry later.",
                 "RATE_LIMITED",
+                headers={"Retry-After": str(throttled.retry_after)},
             )
-            response.headers["Retry-After"] = str(throttled.retry_after)
         except AuthenticationUnavailable:
-            request_id = uuid.uuid4().hex
+            request_id, _ = request_ids(scope)
             log.exception("authentication unavailable (request %s)", request_id)
-            response = _refusal(
+            response = refusal(
                 503, "Authentication is unavailable; try again.", "INTERNAL", requestId=request_id
             )
         else:

@@ -55,9 +55,14 @@ async def _demo_keys(settings: Settings) -> dict[str, str]:
 @main.command()
 def run() -> None:
     """Migrate, seed demo data on first run (development), and serve /graphql."""
+    from gateway.audit_key import AuditKeyError, load_audit_key
     from gateway.serve import serve
 
     settings = _settings()
+    try:  # before any worker starts: production without an audit key is refused here
+        load_audit_key(settings)
+    except AuditKeyError as exc:
+        raise click.ClickException(str(exc)) from None
     asyncio.run(_prepare(settings, seed=settings.development))
     if settings.development:
         # Fresh demo keys on every start: secrets are never stored, so old ones can't be shown.

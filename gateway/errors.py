@@ -9,7 +9,7 @@ GatewayError                 extensions.code
 
 Errors GraphQL itself raises before execution are classified in gateway/results.py:
 GRAPHQL_PARSE_FAILED, GRAPHQL_VALIDATION_FAILED, BAD_USER_INPUT (a literal or a
-variable of the wrong type), QUERY_TOO_COMPLEX (depth, token and alias limits).
+variable of the wrong type), QUERY_TOO_COMPLEX (depth, token, alias and field limits).
 Agency failures (AGENCY_UNAVAILABLE, AGENCY_TIMEOUT, AGENCY_REJECTED) come from connectors/.
 """
 
@@ -19,18 +19,27 @@ from typing import Any, ClassVar
 
 ERROR_CODES: dict[str, str] = {
     "BAD_USER_INPUT": "An argument or variable is invalid; extensions.field names it.",
-    "NOT_FOUND": "The record asked for by id does not exist.",
+    "NOT_FOUND": (
+        "The record asked for by id does not exist, or the path is not one the gateway "
+        "serves (HTTP 404)."
+    ),
     "UNAUTHENTICATED": "A credential was sent but is unknown, expired or revoked (HTTP 401).",
     "FORBIDDEN": "The caller lacks the scope a field needs; the field is null (extensions.scope).",
     "QUERY_TOO_COMPLEX": (
         "The operation exceeds a limit, named by extensions.limit: depth, tokens, aliases, "
-        "rootFields, pageSize, cost (with extensions.cost and .budget), batch (HTTP 400) or "
-        "body (HTTP 413)."
+        "rootFields, fields (once fragments are spread), introspectionDepth, pageSize, cost "
+        "(with extensions.cost and .budget), batch (HTTP 400) or body (HTTP 413), all before "
+        "it runs; or time, when it ran past its budget and was stopped (data is null)."
     ),
     "PERSISTED_QUERY_NOT_FOUND": (
         "The document is not known: a hash the gateway does not hold (send the full text "
         "with it, if your kind of caller may), or, from a partner in production, an "
         "operation that is not registered."
+    ),
+    "BAD_REQUEST": (
+        "The HTTP request is not a GraphQL request: not JSON, not sent as application/json, "
+        "`query` not a string, `variables` or `extensions` not an object, JSON nested too "
+        "deep, no query, or a method other than GET and POST (HTTP 400, or 405)."
     ),
     "RATE_LIMITED": "Too many requests from this caller (HTTP 429); retry after Retry-After s.",
     "GRAPHQL_PARSE_FAILED": "The document is not valid GraphQL syntax.",

@@ -7,6 +7,8 @@
 - Introspection and "Did you mean …?" suggestions only for internal callers in production:
   `__schema`/`__type` are refused as GRAPHQL_VALIDATION_FAILED (reason "introspection").
 - A JSON array of more operations than the batch limit: HTTP 400, QUERY_TOO_COMPLEX.
+- An HTTP request that is not a GraphQL request (not JSON, a wrong content type, `query` not
+  a string, `variables` not an object, JSON nested too deep): HTTP 400, BAD_REQUEST.
 - Security headers on every response; CORS only for the configured origins.
 """
 
@@ -19,23 +21,28 @@ import logging
 import re
 import time
 from collections import OrderedDict
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
 import coredis
 import coredis.exceptions
+import orjson
+from cross_web import AsyncHTTPRequestAdapter, HTTPException
 from graphql import GraphQLError, OperationDefinitionNode, parse, validate
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from starlette.datastructures import MutableHeaders
-from starlette.responses import JSONResponse
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from strawberry.asgi import GraphQL
 from strawberry.extensions import SchemaExtension
+from strawberry.http import GraphQLRequestData
 
 from db.engines import Databases
 from db.gateway import RegisteredOperation
+from gateway.edge import bad_request, http_refusal, refusal
 from gateway.errors import BadUserInput, GatewayError, QueryTooComplex
 from gateway.principals import Principal
 from gateway.schema.context import Context
@@ -374,42 +381,130 @@ class Refused(Exception):
         self.response = response
 
 
+# A GraphQL request needs a few levels of JSON, and the deepest input in the schema a few
+# more; a thousand levels would only make graphql-core recurse until Python gives up.
+MAX_JSON_DEPTH = 32
+
+
+def nested_deeper_than(value: object, limit: int) -> bool:
+    """Whether JSON data nests objects and arrays more than `limit` levels; without recursion."""
+    pending: list[tuple[object, int]] = [(value, 1)]
+    while pending:
+        node, depth = pending.pop()
+        if isinstance(node, dict):
+            children: Iterable[object] = node.values()
+        elif isinstance(node, list):
+            children = node
+        else:
+            continue
+        if depth > limit:
+            return True
+        pending.extend((child, depth + 1) for child in children if isinstance(child, dict | list))
+    return False
+
+
 class HardenedGraphQL(GraphQL[Context, None]):
-    """strawberry's view, refusing an over-long batch as JSON before parsing any operation."""
+    """strawberry's view, reading the HTTP request itself: anything malformed (not JSON, not
+    a GraphQL request, nested too deep) is a 400 BAD_REQUEST, an over-long batch a 400
+    QUERY_TOO_COMPLEX, before any operation is parsed. Every refusal is a JSON error body."""
 
     def decode_json(self, data: str | bytes) -> object:
-        decoded = super().decode_json(data)
-        batching = self.schema.config.batching_config
-        if isinstance(decoded, list) and batching and len(decoded) > batching["max_operations"]:
-            cap = batching["max_operations"]
-            raise Refused(
-                JSONResponse(
-                    {
-                        "errors": [
-                            {
-                                "message": f"The batch has {len(decoded)} operations; "
-                                f"the limit is {cap}.",
-                                "extensions": {
-                                    "code": "QUERY_TOO_COMPLEX",
-                                    "limit": "batch",
-                                    "max": cap,
-                                },
-                            }
-                        ]
-                    },
-                    status_code=400,
-                )
-            )
+        # orjson: fast, and its depth limit raises a decode error instead of recursing.
+        return orjson.loads(data)
+
+    def _decode(self, data: str | bytes, what: str) -> object:
+        try:
+            decoded = self.decode_json(data)
+        except orjson.JSONDecodeError as exc:
+            # orjson's reasons name a position, never the content.
+            raise Refused(bad_request(f"{what} is not valid JSON: {exc}")) from None
+        if nested_deeper_than(decoded, MAX_JSON_DEPTH):
+            raise Refused(bad_request(f"{what} nests JSON deeper than {MAX_JSON_DEPTH} levels."))
         return decoded
 
+    async def parse_http_body(
+        self, request: AsyncHTTPRequestAdapter
+    ) -> GraphQLRequestData | list[GraphQLRequestData]:
+        # strawberry's own answered these in plain text, and failed with a 500 on a body that
+        # was not an object or a batch whose items were not (multipart and streaming
+        # transports, which it also handles, are not enabled here).
+        if request.method == "GET":
+            return self._operation(self._query_parameters(request.query_params))
+        content_type = (request.content_type or "").split(";")[0].strip().lower()
+        if content_type != "application/json":
+            raise Refused(
+                bad_request("Send the request as JSON, with Content-Type application/json.")
+            )
+        data = self._decode(await request.get_body(), "The request body")
+        if not isinstance(data, list):
+            return self._operation(data)
+        batching = self.schema.config.batching_config
+        cap = batching["max_operations"] if batching else 1
+        if not data:
+            raise Refused(bad_request("The batch holds no operation."))
+        if len(data) > cap:
+            raise Refused(
+                refusal(
+                    400,
+                    f"The batch has {len(data)} operations; the limit is {cap}.",
+                    "QUERY_TOO_COMPLEX",
+                    limit="batch",
+                    max=cap,
+                )
+            )
+        return [self._operation(item) for item in data]
+
+    def _query_parameters(self, params: Mapping[str, str | list[str] | None]) -> dict[str, object]:
+        operation: dict[str, object] = {}
+        for name in ("query", "operationName", "variables", "extensions"):
+            value = params.get(name)
+            if value is None:
+                continue
+            if not isinstance(value, str):
+                raise Refused(bad_request(f"`{name}` must be given once."))
+            if name in ("variables", "extensions"):
+                operation[name] = self._decode(value, f"`{name}`") if value else None
+            else:
+                operation[name] = value
+        return operation
+
+    @staticmethod
+    def _operation(data: object) -> GraphQLRequestData:
+        if not isinstance(data, dict):
+            raise Refused(bad_request("An operation must be a JSON object."))
+        query = data.get("query")
+        name = data.get("operationName")
+        variables = data.get("variables")
+        extensions = data.get("extensions")
+        if not isinstance(query, str | None):
+            raise Refused(bad_request("`query` must be a string."))
+        if not isinstance(name, str | None):
+            raise Refused(bad_request("`operationName` must be a string."))
+        if not isinstance(variables, dict | None):
+            raise Refused(bad_request("`variables` must be an object."))
+        if not isinstance(extensions, dict | None):
+            raise Refused(bad_request("`extensions` must be an object."))
+        return GraphQLRequestData(
+            query=query,
+            variables=variables,
+            operation_name=name,
+            extensions=extensions,
+            protocol="http",
+        )
+
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        try:
+        if scope["type"] != "http":
             await super().__call__(scope, receive, send)
+            return
+        # As strawberry's, but no refusal answers in plain text.
+        response: Response
+        try:
+            response = await self.run(Request(scope, receive))
         except Refused as refused:
-            context = scope.get("gateway.context")
-            if isinstance(context, Context):
-                refused.response.headers["x-request-id"] = context.request_id
-            await refused.response(scope, receive, send)
+            response = refused.response
+        except HTTPException as exc:  # strawberry's: no query, GET for a mutation, …
+            response = http_refusal(exc.status_code, exc.reason)
+        await response(scope, receive, send)
 
 
 CONTENT_SECURITY_POLICY = (

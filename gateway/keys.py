@@ -18,6 +18,7 @@ from typing import Literal
 from sqlalchemy import Row, Select, select, update
 from sqlalchemy.exc import IntegrityError
 
+import identifiers
 from db.engines import Databases
 from db.gateway import ApiKey, PrincipalRecord
 from gateway.errors import BadUserInput, NotFound
@@ -50,6 +51,7 @@ class KeyInfo:
     expires_at: dt.datetime | None
     revoked_at: dt.datetime | None
     state: KeyState
+    organisation: str | None = None  # a bank's three-digit bank code
 
     @property
     def kind_label(self) -> str:
@@ -92,6 +94,29 @@ def _check_department(kind: PrincipalKind, department: str | None) -> None:
             )
     elif department is not None:
         raise BadUserInput(f"The kind {kind.value} takes no department.", field="department")
+
+
+def parse_organisation(
+    kind: PrincipalKind, text: str | None, *, required: bool = False
+) -> str | None:
+    """A bank's organisation is its three-digit bank code (as in a Sheba number): its payment
+    references start with it. Other kinds have none. `required`: a bank must name one."""
+    if kind is not PrincipalKind.BANK:
+        if text is not None:
+            raise BadUserInput(
+                f"The kind {kind.value} takes no organisation.", field="organisation"
+            )
+        return None
+    if text is None:
+        if required:
+            raise BadUserInput("A bank needs its three-digit bank code.", field="organisation")
+        return None
+    try:
+        return identifiers.parse_bank_code(text)
+    except identifiers.InvalidIdentifier:
+        raise BadUserInput(
+            "A bank's organisation is its three-digit bank code.", field="organisation"
+        ) from None
 
 
 def _utcnow(now: dt.datetime | None = None) -> dt.datetime:
@@ -140,13 +165,19 @@ def _info(key: ApiKey, principal: PrincipalRecord, now: dt.datetime) -> KeyInfo:
         expires_at=_aware(key.expires_at),
         revoked_at=_aware(key.revoked_at),
         state=_state(key.expires_at, key.revoked_at, now),
+        organisation=principal.organisation,
     )
 
 
 async def _principal_record(
-    databases: Databases, kind: PrincipalKind, name: str, department: str | None
+    databases: Databases,
+    kind: PrincipalKind,
+    name: str,
+    department: str | None,
+    organisation: str | None = None,
 ) -> PrincipalRecord:
-    """Finds the principal (kind, name), or creates it; safe when two callers race."""
+    """Finds the principal (kind, name), or creates it; safe when two callers race. A bank
+    recorded without a bank code gets the one given now; another code is refused."""
     query = select(PrincipalRecord).where(
         PrincipalRecord.kind == kind.value, PrincipalRecord.name == name
     )
@@ -155,7 +186,11 @@ async def _principal_record(
             record = (await session.execute(query)).scalar_one_or_none()
         if record is None:
             record = PrincipalRecord(
-                kind=kind.value, name=name, department=department, created_at=_utcnow()
+                kind=kind.value,
+                name=name,
+                department=department,
+                organisation=organisation,
+                created_at=_utcnow(),
             )
             try:
                 async with databases.session("gateway") as session, session.begin():
@@ -168,6 +203,20 @@ async def _principal_record(
                 f"({record.department}).",
                 field="department",
             )
+        if organisation is not None and record.organisation != organisation:
+            if record.organisation is not None:
+                raise BadUserInput(
+                    f"A {kind.value} named {name!r} has another organisation "
+                    f"({record.organisation}).",
+                    field="organisation",
+                )
+            async with databases.session("gateway") as session, session.begin():
+                await session.execute(
+                    update(PrincipalRecord)
+                    .where(PrincipalRecord.id == record.id)
+                    .values(organisation=organisation)
+                )
+            record.organisation = organisation
         return record
     raise RuntimeError(f"could not find or create the principal {kind.value} {name!r}")
 
@@ -179,11 +228,14 @@ async def create_key(
     department: str | None = None,
     expires_in: dt.timedelta | None = DEFAULT_LIFETIME,
     *,
+    organisation: str | None = None,
     now: dt.datetime | None = None,
 ) -> tuple[KeyInfo, str]:
     """Issues a key to the principal (kind, name), creating the principal on first use.
 
-    Returns the key's details and the key itself, which exists nowhere else afterwards.
+    `organisation`: a bank's three-digit bank code (see parse_organisation); a bank without
+    one verifies no payment. Returns the key's details and the key itself, which exists
+    nowhere else afterwards.
     """
     name = name.strip()
     if not name or len(name) > MAX_NAME_LENGTH:
@@ -191,9 +243,10 @@ async def create_key(
     if kind is PrincipalKind.PUBLIC:
         raise BadUserInput("The public needs no key.", field="kind")
     _check_department(kind, department)
+    organisation = parse_organisation(kind, organisation)
     if expires_in is not None and expires_in <= dt.timedelta(0):
         raise BadUserInput("A key must expire in the future, or never.", field="expires_in")
-    principal = await _principal_record(databases, kind, name, department)
+    principal = await _principal_record(databases, kind, name, department, organisation)
     created = _utcnow(now)
     for _ in range(3):
         prefix = secrets.token_hex(PREFIX_BYTES)
@@ -282,6 +335,7 @@ async def check_key(
             PrincipalRecord.kind,
             PrincipalRecord.name,
             PrincipalRecord.department,
+            PrincipalRecord.organisation,
         )
         .join(PrincipalRecord, PrincipalRecord.id == ApiKey.principal_id)
         .where(ApiKey.prefix == prefix)
@@ -290,7 +344,16 @@ async def check_key(
         row = (await session.execute(query)).first()
     if row is None:
         return None
-    secret_hash, expires_at, revoked_at, principal_id, kind_value, name, department = row
+    (
+        secret_hash,
+        expires_at,
+        revoked_at,
+        principal_id,
+        kind_value,
+        name,
+        department,
+        organisation,
+    ) = row
     if not hmac.compare_digest(secret_hash, _digest(secret)):
         return None
     if _state(expires_at, revoked_at, _utcnow(now)) != "active":
@@ -307,6 +370,7 @@ async def check_key(
         name=name,
         department=department,
         scopes=scopes_for(kind, department),
+        organisation=organisation,
     )
     return VerifiedKey(principal, _aware(expires_at))
 
@@ -319,7 +383,8 @@ async def verify_key(
     return None if verified is None else verified.principal
 
 
-# Development mode's principals, one of each kind (and one per department).
+# Development mode's principals, one of each kind (and one per department): kind, name,
+# department, organisation (the demo bank is Bank Melli, bank code 017).
 _DEPARTMENT_NAMES = {
     "planning": "معاونت شهرسازی و معماری",
     "revenue": "اداره درآمد",
@@ -328,15 +393,15 @@ _DEPARTMENT_NAMES = {
     "urban_services": "معاونت خدمات شهری",
     "transport": "معاونت حمل و نقل و ترافیک",
 }
-DEMO_PRINCIPALS: tuple[tuple[PrincipalKind, str, str | None], ...] = (
-    (PrincipalKind.NOTARY, "دفتر اسناد رسمی ۱۲ ارومیه", None),
-    (PrincipalKind.BANK, "بانک ملی شعبه مرکزی", None),
-    (PrincipalKind.COUNTER, "دفتر پیشخوان دولت ۱۰۴ ارومیه", None),
+DEMO_PRINCIPALS: tuple[tuple[PrincipalKind, str, str | None, str | None], ...] = (
+    (PrincipalKind.NOTARY, "دفتر اسناد رسمی ۱۲ ارومیه", None, None),
+    (PrincipalKind.BANK, "بانک ملی شعبه مرکزی", None, "017"),
+    (PrincipalKind.COUNTER, "دفتر پیشخوان دولت ۱۰۴ ارومیه", None, None),
     *(
-        (PrincipalKind.DEPARTMENT, _DEPARTMENT_NAMES.get(department, department), department)
+        (PrincipalKind.DEPARTMENT, _DEPARTMENT_NAMES.get(department, department), department, None)
         for department in DEPARTMENTS
     ),
-    (PrincipalKind.OPERATOR, "اپراتور درگاه", None),
+    (PrincipalKind.OPERATOR, "اپراتور درگاه", None, None),
 )
 
 
@@ -347,14 +412,16 @@ async def ensure_demo_principals(databases: Databases) -> dict[str, str]:
     and issues new ones. Labels are the kinds as the CLI writes them (`department:planning`).
     """
     issued: dict[str, str] = {}
-    for kind, name, department in DEMO_PRINCIPALS:
-        record = await _principal_record(databases, kind, name, department)
+    for kind, name, department, organisation in DEMO_PRINCIPALS:
+        record = await _principal_record(databases, kind, name, department, organisation)
         async with databases.session("gateway") as session, session.begin():
             await session.execute(
                 update(ApiKey)
                 .where(ApiKey.principal_id == record.id, ApiKey.revoked_at.is_(None))
                 .values(revoked_at=_utcnow())
             )
-        _, key = await create_key(databases, kind, name, department, DEMO_LIFETIME)
+        _, key = await create_key(
+            databases, kind, name, department, DEMO_LIFETIME, organisation=organisation
+        )
         issued[kind_label(kind, department)] = key
     return issued

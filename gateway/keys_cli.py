@@ -55,28 +55,43 @@ def _when(moment: dt.datetime | None) -> str:
 @click.option("--kind", required=True, help="notary, bank, counter, operator or department:<name>.")
 @click.option("--name", required=True, help="The principal's name; created on first use.")
 @click.option(
+    "--organisation",
+    default=None,
+    help="A bank's three-digit bank code, as in its Sheba numbers (017 Melli, 012 Mellat…); "
+    "required for a bank, refused for other kinds.",
+)
+@click.option(
     "--expires-days",
     type=click.IntRange(min=0),
     default=api_keys.DEFAULT_LIFETIME.days,
     show_default=True,
     help="Days until the key expires; 0: never.",
 )
-def create(kind: str, name: str, expires_days: int) -> None:
+def create(kind: str, name: str, organisation: str | None, expires_days: int) -> None:
     """Issue a key; it is printed once, alone on the last line."""
     try:
         principal_kind, department = api_keys.parse_kind(kind)
     except GatewayError as exc:
         raise click.BadParameter(str(exc), param_hint="--kind") from None
+    try:
+        # A bank key without its bank code could verify no payment: refuse it here.
+        bank_code = api_keys.parse_organisation(principal_kind, organisation, required=True)
+    except GatewayError as exc:
+        raise click.BadParameter(str(exc), param_hint="--organisation") from None
     expires_in = dt.timedelta(days=expires_days) if expires_days else None
 
     async def work(databases: Databases) -> tuple[api_keys.KeyInfo, str]:
-        made = await api_keys.create_key(databases, principal_kind, name, department, expires_in)
+        made = await api_keys.create_key(
+            databases, principal_kind, name, department, expires_in, organisation=bank_code
+        )
         await record_cli_change(databases, "keys.create", "ApiKey", str(made[0].id))
         return made
 
     info, key = _run(work)
     click.echo(f"Key {info.prefix} for {info.kind_label} «{info.principal_name}»", err=False)
     click.echo(f"  principal id: {info.principal_id}")
+    if info.organisation is not None:
+        click.echo(f"  bank code:    {info.organisation}")
     click.echo(f"  expires:      {_when(info.expires_at)}")
     click.echo("Store the key now; it cannot be shown again:")
     click.echo(key)

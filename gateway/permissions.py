@@ -3,12 +3,16 @@ declared, so reading a schema module tells who may read what.
 
 Without the scope a nullable field comes back null with a FORBIDDEN error naming the scope;
 fields the schema marks as masked (a national ID as 008****948) answer masked instead.
-Every personal datum actually served is noted for the audit trail (gateway/audit.py).
+Every personal datum actually served is noted for the audit trail (gateway/audit.py), under
+the operation that served it: the operations of a batch each account for their own.
 """
 
 from __future__ import annotations
 
+import contextlib
 import functools
+from collections.abc import Iterator
+from contextvars import ContextVar
 from typing import Any, ClassVar
 
 from strawberry.permission import BasePermission
@@ -16,7 +20,21 @@ from strawberry.permission import BasePermission
 from gateway.errors import Forbidden
 from gateway.principals import Scope
 
-__all__ = ["Scope", "mask_national_code", "note_personal_read", "requires"]
+__all__ = [
+    "PersonalReads",
+    "Scope",
+    "mask_national_code",
+    "note_personal_read",
+    "operation_reads",
+    "requires",
+]
+
+# (subject type, subject id) → the field that first served it, in one operation.
+PersonalReads = dict[tuple[str, str], str]
+
+# The reads of the operation running in this task. A batch runs each operation in a task of
+# its own over one shared Context, so the request's Context cannot tell them apart.
+_operation_reads: ContextVar[PersonalReads | None] = ContextVar("operation_reads", default=None)
 
 
 class _Requires(BasePermission):
@@ -41,8 +59,28 @@ def mask_national_code(code: str) -> str:
     return f"{code[:3]}****{code[-3:]}"
 
 
+@contextlib.contextmanager
+def operation_reads() -> Iterator[PersonalReads]:
+    """Collects the personal reads of the operation run inside it (and of its resolvers'
+    tasks, which inherit the context)."""
+    reads: PersonalReads = {}
+    token = _operation_reads.set(reads)
+    try:
+        yield reads
+    finally:
+        _operation_reads.reset(token)
+
+
 def note_personal_read(info: Any, subject_type: str, subject_id: object) -> None:
-    """Remember that this request served personal data of a subject, for the audit trail."""
+    """Remember that this operation served personal data of a subject, for the audit trail.
+
+    A person is the subject "Person" under their national ID, whichever path served them.
+    Outside an operation nothing could account for the read, so it raises rather than serve
+    personal data unaudited.
+    """
+    reads = _operation_reads.get()
+    if reads is None:
+        raise RuntimeError("personal data served outside an audited operation")
     key = (subject_type, str(subject_id))
-    if key not in info.context.personal_reads:
-        info.context.personal_reads[key] = f"{info._raw_info.parent_type.name}.{info.field_name}"
+    if key not in reads:
+        reads[key] = f"{info._raw_info.parent_type.name}.{info.field_name}"

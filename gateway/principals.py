@@ -69,13 +69,18 @@ EXTRA_DEPARTMENT_SCOPES: dict[str, frozenset[str]] = {
 
 @dataclass(frozen=True)
 class Principal:
-    """An authenticated caller. `id` is stable across its keys (or its JWT subject)."""
+    """An authenticated caller. `id` is stable across its keys (or its JWT subject).
+
+    `organisation` is what a rule needs to know about whom the caller belongs to: for a bank,
+    its three-digit bank code (as in a Sheba number); None for other kinds.
+    """
 
     kind: PrincipalKind
     id: str
     name: str
     department: str | None = None
     scopes: frozenset[str] = field(default_factory=frozenset)
+    organisation: str | None = None
 
     def has(self, scope: str) -> bool:
         return scope in self.scopes
@@ -93,6 +98,16 @@ def scopes_for(kind: PrincipalKind, department: str | None = None) -> frozenset[
     if kind is PrincipalKind.DEPARTMENT and department is not None:
         scopes |= EXTRA_DEPARTMENT_SCOPES.get(department, frozenset())
     return scopes
+
+
+def may_verify_payment(principal: Principal, bank_code: str) -> bool:
+    """A bank verifies only payments made through it (the reference starts with its bank
+    code), so that it cannot probe other banks' customers; departments and operators any."""
+    if not principal.has(Scope.PAYMENTS_VERIFY):
+        return False
+    if principal.kind is PrincipalKind.BANK:
+        return principal.organisation is not None and principal.organisation == bank_code
+    return True
 
 
 ANONYMOUS = Principal(

@@ -1,10 +1,13 @@
 """Rate limits per caller on /graphql: an ASGI middleware after authentication.
 
 Each principal has its own window (`principal.label`); anonymous callers have one per client
-IP, as the server sees it (behind a proxy, let uvicorn's `--forwarded-allow-ips` set it;
-X-Forwarded-For is never read here, since anyone can write it). The limit depends on the kind
-of caller: public, partner or internal. Windows are kept in process memory, or in Redis when
+address (`gateway.edge.client_address`: the connection's, or X-Forwarded-For's only when the
+connection comes from a configured trusted proxy). The limit depends on the kind of caller:
+public, partner or internal. Windows are kept in process memory, or in Redis when
 `redis_url` is set, so that every gateway process counts against the same limit.
+
+The limits count operations: the middleware counts every request as one, and the view
+counts the other n - 1 operations of a batch once it has read the body (`RateLimits.charge`).
 
 Over the limit, the answer is 429 with `Retry-After` (seconds) and a GraphQL-shaped body
 whose code is RATE_LIMITED. If Redis cannot be reached, requests pass (and a warning is
@@ -29,6 +32,7 @@ from limits.errors import StorageError
 from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from gateway.edge import client_address, refusal
 from gateway.principals import ANONYMOUS, Principal
 from gateway.settings import Settings
 
@@ -67,6 +71,7 @@ class RateLimits:
             except ValueError:
                 raise ValueError(f"GATEWAY_RATE_LIMIT_{group.upper()} is not a rate") from None
         self.limiter = STRATEGIES[settings.rate_limit_strategy](storage or build_storage(settings))
+        self.warned_at = float("-inf")
 
     def window(self, principal: Principal, client_ip: str) -> tuple[RateLimitItem, str]:
         if principal.kind.internal:
@@ -75,13 +80,31 @@ class RateLimits:
             return self.items["partner"], principal.label
         return self.items["public"], f"public:ip:{client_ip}"
 
-    async def retry_after(self, principal: Principal, client_ip: str) -> int | None:
-        """None when this request may go on; else the seconds until it may be tried again."""
+    async def charge(self, principal: Principal, client_ip: str, operations: int = 1) -> int | None:
+        """Counts `operations` against the caller's window: None when they may run, else the
+        seconds until they may be tried again (nothing is counted then)."""
         item, key = self.window(principal, client_ip)
-        if await self.limiter.hit(item, key):
+        try:
+            if await self.limiter.hit(item, key, cost=operations):
+                return None
+            stats = await self.limiter.get_window_stats(item, key)
+        except StorageError:
+            now = time.monotonic()
+            if now - self.warned_at >= WARN_EVERY_S:  # once a minute, not once a request
+                self.warned_at = now
+                log.warning("rate limits unavailable; letting requests through", exc_info=True)
             return None
-        stats = await self.limiter.get_window_stats(item, key)
         return max(1, math.ceil(stats.reset_time - time.time()))
+
+
+def rate_limited(retry_after: int) -> JSONResponse:
+    return refusal(
+        429,
+        f"Too many requests; try again in {retry_after} s.",
+        "RATE_LIMITED",
+        headers={"Retry-After": str(retry_after)},
+        retryAfter=retry_after,
+    )
 
 
 class RateLimit:
@@ -91,36 +114,14 @@ class RateLimit:
         self.app = app
         self.limits = limits
         self.paths = paths
-        self.warned_at = float("-inf")
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["path"] not in self.paths:
             await self.app(scope, receive, send)
             return
         principal: Principal = scope.get("principal", ANONYMOUS)
-        client = scope.get("client")
-        client_ip = client[0] if client else "unknown"
-        try:
-            retry_after = await self.limits.retry_after(principal, client_ip)
-        except StorageError:
-            now = time.monotonic()
-            if now - self.warned_at >= WARN_EVERY_S:  # once a minute, not once a request
-                self.warned_at = now
-                log.warning("rate limits unavailable; letting requests through", exc_info=True)
-            retry_after = None
+        retry_after = await self.limits.charge(principal, client_address(scope))
         if retry_after is None:
             await self.app(scope, receive, send)
             return
-        response = JSONResponse(
-            {
-                "errors": [
-                    {
-                        "message": f"Too many requests; try again in {retry_after} s.",
-                        "extensions": {"code": "RATE_LIMITED", "retryAfter": retry_after},
-                    }
-                ]
-            },
-            status_code=429,
-            headers={"Retry-After": str(retry_after)},
-        )
-        await response(scope, receive, send)
+        await rate_limited(retry_after)(scope, receive, send)

@@ -41,6 +41,9 @@ def _config(settings: Settings) -> uvicorn.Config:
         http="httptools",
         log_level=settings.log_level,
         access_log=False,
+        # The app alone decides whose X-Forwarded-For to believe (GATEWAY_TRUSTED_PROXIES);
+        # uvicorn's default would trust it from loopback, where anyone local can forge it.
+        proxy_headers=False,
     )
 
 

@@ -1,10 +1,11 @@
-"""Checks before anything runs: operation limits (depth, aliases, root fields), the cost
-estimate, hidden introspection, and input errors tagged BAD_USER_INPUT."""
+"""Checks before anything runs: operation limits (depth, aliases, root fields, fields once
+fragments are spread, introspection depth), the cost estimate, hidden introspection, and
+input errors tagged BAD_USER_INPUT."""
 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -45,13 +46,19 @@ from gateway.errors import QueryTooComplex
 TOO_COMPLEX = {"code": "QUERY_TOO_COMPLEX"}
 
 
-class _Depth:
-    """Data depth of selection sets; a fragment's depth is computed once, however often it is
-    spread (a document spreading each fragment twice into the next would otherwise cost
-    2**n steps)."""
+class _Nesting:
+    """The deepest nesting of the fields `weight` counts (1), descends through without
+    counting (0) or leaves out with what is below them (None). A fragment's nesting is
+    computed once, however often it is spread (a document spreading each fragment twice into
+    the next would otherwise cost 2**n steps)."""
 
-    def __init__(self, fragments: dict[str, FragmentDefinitionNode]) -> None:
+    def __init__(
+        self,
+        fragments: dict[str, FragmentDefinitionNode],
+        weight: Callable[[FieldNode], int | None],
+    ) -> None:
         self.fragments = fragments
+        self.weight = weight
         self.known: dict[str, int] = {}
 
     def of(self, selection_set: SelectionSetNode | None, visiting: frozenset[str]) -> int:
@@ -60,9 +67,10 @@ class _Depth:
         deepest = 0
         for selection in selection_set.selections:
             if isinstance(selection, FieldNode):
-                if selection.name.value.startswith("__"):
-                    continue  # introspection meta-fields are not data depth
-                depth = 1 + self.of(selection.selection_set, visiting)
+                weight = self.weight(selection)
+                if weight is None:
+                    continue
+                depth = weight + self.of(selection.selection_set, visiting)
             elif isinstance(selection, InlineFragmentNode):
                 depth = self.of(selection.selection_set, visiting)
             elif isinstance(selection, FragmentSpreadNode):
@@ -77,6 +85,53 @@ class _Depth:
                 continue
             deepest = max(deepest, depth)
         return deepest
+
+
+def _data_depth(field: FieldNode) -> int | None:
+    return None if field.name.value.startswith("__") else 1  # introspection is not data
+
+
+def _of_type_depth(field: FieldNode) -> int:
+    return 1 if field.name.value == "ofType" else 0
+
+
+# `ofType` nested as deep as the standard introspection query nests it (graphql-core's
+# get_introspection_query(), type_depth=9; GraphiQL's asks for fewer); its other lists
+# (fields, interfaces, possibleTypes, inputFields) are capped by MaxIntrospectionDepthRule.
+MAX_OF_TYPE_DEPTH = 9
+
+
+class _Size:
+    """How many fields a selection set has once every fragment spread is replaced by the
+    fragment's fields. Each fragment is counted once (its own fields plus the size of what it
+    spreads), so counting is linear in the document however the spreads multiply; a count
+    stops soon after it passes `cap`."""
+
+    def __init__(self, fragments: dict[str, FragmentDefinitionNode], cap: int) -> None:
+        self.fragments = fragments
+        self.cap = cap
+        self.known: dict[str, int] = {}
+
+    def of(self, selection_set: SelectionSetNode, visiting: frozenset[str]) -> int:
+        total = 0
+        for selection in selection_set.selections:
+            if isinstance(selection, FieldNode):
+                total += 1
+                if selection.selection_set is not None:
+                    total += self.of(selection.selection_set, visiting)
+            elif isinstance(selection, InlineFragmentNode):
+                total += self.of(selection.selection_set, visiting)
+            elif isinstance(selection, FragmentSpreadNode):
+                name = selection.name.value
+                fragment = self.fragments.get(name)
+                if fragment is None or name in visiting:
+                    continue  # unknown or cyclic: other rules report it
+                if name not in self.known:
+                    self.known[name] = self.of(fragment.selection_set, visiting | {name})
+                total += self.known[name]
+            if total > self.cap:
+                return total  # over the limit already: the exact figure does not matter
+        return total
 
 
 def _root_keys(
@@ -101,10 +156,14 @@ def _root_keys(
 
 
 def operation_limits(
-    max_depth: int, max_aliases: int, max_root_fields: int | None = None
+    max_depth: int,
+    max_aliases: int,
+    max_root_fields: int | None = None,
+    max_fields: int | None = None,
 ) -> type[ValidationRule]:
     """A rule refusing operations deeper than max_depth, with more than max_aliases aliases,
-    or asking for more than max_root_fields fields at their root."""
+    asking for more than max_root_fields fields at their root or more than max_fields fields
+    in all (fragments spread), or nesting `ofType` deeper than introspection needs."""
 
     class OperationLimits(ValidationRule):
         def __init__(self, context: ValidationContext) -> None:
@@ -115,7 +174,9 @@ def operation_limits(
                 for d in document.definitions
                 if isinstance(d, FragmentDefinitionNode)
             }
-            self.depth = _Depth(self.fragments)
+            self.depth = _Nesting(self.fragments, _data_depth)
+            self.of_type = _Nesting(self.fragments, _of_type_depth)
+            self.size = _Size(self.fragments, max_fields or 0)
             self.aliases = 0
             self.wide: list[GraphQLError] = []
 
@@ -132,6 +193,31 @@ def operation_limits(
                         f"Operation '{name}' is {depth} levels deep; the limit is {max_depth}.",
                         node,
                         extensions={**TOO_COMPLEX, "limit": "depth", "max": max_depth},
+                    )
+                )
+            if self.of_type.of(node.selection_set, frozenset()) > MAX_OF_TYPE_DEPTH:
+                self.report_error(
+                    GraphQLError(
+                        f"Operation '{name}' nests ofType more than {MAX_OF_TYPE_DEPTH} deep, "
+                        "deeper than the standard introspection query (or any type here) needs.",
+                        node,
+                        extensions={
+                            **TOO_COMPLEX,
+                            "limit": "introspectionDepth",
+                            "max": MAX_OF_TYPE_DEPTH,
+                        },
+                    )
+                )
+            if (
+                max_fields is not None
+                and self.size.of(node.selection_set, frozenset()) > max_fields
+            ):
+                self.report_error(
+                    GraphQLError(
+                        f"Operation '{name}' asks for more than {max_fields} fields once its "
+                        "fragments are spread; ask for fewer, or spread each fragment once.",
+                        node,
+                        extensions={**TOO_COMPLEX, "limit": "fields", "max": max_fields},
                     )
                 )
             if max_root_fields is None:

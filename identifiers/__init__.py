@@ -8,6 +8,7 @@ from typing import Any
 
 __all__ = [
     "BANK_NAMES",
+    "MAX_PART_DIGITS",
     "InvalidIdentifier",
     "RegistryPlate",
     "RenewalCode",
@@ -17,12 +18,15 @@ __all__ = [
     "make_sheba",
     "national_code_check_digit",
     "normalize_digits",
+    "parse_bank_code",
+    "parse_bank_reference",
     "parse_legal_person_id",
     "parse_national_code",
     "parse_postal_code",
     "parse_registry_plate",
     "parse_renewal_code",
     "parse_sheba",
+    "reference_bank_code",
     "sheba_bank_code",
 ]
 
@@ -47,6 +51,10 @@ _RENEWAL_SEPARATOR = re.compile(r"\s*[\-/]\s*|\s+")
 _PLATE = re.compile(r"([0-9]+)\s*-\s*([0-9]+)\s*/\s*([0-9]+)", re.ASCII)
 
 _LEGAL_WEIGHTS = (29, 27, 23, 19, 17)
+
+# Numbered parts (renewal code, registry plate) are stored in 32-bit INTEGER columns: nine
+# digits always fit, and the length is checked before int() ever sees a huge string.
+MAX_PART_DIGITS = 9
 
 BANK_NAMES: dict[str, str] = {
     "012": "Mellat",
@@ -87,6 +95,15 @@ def _is_digits(text: str) -> bool:
     return _DIGITS.fullmatch(text) is not None
 
 
+def _folded(kind: str, text: str) -> str:
+    """normalize_digits, refusing every other script's digits (fullwidth, superscript,
+    mathematical, Devanagari…): str.isdigit() and int() accept them, no register holds them."""
+    folded = normalize_digits(text)
+    if not folded.isascii() and any(c.isnumeric() and not c.isascii() for c in folded):
+        raise InvalidIdentifier(kind, "digits must be 0-9, Persian or Arabic-Indic")
+    return folded
+
+
 # --- National code (کد ملی) -----------------------------------------------------------------
 
 
@@ -97,7 +114,7 @@ def _national_checksum(first9: str) -> int:
 
 def national_code_check_digit(first9: str) -> int:
     """The check digit completing a 9-digit national-code prefix."""
-    first9 = normalize_digits(first9)
+    first9 = _folded("national_code", first9)
     if not _is_digits(first9) or len(first9) != 9:
         raise InvalidIdentifier("national_code", "prefix must be 9 digits")
     return _national_checksum(first9)
@@ -105,14 +122,14 @@ def national_code_check_digit(first9: str) -> int:
 
 def make_national_code(first9: str) -> str:
     """Complete a 9-digit prefix into a valid national code (for generated demo data)."""
-    first9 = normalize_digits(first9)
+    first9 = _folded("national_code", first9)
     # Parsing the result applies the non-checksum rules too (all-equal, zero middle digits).
     return parse_national_code(first9 + str(national_code_check_digit(first9)))
 
 
 def parse_national_code(text: str) -> str:
     """Validate a national code and return it as 10 ASCII digits."""
-    code = _SPACES_AND_DASHES.sub("", normalize_digits(text))
+    code = _SPACES_AND_DASHES.sub("", _folded("national_code", text))
     if not _is_digits(code):
         raise InvalidIdentifier("national_code", "must contain only digits")
     # Leading zeros get lost when codes pass through spreadsheets or integer columns.
@@ -150,7 +167,7 @@ def _legal_checksum(first10: str) -> int:
 
 def make_legal_person_id(first10: str) -> str:
     """Complete a 10-digit prefix into a valid legal person ID (for generated demo data)."""
-    first10 = normalize_digits(first10)
+    first10 = _folded("legal_person_id", first10)
     if not _is_digits(first10) or len(first10) != 10:
         raise InvalidIdentifier("legal_person_id", "prefix must be 10 digits")
     return first10 + str(_legal_checksum(first10))
@@ -158,7 +175,7 @@ def make_legal_person_id(first10: str) -> str:
 
 def parse_legal_person_id(text: str) -> str:
     """Validate a legal person ID and return it as 11 ASCII digits."""
-    code = _SPACES_AND_DASHES.sub("", normalize_digits(text))
+    code = _SPACES_AND_DASHES.sub("", _folded("legal_person_id", text))
     if not _is_digits(code):
         raise InvalidIdentifier("legal_person_id", "must contain only digits")
     if len(code) != 11:
@@ -181,7 +198,7 @@ def _sheba_check_digits(bban: str) -> str:
 
 def parse_sheba(text: str) -> str:
     """Validate a Sheba number and return it as "IR" followed by 24 ASCII digits."""
-    sheba = _SPACES.sub("", normalize_digits(text)).upper()
+    sheba = _SPACES.sub("", _folded("sheba", text)).upper()
     if not sheba.startswith("IR"):
         raise InvalidIdentifier("sheba", "must start with IR")
     digits = sheba[2:]
@@ -201,8 +218,8 @@ def sheba_bank_code(sheba: str) -> str:
 
 def make_sheba(bank_code: str, account: str) -> str:
     """Build a valid Sheba from a bank code and an account number (for generated demo data)."""
-    bank_code = normalize_digits(bank_code)
-    account = normalize_digits(account)
+    bank_code = _folded("sheba", bank_code)
+    account = _folded("sheba", account)
     if not _is_digits(bank_code) or len(bank_code) != 3:
         raise InvalidIdentifier("sheba", "bank code must be 3 digits")
     if not _is_digits(account) or len(account) > 19:
@@ -212,12 +229,43 @@ def make_sheba(bank_code: str, account: str) -> str:
     return "IR" + _sheba_check_digits(bban) + bban
 
 
+# --- Bank code and bank reference (کد بانک، شماره پیگیری) --------------------------------
+
+
+_BANK_CODE = re.compile(r"[0-9]{3}", re.ASCII)
+_BANK_REFERENCE = re.compile(r"[0-9]{4,40}", re.ASCII)
+
+
+def parse_bank_code(text: str) -> str:
+    """Validate a bank's three-digit code, as in a Sheba number (BANK_NAMES names the big ones)."""
+    code = _folded("bank_code", text)
+    if _BANK_CODE.fullmatch(code) is None or code == "000":
+        raise InvalidIdentifier("bank_code", "must be 3 digits")
+    return code
+
+
+def parse_bank_reference(text: str) -> str:
+    """Validate a payment's bank reference: 4 to 40 digits, the first three being the code of
+    the bank the payment was made through (as in its Sheba), the rest the bank's own number."""
+    reference = _SPACES_AND_DASHES.sub("", _folded("bank_reference", text))
+    if not _is_digits(reference):
+        raise InvalidIdentifier("bank_reference", "must contain only digits")
+    if _BANK_REFERENCE.fullmatch(reference) is None:
+        raise InvalidIdentifier("bank_reference", "must be 4 to 40 digits")
+    return reference
+
+
+def reference_bank_code(reference: str) -> str:
+    """The code of the bank a payment with this reference was made through."""
+    return parse_bank_reference(reference)[:3]
+
+
 # --- Postal code (کد پستی) ----------------------------------------------------------------
 
 
 def parse_postal_code(text: str) -> str:
     """Validate a postal code and return it as 10 ASCII digits."""
-    match = _POSTAL.fullmatch(normalize_digits(text))
+    match = _POSTAL.fullmatch(_folded("postal_code", text))
     if match is None:
         raise InvalidIdentifier("postal_code", "must be 10 digits")
     return match[1] + match[2]
@@ -252,6 +300,8 @@ class RenewalCode:
 def _positive_parts(kind: str, parts: list[str]) -> list[int]:
     if not all(_is_digits(p) for p in parts):
         raise InvalidIdentifier(kind, "parts must be numbers")
+    if max(len(p) for p in parts) > MAX_PART_DIGITS:
+        raise InvalidIdentifier(kind, f"parts must be at most {MAX_PART_DIGITS} digits")
     numbers = [int(p) for p in parts]
     if min(numbers) < 1:
         raise InvalidIdentifier(kind, "parts must be positive")
@@ -260,7 +310,7 @@ def _positive_parts(kind: str, parts: list[str]) -> list[int]:
 
 def parse_renewal_code(text: str) -> RenewalCode:
     """Parse a renewal code written with '-', '/' or spaces between its 4 or 6 parts."""
-    normalized = normalize_digits(text)
+    normalized = _folded("renewal_code", text)
     if not normalized:
         raise InvalidIdentifier("renewal_code", "is empty")
     parts = _RENEWAL_SEPARATOR.split(normalized)
@@ -289,7 +339,7 @@ class RegistryPlate:
 
 def parse_registry_plate(text: str) -> RegistryPlate:
     """Parse a plate written as "section-main/sub", e.g. "11-45/123"."""
-    match = _PLATE.fullmatch(normalize_digits(text))
+    match = _PLATE.fullmatch(_folded("registry_plate", text))
     if match is None:
         raise InvalidIdentifier("registry_plate", "must look like section-main/sub")
     section, main, sub = _positive_parts("registry_plate", [match[1], match[2], match[3]])

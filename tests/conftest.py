@@ -7,6 +7,7 @@ import hashlib
 import logging
 import os
 import socket
+import tempfile
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
@@ -132,10 +133,14 @@ AGENCY_SECRETS = {
     "bank": Credentials("gw-test-bank", "bank-secret-c94d07"),
 }
 
-# Every secret of the test configuration (agency passwords, API keys, their secrets and
-# hashes). Every response any test receives and every log line the suite writes is
-# scanned for them; a hit fails the whole run (see pytest_sessionfinish).
+# The key of every test app's audit trail (never in a database).
+AUDIT_KEY = "gw-test-audit-key-5e1d93c07a4b46f2a8b1"
+
+# Every secret of the test configuration (agency passwords, the audit key, API keys, their
+# secrets and hashes). Every response any test receives and every log line the suite writes
+# is scanned for them; a hit fails the whole run (see pytest_sessionfinish).
 SECRETS: set[str] = {credentials.password for credentials in AGENCY_SECRETS.values()}
+SECRETS.add(AUDIT_KEY)
 LEAKS: list[str] = []
 
 
@@ -191,9 +196,18 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
             reporter.write_line("\n".join(lines), red=True)
 
 
+# Audit checkpoints, one directory per gateway database, so that no test writes under .data.
+_CHECKPOINTS = Path(tempfile.mkdtemp(prefix="gateway-test-checkpoints-"))
+# Nor do the CLI and `gateway run` processes that tests start without a data folder of their
+# own (a development audit key, checkpoints): they inherit this one.
+os.environ.setdefault("GATEWAY_DATA_DIR", tempfile.mkdtemp(prefix="gateway-test-data-"))
+
+
 def settings_for(
     backend: Backend, agencies: SandboxAgencies | None = None, **overrides: Any
 ) -> Settings:
+    database = hashlib.sha256(backend.urls["gateway"].encode()).hexdigest()[:16]
+    audit_settings = {"audit_key": AUDIT_KEY, "audit_checkpoint_dir": _CHECKPOINTS / database}
     agency_settings: dict[str, Any] = {}
     if agencies is not None:
         for name in ("land_registry", "civil_registry", "bank", "postal"):
@@ -205,7 +219,7 @@ def settings_for(
         planning_database_url=backend.urls["planning"],
         revenue_database_url=backend.urls["revenue"],
         gateway_database_url=backend.urls["gateway"],
-        **{**agency_settings, **overrides},
+        **{**audit_settings, **agency_settings, **overrides},
     )
 
 
@@ -283,6 +297,8 @@ PRINCIPALS = {
     "revenue": ("department:revenue", "Revenue department"),
     "inspection": ("department:inspection", "Inspection department"),
 }
+# A bank's organisation is its bank code: the test bank verifies only references starting 017.
+BANK_CODES = {"bank": "017"}
 
 
 @pytest.fixture(scope="session")
@@ -293,7 +309,9 @@ async def keys(backend: Backend) -> dict[str, str]:
     try:
         for label, (kind, name) in PRINCIPALS.items():
             principal_kind, department = parse_kind(kind)
-            _, key = await create_key(databases, principal_kind, name, department)
+            _, key = await create_key(
+                databases, principal_kind, name, department, organisation=BANK_CODES.get(label)
+            )
             made[label] = key
             secret = key.split("_", 2)[2]
             SECRETS.update({key, secret, hashlib.sha256(secret.encode()).hexdigest()})

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import strawberry
@@ -9,6 +10,7 @@ from graphql import GraphQLError
 from strawberry.extensions import MaxTokensLimiter, ParserCache, ValidationCache
 from strawberry.schema.config import StrawberryConfig
 
+from gateway.execution import Clock, ExecutionPolicy, shared_loop_execution
 from gateway.schema.query import Query
 from gateway.schema.scalars import SCALARS
 from gateway.settings import Settings
@@ -20,7 +22,8 @@ class Schema(strawberry.Schema):
         """Errors are classified and logged once, without client data, in gateway/results.py."""
 
 
-def build_schema(settings: Settings) -> strawberry.Schema:
+def build_schema(settings: Settings, clock: Clock | None = None) -> strawberry.Schema:
+    """The schema with the gateway's limits; `clock` times operations (tests inject one)."""
     # Imported here: gateway.hardening needs the schema's Context, so importing it at the top
     # would make the two packages import each other.
     from gateway.hardening import (
@@ -31,7 +34,18 @@ def build_schema(settings: Settings) -> strawberry.Schema:
     )
 
     limits = operation_limits(
-        settings.max_query_depth, settings.max_aliases, settings.max_root_fields
+        settings.max_query_depth,
+        settings.max_aliases,
+        settings.max_root_fields,
+        settings.max_fields,
+    )
+    execution = shared_loop_execution(
+        ExecutionPolicy(
+            budget_s=settings.operation_budget_s,
+            slice_s=settings.loop_slice_ms / 1000,
+            clock=clock or time.perf_counter,
+            max_depth=settings.max_query_depth,
+        )
     )
     trusted = TrustedDocuments(
         RegisteredDocuments(settings.registered_operations_refresh_s),
@@ -53,4 +67,5 @@ def build_schema(settings: Settings) -> strawberry.Schema:
             lambda: MaxTokensLimiter(max_token_count=settings.max_query_tokens),
             lambda: GatewayValidation(limits),
         ],
+        execution_context_class=execution,
     )

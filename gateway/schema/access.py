@@ -68,7 +68,11 @@ class AuditRecord(Node):
     subject_type: str
     subject_id: str
     purpose: str | None
-    request_id: str
+    request_id: str = strawberry.field(description="The gateway's own id: one per request.")
+    caller_request_id: str | None = strawberry.field(
+        description="The X-Request-Id the caller sent, if any: the caller's own correlation, "
+        "which two requests may share."
+    )
 
     @classmethod
     def from_row(cls, row: Any) -> Self:
@@ -84,6 +88,7 @@ class AuditRecord(Node):
             subject_id=row.subject_id,
             purpose=row.purpose,
             request_id=row.request_id,
+            caller_request_id=row.caller_request_id,
         )
 
 

@@ -18,6 +18,8 @@ from connectors.resilience import AgencyStats
 from connectors.soap.bank import PaymentVerification
 from connectors.soap.civil_registry import CivilRecord as CivilAnswer
 from connectors.soap.land_registry import Deed as DeedAnswer
+from gateway.permissions import Scope, mask_national_code, note_personal_read
+from gateway.schema.context import Info
 from gateway.schema.scalars import (
     CalendarDate,
     Money,
@@ -56,10 +58,9 @@ class Deed:
     serial: str
     issued_on: CalendarDate
     area: Decimal = strawberry.field(description="Square metres, as registered.")
-    owners: list[DeedOwner]
-    mortgages: list[Mortgage]
-    seizures: list[Seizure]
-    free_of_seizure: bool
+    named_owners: strawberry.Private[list[DeedOwner]]
+    registered_mortgages: strawberry.Private[list[Mortgage]]
+    registered_seizures: strawberry.Private[list[Seizure]]
 
     @classmethod
     def from_answer(cls, deed: DeedAnswer) -> Self:
@@ -67,7 +68,7 @@ class Deed:
             serial=deed.serial,
             issued_on=calendar_date(deed.issued_on),
             area=deed.area,
-            owners=[
+            named_owners=[
                 DeedOwner(
                     national_code=NationalCode(o.national_code),
                     first_name=o.first_name,
@@ -77,7 +78,7 @@ class Deed:
                 )
                 for o in deed.owners
             ],
-            mortgages=[
+            registered_mortgages=[
                 Mortgage(
                     holder=m.holder,
                     amount=Money(m.amount),
@@ -85,7 +86,7 @@ class Deed:
                 )
                 for m in deed.mortgages
             ],
-            seizures=[
+            registered_seizures=[
                 Seizure(
                     issuer=s.issuer,
                     reference=s.reference,
@@ -93,8 +94,33 @@ class Deed:
                 )
                 for s in deed.seizures
             ],
-            free_of_seizure=not deed.seizures,
         )
+
+    def _served_to(self, info: Info) -> None:
+        # Owners, mortgages and seizures are the owners' personal data: each owner the
+        # deed names is a subject of the read, under their national ID.
+        for owner in self.named_owners:
+            note_personal_read(info, "Person", owner.national_code)
+
+    @strawberry.field
+    def owners(self, info: Info) -> list[DeedOwner]:
+        self._served_to(info)
+        return self.named_owners
+
+    @strawberry.field
+    def mortgages(self, info: Info) -> list[Mortgage]:
+        self._served_to(info)
+        return self.registered_mortgages
+
+    @strawberry.field
+    def seizures(self, info: Info) -> list[Seizure]:
+        self._served_to(info)
+        return self.registered_seizures
+
+    @strawberry.field
+    def free_of_seizure(self, info: Info) -> bool:
+        self._served_to(info)
+        return not self.registered_seizures
 
 
 @strawberry.enum
@@ -163,7 +189,7 @@ class BankPayment:
     reference: str
     amount: Money
     paid_at: dt.datetime
-    payer_national_code: NationalCode | None
+    payer: strawberry.Private[str | None]
     status: PaymentStatus
 
     @classmethod
@@ -172,13 +198,22 @@ class BankPayment:
             reference=answer.reference,
             amount=Money(answer.amount),
             paid_at=answer.paid_at,
-            payer_national_code=(
-                None
-                if answer.payer_national_code is None
-                else NationalCode(answer.payer_national_code)
-            ),
+            payer=answer.payer_national_code,
             status=PaymentStatus(answer.status),
         )
+
+    @strawberry.field(
+        description="The payer's national ID, as the bank knows it: personal data, written to "
+        "the audit trail; masked as 008****948 without personal:read."
+    )
+    def payer_national_code(self, info: Info) -> NationalCode | None:
+        if self.payer is None:
+            return None
+        if not info.context.principal.has(Scope.PERSONAL_READ):
+            return NationalCode(mask_national_code(self.payer))
+        # The bank names the payer by national ID only: that is the subject's id here.
+        note_personal_read(info, "Person", self.payer)
+        return NationalCode(self.payer)
 
 
 @strawberry.enum

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import strawberry
 from starlette.requests import Request
@@ -32,8 +32,8 @@ class Context:
     report_cost: bool
     # The case this request serves (X-Road "issue"): an inquiry's tracking code, a file number.
     purpose: str | None = None
-    # (subject type, subject id) → the field that served it: written to the audit trail.
-    personal_reads: dict[tuple[str, str], str] = field(default_factory=dict)
+    # The X-Request-Id the caller sent, if sane; request_id is always the gateway's own.
+    caller_request_id: str | None = None
 
 
 Info = strawberry.Info[Context, None]

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import base64
-import binascii
 from collections.abc import Sequence
 
 import strawberry
 
 from gateway.errors import BadUserInput
+from gateway.schema.node import decode_opaque, record_id
 
 
 @strawberry.type
@@ -37,10 +37,9 @@ def decode_cursor(kind: str, after: str | None) -> int:
     """The id a cursor of this list stands after; 0 for none. BAD_USER_INPUT otherwise."""
     if after is None:
         return 0
-    try:
-        text = base64.urlsafe_b64decode(after.encode()).decode()
-        if text.startswith(f"{kind}:"):
-            return int(text.removeprefix(f"{kind}:"))
-    except (binascii.Error, UnicodeError, ValueError):
-        pass
+    text = decode_opaque(after)
+    if text is not None and text.startswith(f"{kind}:"):
+        after_id = record_id(text.removeprefix(f"{kind}:"))
+        if after_id is not None:
+            return after_id
     raise BadUserInput("Not a cursor this list gave out.", field="after")

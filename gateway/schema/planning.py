@@ -131,9 +131,11 @@ class Person(Node):
 
     @strawberry.field(description="The civil registry's record of this person (ثبت احوال).")
     async def civil_record(self, info: Info) -> CivilRecord | None:
-        note_personal_read(info, "Person", self.pk)
         answer = await info.context.loaders.civil_record.load(self.national_code)
-        return None if answer is None else CivilRecord.from_answer(answer)
+        if answer is None:
+            return None  # the agency knows nothing: nothing personal was served
+        note_personal_read(info, "Person", self.national_code)
+        return CivilRecord.from_answer(answer)
 
     @strawberry.field(description="Parcels this person owns a share of.")
     async def parcels(self, info: Info) -> list[Parcel]:
@@ -164,17 +166,17 @@ class Owner:
     def national_code(self, info: Info) -> NationalCode:
         if not info.context.principal.has(Scope.PERSONAL_READ):
             return NationalCode(mask_national_code(self.record.national_code))
-        note_personal_read(info, "Person", self.record.pk)
+        note_personal_read(info, "Person", self.record.national_code)
         return self.record.national_code
 
     @strawberry.field(permission_classes=[requires(Scope.PERSONAL_READ)])
     def person(self, info: Info) -> Person | None:
-        note_personal_read(info, "Person", self.record.pk)
+        note_personal_read(info, "Person", self.record.national_code)
         return self.record
 
     @strawberry.field(permission_classes=[requires(Scope.PERSONAL_READ)])
     def full_name(self, info: Info) -> str | None:
-        note_personal_read(info, "Person", self.record.pk)
+        note_personal_read(info, "Person", self.record.national_code)
         return self.record.full_name
 
     @strawberry.field(
@@ -182,7 +184,7 @@ class Owner:
         permission_classes=[requires(Scope.PERSONAL_READ)],
     )
     def share(self, info: Info) -> Decimal | None:
-        note_personal_read(info, "Person", self.record.pk)
+        note_personal_read(info, "Person", self.record.national_code)
         return self.owned_share
 
 
@@ -372,7 +374,7 @@ class Parcel(Node):
         permission_classes=[requires(Scope.PERSONAL_READ)],
     )
     async def deed(self, info: Info) -> Deed | None:
-        note_personal_read(info, "Parcel", self.pk)
+        # Its personal data is noted where it is served, under each owner (Deed's fields).
         plate = Plate(self.registry_section, self.main_plate, self.sub_plate)
         answer = await info.context.loaders.deed_by_plate.load(plate)
         return None if answer is None else Deed.from_answer(answer)
@@ -420,7 +422,8 @@ def _filtered(value: Any, keep: Callable[[Any], bool]) -> Any:
 
 
 async def prefetch_parcels(info: Info, parcels: list[Parcel], selected: set[str]) -> None:
-    """Load every selected relation of these parcels at once (one statement each)."""
+    """Load every selected relation of these parcels at once (one statement each, shared
+    with the other lists at the same level)."""
     principal = info.context.principal
     wanted = [
         name
@@ -430,12 +433,13 @@ async def prefetch_parcels(info: Info, parcels: list[Parcel], selected: set[str]
     if not parcels or not wanted:
         return
     loaders = info.context.loaders
-    # The loaders' batch functions directly: one statement per relation, as through
-    # load_many, without a future and a callback per parcel.
+    # The parcels' keys as one group, through the loaders' batch functions: one future per
+    # relation rather than per parcel, and the groups of every list resolved in the same
+    # turn (each owner's parcels under a page) share one statement per relation.
     loaded = await asyncio.gather(
         *(
-            getattr(loaders, PARCEL_RELATIONS[name][0]).batch_load_fn(
-                [getattr(parcel, PARCEL_RELATIONS[name][1]) for parcel in parcels]
+            loaders.grouped(getattr(loaders, PARCEL_RELATIONS[name][0])).load(
+                tuple(getattr(parcel, PARCEL_RELATIONS[name][1]) for parcel in parcels)
             )
             for name in wanted
         )

@@ -11,7 +11,7 @@ import identifiers
 from gateway import parcels
 from gateway.errors import BadUserInput, Forbidden, QueryTooComplex
 from gateway.permissions import Scope, note_personal_read, requires
-from gateway.schema import access
+from gateway.schema import access, revenue
 from gateway.schema.access import ApiKey, AuditFilter, AuditRecord, AuditRecordConnection, Viewer
 from gateway.schema.agencies import AgencyStatus
 from gateway.schema.context import Info
@@ -30,8 +30,8 @@ from gateway.schema.planning import (
     prefetch_parcels,
 )
 from gateway.schema.prefetch import selected_names
-from gateway.schema.revenue import DueKind, PaymentCheck, RecordedPayment
-from gateway.schema.scalars import Money, NationalCode, RegistryPlate, RenewalCode
+from gateway.schema.revenue import PaymentCheck
+from gateway.schema.scalars import NationalCode, RegistryPlate, RenewalCode
 
 
 @strawberry.input(description="Every condition given must hold.")
@@ -181,28 +181,17 @@ class Query:
         row = await info.context.loaders.person_by_national_code.load(national_code)
         if row is None:
             return None
-        note_personal_read(info, "Person", row.id)
+        note_personal_read(info, "Person", row.national_code)
         return Person.from_row(row)
 
     @strawberry.field(
-        description="A dues payment by its bank reference: revenue's record and the bank's.",
+        description="A dues payment by its bank reference (its first three digits are the "
+        "bank's code): revenue's record and the bank's. A bank sees only payments made "
+        "through it; another bank's reference answers null.",
         permission_classes=[requires(Scope.PAYMENTS_VERIFY)],
     )
     async def verify_payment(self, info: Info, reference: str) -> PaymentCheck | None:
-        reference = identifiers.normalize_digits(reference)
-        if not reference.isdigit() or len(reference) > 40:
-            raise BadUserInput("A bank reference is up to 40 digits.", field="reference")
-        row = await info.context.loaders.payment_by_reference.load(reference)
-        recorded = None
-        if row is not None:
-            recorded = RecordedPayment(
-                renewal_code=RenewalCode(row.renewal_code),
-                kind=DueKind(row.kind),
-                period=row.period,
-                amount=Money(int(row.amount)),
-                paid_at=row.paid_at,
-            )
-        return PaymentCheck(reference=reference, recorded=recorded)
+        return await revenue.verify_payment(info, reference)
 
     @strawberry.field(
         description="Each outside agency's health: breaker state, latency, errors.",
@@ -252,6 +241,6 @@ class Query:
         if row is None:
             return None
         if type_name == "Person":
-            note_personal_read(info, "Person", pk)
+            note_personal_read(info, "Person", row.national_code)
         node: Node = build(row)
         return node

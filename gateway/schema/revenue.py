@@ -1,14 +1,19 @@
-"""Revenue department types: a parcel's dues and their items."""
+"""Revenue department types: a parcel's dues and their items, and payments checked against
+the bank's record."""
 
 from __future__ import annotations
 
 import datetime as dt
 from enum import Enum
-from typing import Self
+from typing import Any, Self
 
 import strawberry
+from sqlalchemy import Row
 
+import identifiers
 from gateway import dues
+from gateway.errors import BadUserInput
+from gateway.principals import may_verify_payment
 from gateway.schema.agencies import BankPayment
 from gateway.schema.context import Info
 from gateway.schema.scalars import CalendarDate, Money, RenewalCode, calendar_date
@@ -76,6 +81,16 @@ class RecordedPayment:
     amount: Money
     paid_at: dt.datetime
 
+    @classmethod
+    def from_row(cls, row: Row[Any]) -> Self:
+        return cls(
+            renewal_code=RenewalCode(row.renewal_code),
+            kind=DueKind(row.kind),
+            period=row.period,
+            amount=Money(int(row.amount)),
+            paid_at=row.paid_at,
+        )
+
 
 @strawberry.type(description="A dues payment: revenue's record, checked against the bank's.")
 class PaymentCheck:
@@ -89,8 +104,13 @@ class PaymentCheck:
         answer = await info.context.loaders.bank_payment.load(self.reference)
         return None if answer is None else BankPayment.from_answer(answer)
 
-    @strawberry.field(description="True when the bank settled exactly the amount revenue recorded.")
-    async def consistent(self, info: Info) -> bool:
+    # Nullable, as every field that asks an agency: when the bank fails, only this field is
+    # null (with the agency's error), not the payment revenue recorded.
+    @strawberry.field(
+        description="True when the bank settled exactly the amount revenue recorded; null when "
+        "the bank could not be asked."
+    )
+    async def consistent(self, info: Info) -> bool | None:
         answer = await info.context.loaders.bank_payment.load(self.reference)
         return (
             answer is not None
@@ -98,3 +118,20 @@ class PaymentCheck:
             and answer.status == "SETTLED"
             and answer.amount == self.recorded.amount
         )
+
+
+async def verify_payment(info: Info, reference: str) -> PaymentCheck | None:
+    """Revenue's record of the payment with this bank reference, to check against the bank's.
+
+    A bank verifies only payments made through it: another bank's reference reads as absent
+    (null), as records outside a row-level rule do, so that it cannot probe them.
+    """
+    try:
+        reference = identifiers.parse_bank_reference(reference)
+    except identifiers.InvalidIdentifier as exc:
+        raise BadUserInput(f"{str(exc).capitalize()}.", field="reference") from None
+    if not may_verify_payment(info.context.principal, identifiers.reference_bank_code(reference)):
+        return None
+    row = await info.context.loaders.payment_by_reference.load(reference)
+    recorded = None if row is None else RecordedPayment.from_row(row)
+    return PaymentCheck(reference=reference, recorded=recorded)

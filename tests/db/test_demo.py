@@ -234,6 +234,8 @@ async def test_dues_are_integer_rials_and_about_a_fifth_of_parcels_owe(
     references = [payment.bank_reference for payment in payments]
     assert len(set(references)) == len(references)
     assert all(ref.isdigit() and 12 <= len(ref) <= 16 for ref in references)
+    # Each starts with the code of the bank it went through, and every bank has some.
+    assert {ref[:3] for ref in references} == set(demo.PAYMENT_BANK_CODES)
 
 
 async def test_dates_fall_in_solar_hijri_1370_to_1404(databases: Databases) -> None:

@@ -12,7 +12,7 @@ from sqlalchemy import select
 from db.demo import KNOWN_NATIONAL_CODE
 from db.engines import Databases
 from db.revenue import Payment
-from tests.conftest import Backend, GraphQLClient
+from tests.conftest import BANK_CODES, Backend, GraphQLClient
 
 CALLERS = ("public", "notary_a", "bank", "counter", "revenue", "inspection", "operator")
 OWN_RECORD_HOLDERS = ("notary_a", "notary_b", "bank", "counter", "revenue", "operator")
@@ -107,7 +107,13 @@ async def _payment_reference(backend: Backend) -> str:
     databases = Databases({"revenue": backend.urls["revenue"]})
     try:
         async with databases.revenue.connect() as connection:
-            reference = await connection.scalar(select(Payment.bank_reference).limit(1))
+            # One made through the test bank, which verifies only its own payments.
+            reference = await connection.scalar(
+                select(Payment.bank_reference)
+                .where(Payment.bank_reference.startswith(BANK_CODES["bank"]))
+                .order_by(Payment.id)
+                .limit(1)
+            )
     finally:
         await databases.dispose()
     return str(reference)

@@ -431,6 +431,34 @@ async def test_a_revocation_takes_effect_within_the_cache_time(
         await authenticator.authenticate(f"Bearer {key}")
 
 
+async def test_a_cached_key_sent_under_another_scheme_is_refused(
+    backend: Backend, sandbox: SandboxAgencies, databases: Databases
+) -> None:
+    _, key = await create_key(databases, PrincipalKind.NOTARY, _name("دفتر"))
+    app = create_app(settings_for(backend, sandbox, auth_cache_s=600))
+    async with (
+        app.router.lifespan_context(app),
+        httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as client,
+    ):
+        assert (await _post(client, key)).status_code == 200  # verified, now cached
+        for scheme in ("Basic", "Token", "Bearer:", "bearerx"):
+            response = await client.post(
+                "/graphql", json=PUBLIC_QUERY, headers={"Authorization": f"{scheme} {key}"}
+            )
+            _assert_refused(response, key)
+        assert (await _post(client, key)).status_code == 200
+
+
+async def test_the_cache_answers_for_bearer_credentials_only(
+    backend: Backend, databases: Databases
+) -> None:
+    authenticator = Authenticator(settings_for(backend, auth_cache_s=600), databases)
+    _, key = await create_key(databases, PrincipalKind.BANK, _name("بانک"))
+    assert (await authenticator.authenticate(f"Bearer {key}")).kind is PrincipalKind.BANK
+    with pytest.raises(AuthenticationFailed):
+        await authenticator.authenticate(f"Basic {key}")
+
+
 async def test_no_header_is_anonymous(authenticator: Authenticator) -> None:
     assert await authenticator.authenticate(None) is ANONYMOUS
 

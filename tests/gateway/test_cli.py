@@ -138,3 +138,12 @@ def test_readme_example_queries_are_valid_against_the_schema() -> None:
     for document in documents:
         errors = validate(schema, parse(document))
         assert not errors, (document, errors)
+
+
+def test_run_in_production_without_an_audit_key_stops_before_serving(tmp_path: Path) -> None:
+    env = {"GATEWAY_DATA_DIR": str(tmp_path), "GATEWAY_ENV": "production"}
+    result = CliRunner().invoke(main, ["run"], env=env)
+    assert result.exit_code != 0
+    assert "GATEWAY_AUDIT_KEY" in result.output
+    assert "listening" not in result.output
+    assert not (tmp_path / "planning.sqlite3").exists()  # refused before migrating anything

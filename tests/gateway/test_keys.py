@@ -1,4 +1,5 @@
-"""API keys on every backend: issue, list, revoke, expire, verify; no secret at rest."""
+"""API keys on every backend: issue, list, revoke, expire, verify; no secret at rest; a bank's
+bank code; the `keys` command's organisation option."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ import uuid
 from collections.abc import AsyncIterator
 
 import pytest
+from click.testing import CliRunner, Result
 from sqlalchemy import text
 
 from db.engines import Databases
@@ -27,6 +29,7 @@ from gateway.keys import (
     revoke_key,
     verify_key,
 )
+from gateway.keys_cli import keys as keys_command
 from gateway.principals import DEPARTMENTS, PrincipalKind, Scope, scopes_for
 from tests.conftest import Backend
 
@@ -225,9 +228,12 @@ async def test_demo_principals_get_fresh_keys_on_every_run(databases: Databases)
         assert principal is not None, label
         assert kind_label(principal.kind, principal.department) == label
         principals[label] = principal
-    names = {kind_label(kind, department): name for kind, name, department in DEMO_PRINCIPALS}
+    names = {kind_label(kind, department): name for kind, name, department, _ in DEMO_PRINCIPALS}
     assert principals["notary"].name == names["notary"] == "دفتر اسناد رسمی ۱۲ ارومیه"
     assert principals["bank"].name == "بانک ملی شعبه مرکزی"
+    # Bank Melli verifies the payments whose references start with its code.
+    assert principals["bank"].organisation == "017"
+    assert {p.organisation for label, p in principals.items() if label != "bank"} == {None}
 
     second = await ensure_demo_principals(databases)
     for label in first:
@@ -244,3 +250,93 @@ def test_kind_strings_parse_and_print_back() -> None:
     for bad in ("public", "department", "department:nowhere", "notary:x", "", "Notary"):
         with pytest.raises(BadUserInput):
             parse_kind(bad)
+
+
+# --- A bank's organisation: its bank code ------------------------------------------------
+
+
+async def _organisation_of(databases: Databases, key: str) -> str | None:
+    principal = await verify_key(databases, key)
+    assert principal is not None
+    return principal.organisation
+
+
+async def test_a_bank_key_carries_its_bank_code(databases: Databases) -> None:
+    info, key = await create_key(
+        databases, PrincipalKind.BANK, _name("بانک ملت"), organisation="۰۱۲"
+    )
+    assert info.organisation == "012"
+    principal = await verify_key(databases, key)
+    assert principal is not None
+    assert principal.organisation == "012"
+    # Another key for the same bank keeps the code; it can be given again, not changed.
+    name = info.principal_name
+    _, again = await create_key(databases, PrincipalKind.BANK, name)
+    assert await _organisation_of(databases, again) == "012"
+    await create_key(databases, PrincipalKind.BANK, name, organisation="012")
+    with pytest.raises(BadUserInput) as raised:
+        await create_key(databases, PrincipalKind.BANK, name, organisation="017")
+    assert raised.value.extensions["field"] == "organisation"
+
+
+async def test_a_bank_recorded_without_a_code_gets_one_later(databases: Databases) -> None:
+    info, before = await create_key(databases, PrincipalKind.BANK, _name("bank"))
+    assert info.organisation is None
+    assert await _organisation_of(databases, before) is None
+    await create_key(databases, PrincipalKind.BANK, info.principal_name, organisation="018")
+    # Every key of the principal now carries it, the earlier one too.
+    assert await _organisation_of(databases, before) == "018"
+
+
+async def test_organisations_are_for_banks_and_are_three_digits(databases: Databases) -> None:
+    cases: list[tuple[PrincipalKind, str | None, str]] = [
+        (PrincipalKind.NOTARY, "017", "organisation"),
+        (PrincipalKind.DEPARTMENT, "017", "organisation"),
+        (PrincipalKind.BANK, "17", "organisation"),
+        (PrincipalKind.BANK, "0170", "organisation"),
+        (PrincipalKind.BANK, "Melli", "organisation"),
+        (PrincipalKind.BANK, "０１７", "organisation"),  # fullwidth digits
+    ]
+    for kind, organisation, field in cases:
+        department = "revenue" if kind is PrincipalKind.DEPARTMENT else None
+        with pytest.raises(BadUserInput) as raised:
+            await create_key(databases, kind, _name("x"), department, organisation=organisation)
+        assert raised.value.extensions["field"] == field, (kind, organisation)
+
+
+async def _keys_cli(backend: Backend, *args: str) -> Result:
+    env = {"GATEWAY_GATEWAY_DATABASE_URL": backend.urls["gateway"]}
+    return await asyncio.to_thread(CliRunner().invoke, keys_command, list(args), env=env)
+
+
+async def test_keys_command_issues_a_bank_key_with_its_bank_code(
+    backend: Backend, databases: Databases
+) -> None:
+    created = await _keys_cli(
+        backend, "create", "--kind", "bank", "--organisation", "017", "--name", _name("ملی")
+    )
+    assert created.exit_code == 0, created.output
+    assert "bank code:    017" in created.output
+    principal = await verify_key(databases, created.output.strip().splitlines()[-1])
+    assert principal is not None
+    assert (principal.kind, principal.organisation) == (PrincipalKind.BANK, "017")
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("--kind", "bank"),  # a bank without its code could verify no payment
+        ("--kind", "bank", "--organisation", "17"),
+        ("--kind", "bank", "--organisation", "IR017"),
+        ("--kind", "notary", "--organisation", "017"),
+        ("--kind", "department:revenue", "--organisation", "017"),
+    ],
+)
+async def test_keys_command_refuses_a_bank_without_a_code_and_a_code_for_others(
+    backend: Backend, args: tuple[str, ...]
+) -> None:
+    result = await _keys_cli(backend, "create", *args, "--name", _name("refused"))
+    assert result.exit_code == 2, result.output  # click's usage error, naming the option
+    assert "--organisation" in result.output
+    assert "Traceback" not in result.output
+    assert "gw_" not in result.output

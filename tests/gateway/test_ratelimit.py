@@ -128,6 +128,21 @@ async def test_anonymous_callers_are_limited_by_client_ip(backend: Backend) -> N
                 await client.aclose()
 
 
+async def test_a_batch_counts_each_of_its_operations(backend: Backend) -> None:
+    async with serve(backend, client_ip="10.3.3.3") as client:  # 5/minute
+        batch = await client.post("/graphql", json=[QUERY] * 3)
+        assert batch.json() == [{"data": {"__typename": "Query"}}] * 3
+        # Three of five are spent: two more operations, then the limit.
+        assert await hammer([client], None, 3) == {200: 2, 429: 1}
+    async with serve(backend, client_ip="10.3.3.4") as client:
+        # A batch larger than what is left runs none of its operations; the request itself
+        # still counts as one, as any refused request does.
+        refused = await client.post("/graphql", json=[QUERY] * 6)
+        assert refused.status_code == 429
+        assert_rate_limited(refused)
+        assert await hammer([client], None, 5) == {200: 4, 429: 1}
+
+
 async def test_two_processes_share_the_limit_through_redis(
     backend: Backend, keys: dict[str, str]
 ) -> None:

@@ -1,6 +1,10 @@
 from __future__ import annotations
 
+import contextlib
 import pickle
+import sys
+import unicodedata
+from collections.abc import Callable, Iterator
 
 import pytest
 from hypothesis import given
@@ -8,6 +12,7 @@ from hypothesis import strategies as st
 
 from identifiers import (
     BANK_NAMES,
+    MAX_PART_DIGITS,
     InvalidIdentifier,
     RegistryPlate,
     RenewalCode,
@@ -17,12 +22,15 @@ from identifiers import (
     make_sheba,
     national_code_check_digit,
     normalize_digits,
+    parse_bank_code,
+    parse_bank_reference,
     parse_legal_person_id,
     parse_national_code,
     parse_postal_code,
     parse_registry_plate,
     parse_renewal_code,
     parse_sheba,
+    reference_bank_code,
     sheba_bank_code,
 )
 
@@ -118,7 +126,8 @@ def test_national_code_left_pads_eight_and_nine_digit_input() -> None:
         ("", "must contain only digits"),
         ("00845a5948", "must contain only digits"),
         ("٠٠٨٤٥٧٥٩٤٨x", "must contain only digits"),
-        ("008457594\u0968", "must contain only digits"),  # Devanagari digit: int() would take it
+        # A Devanagari digit: int() would take it.
+        ("008457594\u0968", "digits must be 0-9, Persian or Arabic-Indic"),
     ],
 )
 def test_invalid_national_codes_are_rejected_with_a_reason(text: str, reason: str) -> None:
@@ -372,3 +381,166 @@ def test_invalid_registry_plates_are_rejected(text: str, reason: str) -> None:
     with pytest.raises(InvalidIdentifier) as info:
         parse_registry_plate(text)
     assert (info.value.kind, info.value.reason) == ("registry_plate", reason)
+
+
+# --- Bank code and bank reference ------------------------------------------------------
+
+
+def test_bank_code_is_three_digits_in_any_script() -> None:
+    assert parse_bank_code("017") == "017"
+    assert parse_bank_code(" ۰۱۲ ") == "012"
+    for bad in ("17", "0170", "000", "01x", "", "IR017"):
+        assert reason_of(parse_bank_code, bad) == "must be 3 digits"
+
+
+def test_bank_reference_starts_with_the_bank_code() -> None:
+    assert parse_bank_reference("017123400000001") == "017123400000001"
+    assert parse_bank_reference("۰۱۷۱۲۳۴۰۰۰۰۰۰۰۱") == "017123400000001"
+    assert parse_bank_reference(" 0171-2340-0000001 ") == "017123400000001"
+    assert reference_bank_code("٠١٨٩٩٠٠٠٠٠٠٠٢") == "018"
+
+
+@pytest.mark.parametrize(
+    ("text", "reason"),
+    [
+        ("", "must contain only digits"),
+        ("12ab", "must contain only digits"),
+        ("017", "must be 4 to 40 digits"),
+        ("1" * 41, "must be 4 to 40 digits"),
+        ("0171２3456789", "digits must be 0-9, Persian or Arabic-Indic"),  # fullwidth 2
+        ("0171²3456789", "digits must be 0-9, Persian or Arabic-Indic"),  # superscript 2
+        ("017𝟙23456789", "digits must be 0-9, Persian or Arabic-Indic"),  # mathematical 1
+        ("017१23456789", "digits must be 0-9, Persian or Arabic-Indic"),  # Devanagari 1
+    ],
+)
+def test_invalid_bank_references_are_rejected(text: str, reason: str) -> None:
+    with pytest.raises(InvalidIdentifier) as info:
+        parse_bank_reference(text)
+    assert (info.value.kind, info.value.reason) == ("bank_reference", reason)
+
+
+# --- Every parser: other scripts' digits and huge numbers -------------------------------
+
+
+# One valid spelling of each identifier; the properties below change it.
+PARSERS: dict[str, tuple[Callable[[str], object], str]] = {
+    "national_code": (parse_national_code, "0084575948"),
+    "legal_person_id": (parse_legal_person_id, "10380284790"),
+    "sheba": (parse_sheba, KNOWN_SHEBA),
+    "postal_code": (parse_postal_code, "1346813771"),
+    "renewal_code": (parse_renewal_code, "3-12-45-7-1-14"),
+    "registry_plate": (parse_registry_plate, "11-45/123"),
+    "bank_code": (parse_bank_code, "017"),
+    "bank_reference": (parse_bank_reference, "017123400000001"),
+}
+FOLDED_SCRIPTS = range(0x0660, 0x066A), range(0x06F0, 0x06FA)  # Arabic-Indic, Persian
+
+
+def _other_script(char: str) -> bool:
+    return not char.isascii() and not any(ord(char) in block for block in FOLDED_SCRIPTS)
+
+
+# Every character Unicode gives a digit value (fullwidth, mathematical, Devanagari…,
+# superscripts, circled digits…) outside ASCII, Persian and Arabic-Indic: some 700 of them.
+OTHER_DIGITS = [c for c in map(chr, range(sys.maxunicode + 1)) if c.isdigit() and _other_script(c)]
+OTHER_DIGITS_BY_VALUE = {
+    value: [c for c in OTHER_DIGITS if unicodedata.digit(c) == value] for value in range(10)
+}
+other_digits = st.sampled_from(OTHER_DIGITS)
+
+
+def test_the_valid_spellings_parse() -> None:
+    for parse, valid in PARSERS.values():
+        parse(valid)
+
+
+@pytest.mark.parametrize("kind", sorted(PARSERS))
+@given(digits=st.text(other_digits, min_size=1, max_size=40))
+def test_other_scripts_digits_are_refused_by_every_parser(kind: str, digits: str) -> None:
+    parse, _ = PARSERS[kind]
+    with pytest.raises(InvalidIdentifier) as info:
+        parse(digits)
+    assert info.value.kind == kind
+
+
+@pytest.mark.parametrize("kind", sorted(PARSERS))
+@given(data=st.data())
+def test_one_digit_from_another_script_spoils_a_valid_identifier(
+    kind: str, data: st.DataObject
+) -> None:
+    """The same digit value in another script: what int() and str.isdigit() would let by."""
+    parse, valid = PARSERS[kind]
+    position = data.draw(st.sampled_from([i for i, c in enumerate(valid) if c.isdigit()]))
+    value = int(valid[position])
+    twin = data.draw(st.sampled_from(OTHER_DIGITS_BY_VALUE[value]))
+    with pytest.raises(InvalidIdentifier) as info:
+        parse(valid[:position] + twin + valid[position + 1 :])
+    assert info.value.reason == "digits must be 0-9, Persian or Arabic-Indic"
+
+
+@contextlib.contextmanager
+def unlimited_int_digits() -> Iterator[None]:
+    """Lets the test spell numbers past Python's 4,300-digit guard; parsers run with it on."""
+    previous = sys.get_int_max_str_digits()
+    sys.set_int_max_str_digits(0)
+    try:
+        yield
+    finally:
+        sys.set_int_max_str_digits(previous)
+
+
+def _refused_quietly(parse: Callable[[str], object], text: str, digits: str) -> str:
+    with pytest.raises(InvalidIdentifier) as info:
+        parse(text)
+    # Not int()'s own complaint (sys.set_int_max_str_digits), and never the number itself.
+    assert "int" not in str(info.value)
+    assert digits not in str(info.value)
+    return info.value.reason
+
+
+@pytest.mark.parametrize("kind", sorted(PARSERS))
+@given(number=st.integers(min_value=10**40, max_value=10**5000))
+def test_huge_numbers_are_refused_by_every_parser_never_overflowing(kind: str, number: int) -> None:
+    parse, _ = PARSERS[kind]
+    with unlimited_int_digits():
+        digits = str(number)
+    for text in (digits, f"{digits}-1-1-1", f"1-1-1-{digits}", f"{digits}-1/1", f"1-1/{digits}"):
+        _refused_quietly(parse, text, digits)
+
+
+@pytest.mark.parametrize(
+    ("parse", "templates"),
+    [
+        (parse_renewal_code, ("{}-1-1-1", "1-1-1-{}", "1-1-1-1-{}-1")),
+        (parse_registry_plate, ("{}-1/1", "1-{}/1", "1-1/{}")),
+    ],
+)
+@given(number=st.integers(min_value=10**MAX_PART_DIGITS, max_value=10**5000))
+def test_a_numbered_part_too_large_for_its_column_is_refused(
+    parse: Callable[[str], object], templates: tuple[str, ...], number: int
+) -> None:
+    with unlimited_int_digits():
+        digits = str(number)
+    for template in templates:
+        reason = _refused_quietly(parse, template.format(digits), digits)
+        assert reason == f"parts must be at most {MAX_PART_DIGITS} digits"
+
+
+def test_a_4400_digit_renewal_code_part_is_refused_by_its_length() -> None:
+    assert reason_of(parse_renewal_code, "1-1-1-" + "9" * 4400) == (
+        f"parts must be at most {MAX_PART_DIGITS} digits"
+    )
+
+
+@pytest.mark.parametrize("parse", [parse_renewal_code, parse_registry_plate])
+def test_numbered_parts_fit_a_32_bit_integer_column(parse: Callable[[str], object]) -> None:
+    largest = "9" * MAX_PART_DIGITS
+    text = f"{largest}-1-1-{largest}" if parse is parse_renewal_code else f"{largest}-1/{largest}"
+    parse(text)
+    assert int(largest) < 2**31
+    assert reason_of(parse, text.replace(largest, "1" + "0" * MAX_PART_DIGITS, 1)) == (
+        f"parts must be at most {MAX_PART_DIGITS} digits"
+    )
+    assert reason_of(parse, text.replace(largest, "99999999999999999999", 1)) == (
+        f"parts must be at most {MAX_PART_DIGITS} digits"
+    )

@@ -1,0 +1,84 @@
+"""The audit trail's secret key, kept outside the database it protects: from configuration,
+or in development generated once under the data directory."""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import hashlib
+import hmac
+import os
+import secrets
+from pathlib import Path
+
+from gateway.settings import Settings
+
+# Shorter keys are refused: the key is all that stops a database writer rewriting the chain.
+MIN_KEY_CHARS = 32
+DEVELOPMENT_KEY_FILE = "audit.key"
+
+
+class AuditKeyError(ValueError):
+    """The audit key is missing or unusable. Names the setting, never the value."""
+
+
+def load_audit_key(settings: Settings) -> bytes:
+    """The key from GATEWAY_AUDIT_KEY, else the file GATEWAY_AUDIT_KEY_FILE names; in
+    development without either, a key generated once into <data_dir>/audit.key (mode 0600)
+    and reused. Production without one is a configuration error."""
+    if settings.audit_key is not None:
+        return _checked(settings.audit_key.get_secret_value(), "GATEWAY_AUDIT_KEY")
+    if settings.audit_key_file is not None:
+        return _checked(_read(settings.audit_key_file), "GATEWAY_AUDIT_KEY_FILE")
+    if not settings.development:
+        raise AuditKeyError(
+            "invalid configuration: GATEWAY_AUDIT_KEY or GATEWAY_AUDIT_KEY_FILE must be set "
+            "in production (the audit trail's key, kept outside the database)"
+        )
+    path = settings.data_dir / DEVELOPMENT_KEY_FILE
+    return _checked(_development_key(path), "GATEWAY_DATA_DIR")
+
+
+@functools.cache
+def key_id(key: bytes) -> str:
+    """Names a key without revealing it, so a checkpoint can say which key signed it."""
+    return hmac.new(key, b"gateway audit key id", hashlib.sha256).hexdigest()[:16]
+
+
+def _checked(value: str, setting: str) -> bytes:
+    value = value.strip()
+    if len(value) < MIN_KEY_CHARS:
+        raise AuditKeyError(
+            f"invalid configuration: {setting}: the audit key needs at least "
+            f"{MIN_KEY_CHARS} characters"
+        )
+    return value.encode()
+
+
+def _read(path: Path) -> str:
+    try:
+        return path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError):
+        raise AuditKeyError(
+            "invalid configuration: GATEWAY_AUDIT_KEY_FILE cannot be read"
+        ) from None
+
+
+def _development_key(path: Path) -> str:
+    """Reads the key, or creates it: written whole to a private temporary file, then linked
+    into place, so that workers starting together agree on one key and none reads half."""
+    with contextlib.suppress(FileNotFoundError):
+        return path.read_text(encoding="utf-8")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}")
+    descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        with os.fdopen(descriptor, "w", encoding="utf-8") as file:
+            file.write(secrets.token_hex(32) + "\n")
+            file.flush()
+            os.fsync(file.fileno())
+        with contextlib.suppress(FileExistsError):  # another worker's key won
+            os.link(temporary, path)
+    finally:
+        temporary.unlink(missing_ok=True)
+    return path.read_text(encoding="utf-8")

@@ -1,0 +1,168 @@
+"""The HTTP edge: whose address a request comes from, its request ids, and refusals' one shape.
+
+- `client_address(scope)` is the only way the gateway names a caller's address (rate limits,
+  the failed-authentication throttle, logs). It is the connection's peer, or what
+  X-Forwarded-For says when that peer is one of `trusted_proxies` (uvicorn's
+  ProxyHeadersMiddleware, added by `create_app`, rewrites `scope["client"]` then).
+- `RequestIds` (outermost) gives every request the gateway's own id, keeps the caller's
+  X-Request-Id beside it when it is sane, and answers every response with the gateway's id.
+- `InternalErrors` answers anything nothing else handled as a JSON INTERNAL error, so that no
+  answer is plain text and no connection is dropped for it.
+- `refusal(...)` is the body of every answer refused at the edge: {"errors": [{message,
+  extensions: {code, ...}}]}, the code from gateway/errors.py.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import logging
+import re
+import uuid
+from typing import Any
+
+from starlette.datastructures import MutableHeaders
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+log = logging.getLogger("gateway.edge")
+
+# The gateway's own id for a request: always generated here, unique, in every log line.
+REQUEST_ID = "gateway.request_id"
+# The id the caller sent in X-Request-Id, when sane (kept for correlation, never trusted).
+CALLER_REQUEST_ID = "gateway.caller_request_id"
+_SANE_ID = re.compile(r"[A-Za-z0-9._:-]{1,64}")
+UNKNOWN_ADDRESS = "unknown"
+
+
+def sane_token(value: str) -> str | None:
+    """A caller-chosen id (a request id, a case number) if it is short and plain, else None."""
+    return value if _SANE_ID.fullmatch(value) else None
+
+
+def refusal(
+    status: int,
+    message: str,
+    code: str,
+    *,
+    headers: dict[str, str] | None = None,
+    **extensions: Any,
+) -> JSONResponse:
+    """A request answered at the edge, in the shape of a GraphQL error."""
+    return JSONResponse(
+        {"errors": [{"message": message, "extensions": {"code": code, **extensions}}]},
+        status_code=status,
+        headers=headers,
+    )
+
+
+def bad_request(message: str, status: int = 400) -> JSONResponse:
+    """The HTTP request itself is malformed: not JSON, not a GraphQL request, too deep."""
+    return refusal(status, message, "BAD_REQUEST")
+
+
+def http_refusal(status: int, reason: str) -> JSONResponse:
+    """An HTTP-level refusal (unknown path, method not allowed, …) as a documented error."""
+    if status == 404:
+        return refusal(404, "Not found.", "NOT_FOUND")
+    return bad_request(reason or "Bad request.", status)
+
+
+async def http_exception(_request: Request, exc: Exception) -> Response:
+    """Starlette's exception handler for its own HTTPException (404s and 405s of routing)."""
+    assert isinstance(exc, HTTPException)
+    return http_refusal(exc.status_code, exc.detail)
+
+
+# --- client addresses ---------------------------------------------------------------------
+
+
+def client_address(scope: Scope) -> str:
+    """The caller's address: one canonical spelling per address, "unknown" when there is none
+    (a Unix socket) or a trusted proxy forwarded something that is not an address."""
+    client = scope.get("client")
+    if not client:
+        return UNKNOWN_ADDRESS
+    try:
+        return str(ipaddress.ip_address(client[0]))
+    except ValueError:
+        return UNKNOWN_ADDRESS
+
+
+def trusted_proxies(proxies: list[str]) -> list[str]:
+    """The proxies whose X-Forwarded-For is believed, checked at start-up: addresses or
+    networks only, since uvicorn would take anything else (even "*") silently."""
+    for proxy in proxies:
+        try:
+            ipaddress.ip_network(proxy, strict=False)
+        except ValueError:
+            raise ValueError("GATEWAY_TRUSTED_PROXIES must list IP addresses or networks") from None
+    return proxies
+
+
+# --- request ids ----------------------------------------------------------------------------
+
+
+def request_ids(scope: Scope) -> tuple[str, str | None]:
+    """(the gateway's id, the caller's id or None), assigned on first use."""
+    if REQUEST_ID not in scope:
+        given = [value for name, value in scope.get("headers", ()) if name == b"x-request-id"]
+        # Two X-Request-Id headers are no id at all, rather than a guess between them.
+        caller = sane_token(given[0].decode("latin-1")) if len(given) == 1 else None
+        scope[REQUEST_ID] = uuid.uuid4().hex
+        scope[CALLER_REQUEST_ID] = caller
+    return scope[REQUEST_ID], scope[CALLER_REQUEST_ID]
+
+
+class RequestIds:
+    """Outermost: every request gets its ids first, every response (an error, a refusal,
+    /healthz) carries the gateway's id in X-Request-Id, so its log lines can be found."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] not in ("http", "websocket"):
+            await self.app(scope, receive, send)
+            return
+        request_id, _ = request_ids(scope)
+
+        async def send_with_id(message: Message) -> None:
+            if message["type"] in ("http.response.start", "websocket.http.response.start"):
+                MutableHeaders(scope=message)["x-request-id"] = request_id
+            await send(message)
+
+        await self.app(scope, receive, send_with_id)
+
+
+class InternalErrors:
+    """Inside the security headers: an exception nothing else handled becomes a JSON INTERNAL
+    error with the request id, logged once. Starlette's own handler would answer plain text
+    outside every header, then re-raise, and the server would drop the connection."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def watching_send(message: Message) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+            await send(message)
+
+        try:
+            await self.app(scope, receive, watching_send)
+        except Exception:
+            request_id, _ = request_ids(scope)
+            # No path or body: they are the caller's data, and the request id finds the rest.
+            log.exception("unhandled error (request %s from %s)", request_id, client_address(scope))
+            if started:
+                raise  # half an answer went out: only closing the connection can end it
+            response = refusal(500, "Internal error.", "INTERNAL", requestId=request_id)
+            await response(scope, receive, send)
