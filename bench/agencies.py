@@ -33,8 +33,8 @@ sys.path.insert(0, str(REPO_DIR))
 
 from db import demo, migrate  # noqa: E402
 from db.engines import Databases  # noqa: E402
-from gateway.keys import create_key  # noqa: E402
-from gateway.principals import PrincipalKind  # noqa: E402
+from gateway.access.keys import create_key  # noqa: E402
+from gateway.access.principals import PrincipalKind  # noqa: E402
 from sandbox.run import Agencies, run_agencies  # noqa: E402
 from sandbox.wsse import DEMO_PASSWORDS, DEMO_USERNAME  # noqa: E402
 

@@ -27,9 +27,11 @@ from connectors import correlation
 from connectors.agencies import Agencies
 from connectors.resilience import current_request_id
 from db.engines import Databases
+from gateway.access.audit import AuditEntry, GroupCommit, open_audit_trail
+from gateway.access.authentication import AuthenticationMiddleware, Authenticator
+from gateway.access.permissions import PersonalReads, operation_reads
+from gateway.access.principals import ANONYMOUS, Principal
 from gateway.agencies import build_agencies, build_http_client
-from gateway.audit import AuditEntry, GroupCommit, open_audit_trail
-from gateway.auth import AuthenticationMiddleware, Authenticator
 from gateway.cost import start_request_cost
 from gateway.edge import (
     InternalErrors,
@@ -45,8 +47,6 @@ from gateway.errors import AuditUnavailable
 from gateway.execution import Clock
 from gateway.hardening import HardenedGraphQL, Refused, SecurityHeaders, cors_options
 from gateway.loaders import Loaders
-from gateway.permissions import PersonalReads, operation_reads
-from gateway.principals import ANONYMOUS, Principal
 from gateway.ratelimit import RateLimit, RateLimits, rate_limited
 from gateway.results import format_error, is_request_error
 from gateway.schema import build_schema
@@ -91,7 +91,8 @@ class GatewayGraphQL(HardenedGraphQL):
     async def get_context(self, request: Any, response: Any) -> Context:
         # The gateway's own id and the caller's, assigned at the edge (gateway/edge.py).
         request_id, caller_request_id = request_ids(request.scope)
-        # Authentication ran before GraphQL (gateway/auth.py) and left the principal here.
+        # Authentication ran before GraphQL (gateway/access/authentication.py) and left the
+        # principal here.
         principal: Principal = request.scope.get("principal", ANONYMOUS)
         # Engines and agency calls add to the cost current in this request's context.
         cost = start_request_cost()

@@ -7,9 +7,9 @@ import asyncio
 
 import click
 
-from gateway.audit import open_audit_trail
-from gateway.audit_key import AuditKeyError
-from gateway.audit_verify import VerifyResult, verify
+from gateway.access.audit import open_audit_trail
+from gateway.access.audit_key import AuditKeyError
+from gateway.access.audit_verify import VerifyResult, verify
 from gateway.settings import Settings
 
 audit = click.Group("audit", help="Check the audit trail of personal-data reads and changes.")

@@ -43,7 +43,7 @@ def main() -> None:
 
 async def _demo_keys(settings: Settings) -> dict[str, str]:
     from db.engines import Databases
-    from gateway.keys import ensure_demo_principals
+    from gateway.access.keys import ensure_demo_principals
 
     databases = Databases({"gateway": settings.database_url("gateway")})
     try:
@@ -55,7 +55,7 @@ async def _demo_keys(settings: Settings) -> dict[str, str]:
 @main.command()
 def run() -> None:
     """Migrate, seed demo data on first run (development), and serve /graphql."""
-    from gateway.audit_key import AuditKeyError, load_audit_key
+    from gateway.access.audit_key import AuditKeyError, load_audit_key
     from gateway.serve import serve
 
     settings = _settings()

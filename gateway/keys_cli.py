@@ -10,8 +10,8 @@ from typing import TypeVar
 import click
 
 from db.engines import Databases
-from gateway import keys as api_keys
-from gateway.audit import record_cli_change
+from gateway.access import keys as api_keys
+from gateway.access.audit import record_cli_change
 from gateway.errors import GatewayError
 from gateway.settings import Settings
 

@@ -33,8 +33,8 @@ from db.planning import (
 )
 from db.revenue import Assessment, Payment
 from gateway import dues
-from gateway.principals import Principal
-from gateway.rows import RULES
+from gateway.access.principals import Principal
+from gateway.access.rows import RULES
 
 # Well above any page size; only a pathological fan-out would split a batch.
 MAX_KEYS_PER_STATEMENT = 2000

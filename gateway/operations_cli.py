@@ -22,7 +22,7 @@ def operations() -> None:
 def register(file: Path, name: str | None) -> None:
     """Register FILE.graphql; partners then send its text, or only its SHA-256."""
     from db.engines import Databases
-    from gateway.audit import record_cli_change
+    from gateway.access.audit import record_cli_change
     from gateway.cli import _settings
     from gateway.hardening import register_operation
 

@@ -32,8 +32,8 @@ from limits.errors import StorageError
 from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from gateway.access.principals import ANONYMOUS, Principal
 from gateway.edge import client_address, refusal
-from gateway.principals import ANONYMOUS, Principal
 from gateway.settings import Settings
 
 log = logging.getLogger("gateway.ratelimit")

@@ -134,8 +134,9 @@ class Settings(BaseSettings):
     # Browsers: origins allowed to call /graphql cross-origin (none by default).
     cors_allowed_origins: list[str] = Field(default_factory=list)
 
-    # Authentication (gateway/auth.py). Verified credentials are cached in-process for up to
-    # auth_cache_s, so revoking an API key takes effect within that time (0: no cache).
+    # Authentication (gateway/access/authentication.py). Verified credentials are cached
+    # in-process for up to auth_cache_s, so revoking an API key takes effect within that time
+    # (0: no cache).
     auth_cache_s: float = Field(default=10, ge=0)
     auth_cache_size: int = Field(default=10_000, ge=1)
     # Failed authentications allowed per client address (in each process) before 429s.

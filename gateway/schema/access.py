@@ -9,9 +9,9 @@ from typing import Any, Self
 import strawberry
 
 from db.gateway import ApiKey as ApiKeyRecord
+from gateway.access.rows import RULES
 from gateway.errors import BadUserInput
 from gateway.loaders import API_KEYS
-from gateway.rows import RULES
 from gateway.schema.context import Info
 from gateway.schema.node import Node
 from gateway.schema.pages import PageInfo, decode_cursor, encode_cursor, page_info

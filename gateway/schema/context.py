@@ -10,10 +10,10 @@ from starlette.responses import Response
 
 from connectors.agencies import Agencies
 from db.engines import Databases
-from gateway.audit import AuditTrail
+from gateway.access.audit import AuditTrail
+from gateway.access.principals import Principal
 from gateway.cost import RequestCost
 from gateway.loaders import Loaders
-from gateway.principals import Principal
 from gateway.settings import Settings
 
 

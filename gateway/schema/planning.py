@@ -14,7 +14,7 @@ from sqlalchemy import Row
 from strawberry import Private
 
 from connectors.soap.land_registry import Plate
-from gateway.permissions import Scope, mask_national_code, note_personal_read, requires
+from gateway.access.permissions import Scope, mask_national_code, note_personal_read, requires
 from gateway.schema.agencies import CivilRecord, Deed, PostalAddress
 from gateway.schema.context import Info
 from gateway.schema.node import Node

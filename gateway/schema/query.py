@@ -9,8 +9,8 @@ import strawberry
 
 import identifiers
 from gateway import parcels
+from gateway.access.permissions import Scope, note_personal_read, requires
 from gateway.errors import BadUserInput, Forbidden, QueryTooComplex
-from gateway.permissions import Scope, note_personal_read, requires
 from gateway.schema import access, revenue
 from gateway.schema.access import ApiKey, AuditFilter, AuditRecord, AuditRecordConnection, Viewer
 from gateway.schema.agencies import AgencyStatus
@@ -72,7 +72,7 @@ class ParcelConnection:
 
 
 # type → (how to build it, its loader, the scope reading one needs: None when the type's
-# row-level rule alone decides, see gateway/rows.py)
+# row-level rule alone decides, see gateway/access/rows.py)
 _NODE_TYPES: dict[str, tuple[Callable[[Any], Any], str, str | None]] = {
     "Parcel": (Parcel.from_row, "parcel_by_id", Scope.PARCELS_READ),
     "Person": (Person.from_row, "person_by_id", Scope.PERSONAL_READ),

@@ -242,7 +242,7 @@ async def test_masked_reads_are_not_audited(callers: dict[str, GraphQLClient]) -
 async def test_personal_data_is_not_served_when_the_audit_trail_cannot_be_written(
     callers: dict[str, GraphQLClient], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from gateway.audit import AuditTrail
+    from gateway.access.audit import AuditTrail
 
     async def broken(self: AuditTrail, entries: Any) -> None:
         raise OSError("disk full")

@@ -14,9 +14,9 @@ from sqlalchemy import select
 
 from db.engines import Databases
 from db.revenue import Payment
+from gateway.access.keys import create_key
+from gateway.access.principals import PrincipalKind
 from gateway.app import create_app
-from gateway.keys import create_key
-from gateway.principals import PrincipalKind
 from sandbox.run import Agencies as SandboxAgencies
 from tests.conftest import AGENCY_SECRETS, Backend, GraphQLClient, make_backend, settings_for
 

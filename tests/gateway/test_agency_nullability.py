@@ -28,9 +28,9 @@ from sqlalchemy import select
 from db.demo import KNOWN_NATIONAL_CODE
 from db.engines import Databases
 from db.revenue import Payment
+from gateway.access.principals import ANONYMOUS
 from gateway.app import create_app
 from gateway.loaders import Loaders
-from gateway.principals import ANONYMOUS
 from gateway.schema import build_schema
 from gateway.schema.node import to_global_id
 from gateway.settings import Settings

@@ -32,12 +32,12 @@ from connectors.soap.land_registry import Plate
 from db.demo import KNOWN_NATIONAL_CODE
 from db.engines import Databases, StatementCounter, statement_counter
 from db.gateway import AuditHead, AuditRecord
-from gateway import audit_verify
+from gateway.access import audit_verify
+from gateway.access.audit import GENESIS, AuditEntry, AuditTrail, record_hash
+from gateway.access.audit_verify import Finding, VerifyResult, verify
+from gateway.access.permissions import note_personal_read, operation_reads
 from gateway.app import create_app
-from gateway.audit import GENESIS, AuditEntry, AuditTrail, record_hash
-from gateway.audit_verify import Finding, VerifyResult, verify
 from gateway.errors import AuditUnavailable
-from gateway.permissions import note_personal_read, operation_reads
 from gateway.schema.agencies import Deed
 from gateway.schema.planning import Person
 from sandbox.run import Agencies as SandboxAgencies
@@ -537,7 +537,7 @@ async def test_query_filters_exactly_and_pages_in_id_order(gateway_db: Databases
 
 
 async def test_group_commit_writes_concurrent_requests_together(tmp_path: Path) -> None:
-    from gateway.audit import GroupCommit
+    from gateway.access.audit import GroupCommit
 
     backend, _ = await make_backend("sqlite", tmp_path, parcels=0)
     databases = Databases(backend.urls)

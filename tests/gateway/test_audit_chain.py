@@ -20,9 +20,8 @@ from sqlalchemy import delete, update
 
 from db.engines import Databases
 from db.gateway import AuditHead, AuditRecord
-from gateway.app import create_app
-from gateway.audit import AuditTrail, open_audit_trail, record_hash
-from gateway.audit_checkpoints import (
+from gateway.access.audit import AuditTrail, open_audit_trail, record_hash
+from gateway.access.audit_checkpoints import (
     Checkpoint,
     CheckpointPublisher,
     CheckpointStore,
@@ -32,9 +31,10 @@ from gateway.audit_checkpoints import (
     read_checkpoints,
     trail_name,
 )
+from gateway.access.audit_key import AuditKeyError, key_id, load_audit_key
+from gateway.access.audit_verify import Finding, VerifyResult, verify
+from gateway.app import create_app
 from gateway.audit_cli import audit
-from gateway.audit_key import AuditKeyError, key_id, load_audit_key
-from gateway.audit_verify import Finding, VerifyResult, verify
 from gateway.errors import AuditUnavailable
 from gateway.settings import Settings
 from tests.conftest import SECRETS, Backend, make_backend, redis_url

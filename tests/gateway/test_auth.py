@@ -24,12 +24,16 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from db.engines import Databases
+from gateway.access.audit import AuditTrail
+from gateway.access.authentication import (
+    AuthenticationFailed,
+    AuthenticationUnavailable,
+    Authenticator,
+)
+from gateway.access.keys import create_key, revoke_key
+from gateway.access.principals import ANONYMOUS, PrincipalKind, Scope, scopes_for
 from gateway.app import create_app
-from gateway.audit import AuditTrail
-from gateway.auth import AuthenticationFailed, AuthenticationUnavailable, Authenticator
-from gateway.keys import create_key, revoke_key
 from gateway.keys_cli import keys
-from gateway.principals import ANONYMOUS, PrincipalKind, Scope, scopes_for
 from sandbox.run import Agencies as SandboxAgencies
 from tests.conftest import Backend, settings_for
 

@@ -20,12 +20,12 @@ from starlette.applications import Starlette
 
 from db.engines import Databases
 from gateway import parcels
+from gateway.access.audit import AuditTrail
+from gateway.access.keys import create_key
+from gateway.access.principals import PrincipalKind
 from gateway.app import create_app
-from gateway.audit import AuditTrail
 from gateway.errors import ERROR_CODES
-from gateway.keys import create_key
 from gateway.operations_cli import operations
-from gateway.principals import PrincipalKind
 from gateway.validation import LIST_SIZES
 from tests.conftest import Backend, make_backend, redis_url, settings_for
 

@@ -17,8 +17,7 @@ from click.testing import CliRunner, Result
 from sqlalchemy import text
 
 from db.engines import Databases
-from gateway.errors import BadUserInput, NotFound
-from gateway.keys import (
+from gateway.access.keys import (
     DEMO_PRINCIPALS,
     KeyInfo,
     create_key,
@@ -29,8 +28,9 @@ from gateway.keys import (
     revoke_key,
     verify_key,
 )
+from gateway.access.principals import DEPARTMENTS, PrincipalKind, Scope, scopes_for
+from gateway.errors import BadUserInput, NotFound
 from gateway.keys_cli import keys as keys_command
-from gateway.principals import DEPARTMENTS, PrincipalKind, Scope, scopes_for
 from tests.conftest import Backend
 
 KEY = re.compile(r"^gw_([0-9a-f]{12})_([A-Za-z0-9_-]{43})$")

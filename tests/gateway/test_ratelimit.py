@@ -19,10 +19,10 @@ import httpx
 import pytest
 
 from db.engines import Databases
+from gateway.access.keys import create_key
+from gateway.access.principals import PrincipalKind
 from gateway.app import create_app
 from gateway.errors import ERROR_CODES
-from gateway.keys import create_key
-from gateway.principals import PrincipalKind
 from tests.conftest import Backend, make_backend, redis_url, settings_for
 
 QUERY = {"query": "{ __typename }"}

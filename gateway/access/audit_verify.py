@@ -12,8 +12,8 @@ from sqlalchemy import Row, func, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from db.gateway import AuditRecord
-from gateway.audit import GENESIS, AuditTrail, Head, entry_of, read_head, record_hash
-from gateway.audit_checkpoints import Checkpoint, CheckpointReading, read_checkpoints
+from gateway.access.audit import GENESIS, AuditTrail, Head, entry_of, read_head, record_hash
+from gateway.access.audit_checkpoints import Checkpoint, CheckpointReading, read_checkpoints
 
 _records = AuditRecord.__table__
 

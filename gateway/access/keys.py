@@ -21,8 +21,8 @@ from sqlalchemy.exc import IntegrityError
 import identifiers
 from db.engines import Databases
 from db.gateway import ApiKey, PrincipalRecord
+from gateway.access.principals import DEPARTMENTS, Principal, PrincipalKind, scopes_for
 from gateway.errors import BadUserInput, NotFound
-from gateway.principals import DEPARTMENTS, Principal, PrincipalKind, scopes_for
 
 KEY_MARK = "gw"
 PREFIX_BYTES = 6  # 12 lowercase hex characters

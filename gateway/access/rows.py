@@ -19,7 +19,7 @@ from typing import Any
 from sqlalchemy import ColumnElement, false, true
 
 from db.gateway import ApiKey, AuditRecord
-from gateway.principals import Principal, PrincipalKind, Scope
+from gateway.access.principals import Principal, PrincipalKind, Scope
 
 
 @dataclass(frozen=True)

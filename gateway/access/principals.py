@@ -1,7 +1,7 @@
 """Who is calling: the kinds of principal, their scopes, and the policy that grants them.
 
-Policy lives here, apart from transport (gateway/auth.py finds the principal) and from the
-schema (permission classes on fields ask for scopes).
+Policy lives here, apart from transport (gateway/access/authentication.py finds the
+principal) and from the schema (permission classes on fields ask for scopes).
 """
 
 from __future__ import annotations

@@ -3,7 +3,7 @@ declared, so reading a schema module tells who may read what.
 
 Without the scope a nullable field comes back null with a FORBIDDEN error naming the scope;
 fields the schema marks as masked (a national ID as 008****948) answer masked instead.
-Every personal datum actually served is noted for the audit trail (gateway/audit.py), under
+Every personal datum actually served is noted for the audit trail (gateway/access/audit.py), under
 the operation that served it: the operations of a batch each account for their own.
 """
 
@@ -17,8 +17,8 @@ from typing import Any, ClassVar
 
 from strawberry.permission import BasePermission
 
+from gateway.access.principals import Scope
 from gateway.errors import Forbidden
-from gateway.principals import Scope
 
 __all__ = [
     "PersonalReads",

@@ -1,7 +1,7 @@
 """The audit trail: who read whose personal data or changed what, when and why, kept in the
 gateway's database as a chain keyed with a secret from outside it (HMAC-SHA256), so that an
 edited, deleted, reordered or forged record shows, and with signed checkpoints of its head
-published elsewhere (gateway/audit_checkpoints.py), so that a wiped or truncated one does."""
+published elsewhere (gateway/access/audit_checkpoints.py), so that a wiped or truncated one does."""
 
 from __future__ import annotations
 
@@ -36,13 +36,13 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from db.engines import Databases, statement_counter
 from db.gateway import AuditHead, AuditRecord
-from gateway.audit_checkpoints import (
+from gateway.access.audit_checkpoints import (
     Checkpoint,
     CheckpointPublisher,
     checkpoint_stores,
     read_checkpoints,
 )
-from gateway.audit_key import load_audit_key
+from gateway.access.audit_key import load_audit_key
 from gateway.errors import AuditUnavailable
 from gateway.settings import Settings
 
@@ -158,7 +158,7 @@ def _row_of(record: Row[Any]) -> AuditRecordRow:
 
 
 class AuditTrail:
-    """Appends to and searches the chain in the gateway's database (gateway/audit_verify.py
+    """Appends to and searches the chain in the gateway's database (gateway/access/audit_verify.py
     verifies it).
 
     Appending and verifying need the key; searching does not. With a publisher, every

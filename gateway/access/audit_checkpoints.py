@@ -23,10 +23,10 @@ import coredis
 import coredis.exceptions
 from sqlalchemy.engine import make_url
 
-from gateway.audit_key import key_id
+from gateway.access.audit_key import key_id
 from gateway.settings import Settings
 
-log = logging.getLogger("gateway.audit")
+log = logging.getLogger("gateway.access.audit")
 
 # Part of every signed document, so that a later format can never collide with this one.
 _FORMAT = "audit-checkpoint/1"

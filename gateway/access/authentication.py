@@ -30,13 +30,13 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from starlette.websockets import WebSocket
 
 from db.engines import Databases
-from gateway import keys
+from gateway.access import keys
+from gateway.access.principals import ANONYMOUS, Principal, PrincipalKind, scopes_for
 from gateway.edge import client_address, refusal, request_ids
 from gateway.errors import BadUserInput
-from gateway.principals import ANONYMOUS, Principal, PrincipalKind, scopes_for
 from gateway.settings import Settings
 
-log = logging.getLogger("gateway.auth")
+log = logging.getLogger("gateway.access.authentication")
 
 # Asymmetric only: the gateway holds no issuer secret, and `none`/HS256 tricks cannot apply.
 JWT_ALGORITHMS = ("RS256", "ES256")
