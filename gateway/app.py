@@ -32,6 +32,7 @@ from gateway.access.authentication import AuthenticationMiddleware, Authenticato
 from gateway.access.permissions import PersonalReads, operation_reads
 from gateway.access.principals import ANONYMOUS, Principal
 from gateway.agencies import build_agencies, build_http_client
+from gateway.context import Context
 from gateway.cost import start_request_cost
 from gateway.edge import (
     InternalErrors,
@@ -50,7 +51,6 @@ from gateway.loaders import Loaders
 from gateway.ratelimit import RateLimit, RateLimits, rate_limited
 from gateway.results import format_error, is_request_error
 from gateway.schema import build_schema
-from gateway.schema.context import Context
 from gateway.settings import Settings
 
 log = logging.getLogger("gateway")

@@ -30,7 +30,7 @@ from graphql.pyutils import AwaitableOrValue, Path
 from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
 
 from gateway.errors import QueryTooComplex
-from gateway.loaders import DispatchGate, dispatch_gate
+from gateway.loaders.batching import DispatchGate, dispatch_gate
 
 Clock = Callable[[], float]
 

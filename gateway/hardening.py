@@ -43,9 +43,9 @@ from strawberry.http import GraphQLRequestData
 from db.engines import Databases
 from db.gateway import RegisteredOperation
 from gateway.access.principals import Principal
+from gateway.context import Context
 from gateway.edge import bad_request, http_refusal, refusal
 from gateway.errors import BadUserInput, GatewayError, QueryTooComplex
-from gateway.schema.context import Context
 from gateway.settings import Settings
 from gateway.validation import CostPolicy, HiddenSchema, estimate_cost, hide_suggestions
 

@@ -10,9 +10,9 @@ import strawberry
 
 from db.gateway import ApiKey as ApiKeyRecord
 from gateway.access.rows import RULES
+from gateway.context import Info
 from gateway.errors import BadUserInput
-from gateway.loaders import API_KEYS
-from gateway.schema.context import Info
+from gateway.loaders.access import API_KEYS
 from gateway.schema.node import Node
 from gateway.schema.pages import PageInfo, decode_cursor, encode_cursor, page_info
 

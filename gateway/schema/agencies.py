@@ -19,7 +19,7 @@ from connectors.soap.bank import PaymentVerification
 from connectors.soap.civil_registry import CivilRecord as CivilAnswer
 from connectors.soap.land_registry import Deed as DeedAnswer
 from gateway.access.permissions import Scope, mask_national_code, note_personal_read
-from gateway.schema.context import Info
+from gateway.context import Info
 from gateway.schema.scalars import (
     CalendarDate,
     Money,

@@ -15,8 +15,8 @@ from strawberry import Private
 
 from connectors.soap.land_registry import Plate
 from gateway.access.permissions import Scope, mask_national_code, note_personal_read, requires
+from gateway.context import Info
 from gateway.schema.agencies import CivilRecord, Deed, PostalAddress
-from gateway.schema.context import Info
 from gateway.schema.node import Node
 from gateway.schema.prefetch import selected_names
 from gateway.schema.revenue import Dues

@@ -28,7 +28,7 @@ from graphql import (
 )
 from graphql.execution import VariableValues
 
-from gateway.schema.context import Info
+from gateway.context import Info
 
 
 def _included(selection: SelectionNode, variables: Mapping[str, Any]) -> bool:

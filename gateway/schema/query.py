@@ -10,11 +10,11 @@ import strawberry
 import identifiers
 from gateway import parcels
 from gateway.access.permissions import Scope, note_personal_read, requires
+from gateway.context import Info
 from gateway.errors import BadUserInput, Forbidden, QueryTooComplex
 from gateway.schema import access, revenue
 from gateway.schema.access import ApiKey, AuditFilter, AuditRecord, AuditRecordConnection, Viewer
 from gateway.schema.agencies import AgencyStatus
-from gateway.schema.context import Info
 from gateway.schema.node import Node, from_global_id
 from gateway.schema.pages import PageInfo, decode_cursor, encode_cursor, page_info
 from gateway.schema.planning import (

@@ -13,9 +13,9 @@ from sqlalchemy import Row
 import identifiers
 from gateway import dues
 from gateway.access.principals import may_verify_payment
+from gateway.context import Info
 from gateway.errors import BadUserInput
 from gateway.schema.agencies import BankPayment
-from gateway.schema.context import Info
 from gateway.schema.scalars import CalendarDate, Money, RenewalCode, calendar_date
 
 

@@ -22,9 +22,9 @@ from graphql import validate as graphql_validate
 from starlette.applications import Starlette
 
 from gateway.app import create_app
+from gateway.context import Info
 from gateway.execution import ExecutionPolicy, shared_loop_execution
 from gateway.schema import build_schema
-from gateway.schema.context import Info
 from gateway.schema.prefetch import selected_names
 from gateway.settings import Settings
 from gateway.validation import MAX_OF_TYPE_DEPTH, operation_limits

@@ -1,0 +1,156 @@
+"""Per-request data loaders: every relation is one batched statement, whatever the row count."""
+
+from __future__ import annotations
+
+from functools import cached_property
+from typing import Any
+
+from aiodataloader import DataLoader
+
+from connectors.agencies import Agencies
+from db.engines import Databases
+from gateway.access.principals import Principal
+from gateway.loaders import access
+from gateway.loaders.agencies import DeedsByPlate
+from gateway.loaders.batching import AgencyLoader, GroupLoader, RowsByKey
+from gateway.loaders.planning import (
+    BUILDING_BY_ID,
+    BUILDINGS_BY_PARCEL,
+    CERTIFICATE_BY_ID,
+    CERTIFICATES_BY_PARCEL,
+    DISTRICT_BY_ID,
+    OWNERS_BY_PARCEL,
+    PARCEL_BY_ID,
+    PARCEL_BY_PLATE,
+    PARCEL_BY_RENEWAL_CODE,
+    PARCELS_BY_OWNER,
+    PERMIT_BY_ID,
+    PERMITS_BY_PARCEL,
+    PERSON_BY_ID,
+    PERSON_BY_NATIONAL_CODE,
+    REGION_BY_ID,
+    VIOLATION_BY_ID,
+    VIOLATIONS_BY_PARCEL,
+)
+from gateway.loaders.revenue import PAYMENT_BY_REFERENCE, DuesByRenewalCode
+
+
+class Loaders:
+    """Built fresh for every request (aiodataloader binds the running loop on creation);
+    each loader is created on first use, so a query pays only for what it touches."""
+
+    def __init__(self, databases: Databases, agencies: Agencies, principal: Principal) -> None:
+        self.planning = databases.planning
+        self.revenue = databases.revenue
+        self.gateway = databases.gateway
+        self.agencies = agencies
+        self.principal = principal
+        self._groups: dict[DataLoader[Any, Any], GroupLoader] = {}
+
+    def grouped(self, loader: DataLoader[Any, Any]) -> GroupLoader:
+        """Groups of keys loaded through `loader`'s batch function (see GroupLoader)."""
+        group = self._groups.get(loader)
+        if group is None:
+            group = self._groups[loader] = GroupLoader(loader.batch_load_fn)
+        return group
+
+    @cached_property
+    def parcel_by_id(self) -> RowsByKey:
+        return RowsByKey(self.planning, PARCEL_BY_ID)
+
+    @cached_property
+    def parcel_by_renewal_code(self) -> RowsByKey:
+        return RowsByKey(self.planning, PARCEL_BY_RENEWAL_CODE)
+
+    @cached_property
+    def parcel_by_plate(self) -> RowsByKey:
+        return RowsByKey(self.planning, PARCEL_BY_PLATE)
+
+    @cached_property
+    def person_by_id(self) -> RowsByKey:
+        return RowsByKey(self.planning, PERSON_BY_ID)
+
+    @cached_property
+    def person_by_national_code(self) -> RowsByKey:
+        return RowsByKey(self.planning, PERSON_BY_NATIONAL_CODE)
+
+    @cached_property
+    def region_by_id(self) -> RowsByKey:
+        return RowsByKey(self.planning, REGION_BY_ID)
+
+    @cached_property
+    def district_by_id(self) -> RowsByKey:
+        return RowsByKey(self.planning, DISTRICT_BY_ID)
+
+    @cached_property
+    def owners_by_parcel(self) -> RowsByKey:
+        return RowsByKey(self.planning, OWNERS_BY_PARCEL)
+
+    @cached_property
+    def parcels_by_owner(self) -> RowsByKey:
+        return RowsByKey(self.planning, PARCELS_BY_OWNER)
+
+    @cached_property
+    def buildings_by_parcel(self) -> RowsByKey:
+        return RowsByKey(self.planning, BUILDINGS_BY_PARCEL)
+
+    @cached_property
+    def permits_by_parcel(self) -> RowsByKey:
+        return RowsByKey(self.planning, PERMITS_BY_PARCEL)
+
+    @cached_property
+    def certificates_by_parcel(self) -> RowsByKey:
+        return RowsByKey(self.planning, CERTIFICATES_BY_PARCEL)
+
+    @cached_property
+    def violations_by_parcel(self) -> RowsByKey:
+        return RowsByKey(self.planning, VIOLATIONS_BY_PARCEL)
+
+    @cached_property
+    def building_by_id(self) -> RowsByKey:
+        return RowsByKey(self.planning, BUILDING_BY_ID)
+
+    @cached_property
+    def permit_by_id(self) -> RowsByKey:
+        return RowsByKey(self.planning, PERMIT_BY_ID)
+
+    @cached_property
+    def certificate_by_id(self) -> RowsByKey:
+        return RowsByKey(self.planning, CERTIFICATE_BY_ID)
+
+    @cached_property
+    def violation_by_id(self) -> RowsByKey:
+        return RowsByKey(self.planning, VIOLATION_BY_ID)
+
+    @cached_property
+    def dues_by_renewal_code(self) -> DuesByRenewalCode:
+        return DuesByRenewalCode(self.revenue)
+
+    @cached_property
+    def payment_by_reference(self) -> RowsByKey:
+        return RowsByKey(self.revenue, PAYMENT_BY_REFERENCE)
+
+    @cached_property
+    def deed_by_plate(self) -> DeedsByPlate:
+        return DeedsByPlate(self.agencies.land_registry)
+
+    @cached_property
+    def civil_record(self) -> AgencyLoader:
+        return AgencyLoader(self.agencies.civil_registry.person)
+
+    @cached_property
+    def postal_address(self) -> AgencyLoader:
+        return AgencyLoader(self.agencies.postal.address)
+
+    @cached_property
+    def bank_payment(self) -> AgencyLoader:
+        return AgencyLoader(self.agencies.bank.verify_payment)
+
+    # Records under a row-level rule: the statement carries this principal's condition.
+    @cached_property
+    def api_key_by_id(self) -> RowsByKey:
+        return access.api_key_by_id(self.gateway, self.principal)
+
+    @cached_property
+    def audit_record_by_id(self) -> RowsByKey:
+        return access.audit_record_by_id(self.gateway, self.principal)

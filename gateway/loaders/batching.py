@@ -1,0 +1,166 @@
+"""The batching machinery every loader shares: keyed statements built once, loaders whose
+batches wait at the running operation's gate, groups of keys, agency calls in parallel."""
+
+from __future__ import annotations
+
+import asyncio
+from collections import defaultdict
+from collections.abc import Awaitable, Callable, Hashable, Sequence
+from contextvars import ContextVar
+from typing import Any, TypeVar
+
+from aiodataloader import DataLoader, dispatch_queue
+from aiodataloader import Loader as _Queued
+from sqlalchemy import ColumnElement, Row, Select, bindparam
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+# Well above any page size; only a pathological fan-out would split a batch.
+MAX_KEYS_PER_STATEMENT = 2000
+
+KeyT = TypeVar("KeyT")
+ValueT = TypeVar("ValueT")
+
+
+class DispatchGate:
+    """Holds one operation's batches while part of its execution waits for a later turn of
+    the event loop (gateway/execution.py), so that the wait never splits a batch.
+
+    A loader dispatches two turns after its first key, as aiodataloader does, so that keys
+    asked for by everything running meanwhile join the batch: objects completed together
+    ask for their relations within a turn or two of each other. Objects whose fields waited
+    are completed over several turns, and what they ask for comes up to a turn per level of
+    nesting after that; dispatches wait here until then, so that the number of statements
+    stays a matter of the query's shape, not of timing.
+    """
+
+    def __init__(self, turns_after_release: int = 2) -> None:
+        self.turns_after_release = turns_after_release
+        self.held = False
+        self.generation = 0
+        self.waiting: list[DataLoader[Any, Any]] = []
+
+    def hold(self) -> None:
+        self.held = True
+        self.generation += 1
+
+    def release(self) -> None:
+        """The waiting work has run: dispatch some turns later, unless held again."""
+        self._count_down(self.turns_after_release, self.generation)
+
+    def _count_down(self, turns: int, generation: int) -> None:
+        if generation != self.generation:
+            return  # held again meanwhile; that hold's release opens the gate
+        if turns > 0:
+            asyncio.get_running_loop().call_soon(self._count_down, turns - 1, generation)
+            return
+        self.held = False
+        waiting, self.waiting = self.waiting, []
+        for loader in waiting:
+            dispatch_queue(loader)
+
+    def dispatch(self, loader: DataLoader[Any, Any]) -> None:
+        if self.held:
+            self.waiting.append(loader)
+        else:
+            dispatch_queue(loader)
+
+
+# The running operation's gate; execution sets it, its resolvers' tasks inherit it.
+dispatch_gate: ContextVar[DispatchGate | None] = ContextVar("dispatch_gate", default=None)
+
+
+class GatedLoader(DataLoader[KeyT, ValueT]):
+    """A DataLoader whose batches wait at the running operation's DispatchGate, if any."""
+
+    def do_resolve_reject(self, key: KeyT, future: asyncio.Future[ValueT]) -> None:
+        self._queue.append(_Queued(key=key, future=future))
+        if len(self._queue) == 1:
+            # As aiodataloader schedules it (two turns later), through the gate if any.
+            self.loop.call_soon(asyncio.ensure_future, _dispatch(self, dispatch_gate.get()))
+
+
+async def _dispatch(loader: DataLoader[Any, Any], gate: DispatchGate | None) -> None:
+    if gate is None:
+        dispatch_queue(loader)
+    else:
+        gate.dispatch(loader)
+
+
+class GroupLoader(GatedLoader[tuple[Hashable, ...], list[Any]]):
+    """Loads whole groups of keys through another loader's batch function: one future per
+    group, and one call (one statement) per turn for all the groups asked for in it. A list
+    nested in a list (each owner's parcels on a page) thus loads its relations once per
+    level, not once per parent, without a future per key."""
+
+    def __init__(self, load: Callable[[list[Any]], Awaitable[list[Any]]]) -> None:
+        super().__init__()
+        self.load_keys = load
+
+    async def batch_load_fn(self, groups: Sequence[tuple[Hashable, ...]]) -> list[list[Any]]:
+        keys = list(dict.fromkeys(key for group in groups for key in group))
+        values: dict[Hashable, Any] = {}
+        for start in range(0, len(keys), MAX_KEYS_PER_STATEMENT):
+            chunk = keys[start : start + MAX_KEYS_PER_STATEMENT]
+            values.update(zip(chunk, await self.load_keys(chunk), strict=True))
+        return [[values[key] for key in group] for group in groups]
+
+
+class KeyedQuery:
+    """A select restricted to a batch of keys, built once per process.
+
+    Reusing one statement object lets SQLAlchemy reuse its cache key and compiled
+    form; building it per request costs more than running it on SQLite.
+    """
+
+    def __init__(
+        self,
+        statement: Select[Any],
+        key: ColumnElement[Any],
+        *,
+        many: bool,
+        key_of: Callable[[Row[Any]], Hashable] | None = None,
+    ) -> None:
+        self.statement = statement.where(key.in_(bindparam("keys", expanding=True)))
+        self.many = many
+        self.key_of = key_of or (lambda row: row._mapping[key])
+
+
+class RowsByKey(GatedLoader[Hashable, Any]):
+    """Loads rows of one select whose key column is in the batch of keys.
+
+    Each batch opens its own short connection: resolvers run concurrently and
+    one session must never be shared between them.
+    """
+
+    def __init__(self, engine: AsyncEngine, query: KeyedQuery) -> None:
+        super().__init__(max_batch_size=MAX_KEYS_PER_STATEMENT)
+        self.engine = engine
+        self.statement = query.statement
+        self.many = query.many
+        self.key_of = query.key_of
+
+    async def batch_load_fn(self, keys: Sequence[Hashable]) -> list[Any]:
+        async with self.engine.connect() as connection:
+            result = await connection.execute(self.statement, {"keys": list(dict.fromkeys(keys))})
+            rows = result.all()
+        if self.many:
+            grouped: dict[Hashable, list[Row[Any]]] = defaultdict(list)
+            for row in rows:
+                grouped[self.key_of(row)].append(row)
+            return [grouped.get(k, []) for k in keys]
+        by_key = {self.key_of(row): row for row in rows}
+        return [by_key.get(k) for k in keys]
+
+
+class AgencyLoader(GatedLoader[Hashable, Any]):
+    """Batches one request's calls to an agency operation that answers one key at a time.
+
+    The calls run concurrently; one failing key fails only its own field.
+    """
+
+    def __init__(self, fetch: Callable[[Any], Awaitable[Any]]) -> None:
+        super().__init__()
+        self.fetch = fetch
+
+    async def batch_load_fn(self, keys: Sequence[Hashable]) -> list[Any]:
+        return list(await asyncio.gather(*(self.fetch(k) for k in keys), return_exceptions=True))
