@@ -56,7 +56,7 @@ async def _demo_keys(settings: Settings) -> dict[str, str]:
 def run() -> None:
     """Migrate, seed demo data on first run (development), and serve /graphql."""
     from gateway.access.audit_key import AuditKeyError, load_audit_key
-    from gateway.serve import serve
+    from gateway.edge.serve import serve
 
     settings = _settings()
     try:  # before any worker starts: production without an audit key is refused here

@@ -7,7 +7,7 @@ GatewayError                 extensions.code
 ├── QueryTooComplex          QUERY_TOO_COMPLEX
 └── (anything else)          INTERNAL            (masked, with a request id for the logs)
 
-Errors GraphQL itself raises before execution are classified in gateway/results.py:
+Errors GraphQL itself raises before execution are classified in gateway/edge/errors.py:
 GRAPHQL_PARSE_FAILED, GRAPHQL_VALIDATION_FAILED, BAD_USER_INPUT (a literal or a
 variable of the wrong type), QUERY_TOO_COMPLEX (depth, token, alias and field limits).
 Agency failures (AGENCY_UNAVAILABLE, AGENCY_TIMEOUT, AGENCY_REJECTED) come from connectors/.

@@ -21,30 +21,21 @@ import logging
 import re
 import time
 from collections import OrderedDict
-from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
 from typing import Any, Protocol
 
 import coredis
 import coredis.exceptions
-import orjson
-from cross_web import AsyncHTTPRequestAdapter, HTTPException
 from graphql import GraphQLError, OperationDefinitionNode, parse, validate
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
-from starlette.datastructures import MutableHeaders
-from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
-from strawberry.asgi import GraphQL
 from strawberry.extensions import SchemaExtension
-from strawberry.http import GraphQLRequestData
 
 from db.engines import Databases
 from db.gateway import RegisteredOperation
 from gateway.access.principals import Principal
 from gateway.context import Context
-from gateway.edge import bad_request, http_refusal, refusal
 from gateway.errors import BadUserInput, GatewayError, QueryTooComplex
 from gateway.settings import Settings
 from gateway.validation import CostPolicy, HiddenSchema, estimate_cost, hide_suggestions
@@ -368,194 +359,3 @@ class Hardening(SchemaExtension):
 
     def get_results(self) -> dict[str, Any]:
         return {} if self.estimated is None else {"cost": {"estimated": self.estimated}}
-
-
-# --- HTTP: batches, headers, CORS -------------------------------------------------------------
-
-
-class Refused(Exception):
-    """Raised inside the view to answer with `response` at once."""
-
-    def __init__(self, response: JSONResponse) -> None:
-        super().__init__(response.status_code)
-        self.response = response
-
-
-# A GraphQL request needs a few levels of JSON, and the deepest input in the schema a few
-# more; a thousand levels would only make graphql-core recurse until Python gives up.
-MAX_JSON_DEPTH = 32
-
-
-def nested_deeper_than(value: object, limit: int) -> bool:
-    """Whether JSON data nests objects and arrays more than `limit` levels; without recursion."""
-    pending: list[tuple[object, int]] = [(value, 1)]
-    while pending:
-        node, depth = pending.pop()
-        if isinstance(node, dict):
-            children: Iterable[object] = node.values()
-        elif isinstance(node, list):
-            children = node
-        else:
-            continue
-        if depth > limit:
-            return True
-        pending.extend((child, depth + 1) for child in children if isinstance(child, dict | list))
-    return False
-
-
-class HardenedGraphQL(GraphQL[Context, None]):
-    """strawberry's view, reading the HTTP request itself: anything malformed (not JSON, not
-    a GraphQL request, nested too deep) is a 400 BAD_REQUEST, an over-long batch a 400
-    QUERY_TOO_COMPLEX, before any operation is parsed. Every refusal is a JSON error body."""
-
-    def decode_json(self, data: str | bytes) -> object:
-        # orjson: fast, and its depth limit raises a decode error instead of recursing.
-        return orjson.loads(data)
-
-    def _decode(self, data: str | bytes, what: str) -> object:
-        try:
-            decoded = self.decode_json(data)
-        except orjson.JSONDecodeError as exc:
-            # orjson's reasons name a position, never the content.
-            raise Refused(bad_request(f"{what} is not valid JSON: {exc}")) from None
-        if nested_deeper_than(decoded, MAX_JSON_DEPTH):
-            raise Refused(bad_request(f"{what} nests JSON deeper than {MAX_JSON_DEPTH} levels."))
-        return decoded
-
-    async def parse_http_body(
-        self, request: AsyncHTTPRequestAdapter
-    ) -> GraphQLRequestData | list[GraphQLRequestData]:
-        # strawberry's own answered these in plain text, and failed with a 500 on a body that
-        # was not an object or a batch whose items were not (multipart and streaming
-        # transports, which it also handles, are not enabled here).
-        if request.method == "GET":
-            return self._operation(self._query_parameters(request.query_params))
-        content_type = (request.content_type or "").split(";")[0].strip().lower()
-        if content_type != "application/json":
-            raise Refused(
-                bad_request("Send the request as JSON, with Content-Type application/json.")
-            )
-        data = self._decode(await request.get_body(), "The request body")
-        if not isinstance(data, list):
-            return self._operation(data)
-        batching = self.schema.config.batching_config
-        cap = batching["max_operations"] if batching else 1
-        if not data:
-            raise Refused(bad_request("The batch holds no operation."))
-        if len(data) > cap:
-            raise Refused(
-                refusal(
-                    400,
-                    f"The batch has {len(data)} operations; the limit is {cap}.",
-                    "QUERY_TOO_COMPLEX",
-                    limit="batch",
-                    max=cap,
-                )
-            )
-        return [self._operation(item) for item in data]
-
-    def _query_parameters(self, params: Mapping[str, str | list[str] | None]) -> dict[str, object]:
-        operation: dict[str, object] = {}
-        for name in ("query", "operationName", "variables", "extensions"):
-            value = params.get(name)
-            if value is None:
-                continue
-            if not isinstance(value, str):
-                raise Refused(bad_request(f"`{name}` must be given once."))
-            if name in ("variables", "extensions"):
-                operation[name] = self._decode(value, f"`{name}`") if value else None
-            else:
-                operation[name] = value
-        return operation
-
-    @staticmethod
-    def _operation(data: object) -> GraphQLRequestData:
-        if not isinstance(data, dict):
-            raise Refused(bad_request("An operation must be a JSON object."))
-        query = data.get("query")
-        name = data.get("operationName")
-        variables = data.get("variables")
-        extensions = data.get("extensions")
-        if not isinstance(query, str | None):
-            raise Refused(bad_request("`query` must be a string."))
-        if not isinstance(name, str | None):
-            raise Refused(bad_request("`operationName` must be a string."))
-        if not isinstance(variables, dict | None):
-            raise Refused(bad_request("`variables` must be an object."))
-        if not isinstance(extensions, dict | None):
-            raise Refused(bad_request("`extensions` must be an object."))
-        return GraphQLRequestData(
-            query=query,
-            variables=variables,
-            operation_name=name,
-            extensions=extensions,
-            protocol="http",
-        )
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await super().__call__(scope, receive, send)
-            return
-        # As strawberry's, but no refusal answers in plain text.
-        response: Response
-        try:
-            response = await self.run(Request(scope, receive))
-        except Refused as refused:
-            response = refused.response
-        except HTTPException as exc:  # strawberry's: no query, GET for a mutation, …
-            response = http_refusal(exc.status_code, exc.reason)
-        await response(scope, receive, send)
-
-
-CONTENT_SECURITY_POLICY = (
-    "default-src 'none'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'"
-)
-
-
-class SecurityHeaders:
-    """Adds security headers to every HTTP response. The GraphiQL page (development only)
-    loads scripts and styles from a CDN, so it alone goes without a Content-Security-Policy."""
-
-    def __init__(self, app: ASGIApp, *, development: bool, graphql_path: str = "/graphql"):
-        self.app = app
-        self.development = development
-        self.graphql_path = graphql_path
-        self.common = [
-            ("x-content-type-options", "nosniff"),
-            ("referrer-policy", "no-referrer"),
-            ("x-frame-options", "DENY"),
-        ]
-        if not development:
-            self.common.append(("strict-transport-security", "max-age=31536000"))
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        graphql = scope["path"] == self.graphql_path
-
-        async def send_with_headers(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                headers = MutableHeaders(scope=message)
-                for name, value in self.common:
-                    headers.setdefault(name, value)
-                html = "text/html" in headers.get("content-type", "")
-                if not (self.development and graphql and html):
-                    headers.setdefault("content-security-policy", CONTENT_SECURITY_POLICY)
-                if graphql:
-                    headers["cache-control"] = "no-store"
-            await send(message)
-
-        await self.app(scope, receive, send_with_headers)
-
-
-def cors_options(settings: Settings) -> dict[str, Any]:
-    """Options for starlette's CORSMiddleware: bearer tokens, so no cookies are allowed."""
-    return {
-        "allow_origins": settings.cors_allowed_origins,
-        "allow_methods": ["GET", "POST"],
-        "allow_headers": ["authorization", "content-type", "x-request-id", "x-road-issue"],
-        "expose_headers": ["x-request-id", "retry-after"],
-        "allow_credentials": False,
-        "max_age": 600,
-    }

@@ -1,10 +1,11 @@
-"""Rate limits per caller on /graphql: an ASGI middleware after authentication.
+"""Rate limits per caller on /graphql, applied by an ASGI middleware after authentication
+(gateway/edge/middleware.py).
 
-Each principal has its own window (`principal.label`); anonymous callers have one per client
-address (`gateway.edge.client_address`: the connection's, or X-Forwarded-For's only when the
-connection comes from a configured trusted proxy). The limit depends on the kind of caller:
-public, partner or internal. Windows are kept in process memory, or in Redis when
-`redis_url` is set, so that every gateway process counts against the same limit.
+Each principal has its own window (`principal.label`); anonymous callers have one per client address
+(`gateway.edge.requests.client_address`: the connection's, or X-Forwarded-For's only when the
+connection comes from a configured trusted proxy). The limit depends on the kind of caller: public,
+partner or internal. Windows are kept in process memory, or in Redis when `redis_url` is set, so
+that every gateway process counts against the same limit.
 
 The limits count operations: the middleware counts every request as one, and the view
 counts the other n - 1 operations of a batch once it has read the body (`RateLimits.charge`).
@@ -29,11 +30,8 @@ from limits.aio.strategies import (
     SlidingWindowCounterRateLimiter,
 )
 from limits.errors import StorageError
-from starlette.responses import JSONResponse
-from starlette.types import ASGIApp, Receive, Scope, Send
 
-from gateway.access.principals import ANONYMOUS, Principal
-from gateway.edge import client_address, refusal
+from gateway.access.principals import Principal
 from gateway.settings import Settings
 
 log = logging.getLogger("gateway.ratelimit")
@@ -95,33 +93,3 @@ class RateLimits:
                 log.warning("rate limits unavailable; letting requests through", exc_info=True)
             return None
         return max(1, math.ceil(stats.reset_time - time.time()))
-
-
-def rate_limited(retry_after: int) -> JSONResponse:
-    return refusal(
-        429,
-        f"Too many requests; try again in {retry_after} s.",
-        "RATE_LIMITED",
-        headers={"Retry-After": str(retry_after)},
-        retryAfter=retry_after,
-    )
-
-
-class RateLimit:
-    """Pure ASGI; must run after authentication, which leaves `scope["principal"]`."""
-
-    def __init__(self, app: ASGIApp, limits: RateLimits, paths: frozenset[str]) -> None:
-        self.app = app
-        self.limits = limits
-        self.paths = paths
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["path"] not in self.paths:
-            await self.app(scope, receive, send)
-            return
-        principal: Principal = scope.get("principal", ANONYMOUS)
-        retry_after = await self.limits.charge(principal, client_address(scope))
-        if retry_after is None:
-            await self.app(scope, receive, send)
-            return
-        await rate_limited(retry_after)(scope, receive, send)

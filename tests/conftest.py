@@ -23,7 +23,7 @@ from sqlalchemy.ext.asyncio import create_async_engine
 from db import demo, migrate
 from db.engines import Databases
 from gateway.access.keys import create_key, parse_kind
-from gateway.app import create_app
+from gateway.edge.app import create_app
 from gateway.settings import DATABASES, Settings
 from sandbox.run import Agencies as SandboxAgencies
 from sandbox.run import run_agencies

@@ -1,9 +1,9 @@
 """Who is calling: `Authorization: Bearer <API key or JWT>` becomes a Principal.
 
-`Authenticator` decides, without HTTP; `AuthenticationMiddleware` carries its answer over
-ASGI before GraphQL runs: the principal goes into `scope["principal"]` (ANONYMOUS when no
-credential is sent), and a credential that is present but not valid is answered 401. The 401
-never says why (unknown, wrong, revoked, expired) and never repeats the credential.
+`Authenticator` decides, without HTTP; `AuthenticationMiddleware` (gateway/edge/middleware.py)
+carries its answer over ASGI before GraphQL runs: the principal goes into `scope["principal"]`
+(ANONYMOUS when no credential is sent), and a credential that is present but not valid is answered
+401. The 401 never says why (unknown, wrong, revoked, expired) and never repeats the credential.
 
 Verified credentials are cached in-process for `auth_cache_s` (10 s by default), so a key's
 revocation takes effect within that time; a JWT is cached no longer than it is valid.
@@ -18,7 +18,7 @@ import logging
 import math
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Collection, Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import jwt
@@ -26,13 +26,10 @@ from limits import parse
 from limits.aio.storage import MemoryStorage
 from limits.aio.strategies import MovingWindowRateLimiter
 from sqlalchemy.exc import SQLAlchemyError
-from starlette.types import ASGIApp, Receive, Scope, Send
-from starlette.websockets import WebSocket
 
 from db.engines import Databases
 from gateway.access import keys
 from gateway.access.principals import ANONYMOUS, Principal, PrincipalKind, scopes_for
-from gateway.edge import client_address, refusal, request_ids
 from gateway.errors import BadUserInput
 from gateway.settings import Settings
 
@@ -318,62 +315,3 @@ class AuthenticationThrottled(Exception):
     def __init__(self, retry_after: int) -> None:
         super().__init__(retry_after)
         self.retry_after = retry_after
-
-
-class AuthenticationMiddleware:
-    """Pure ASGI, before GraphQL: leaves `scope["principal"]`, or refuses the request."""
-
-    def __init__(
-        self,
-        app: ASGIApp,
-        authenticator: Authenticator,
-        public_paths: Collection[str] = PUBLIC_PATHS,
-    ) -> None:
-        self.app = app
-        self.authenticator = authenticator
-        # Every other path is authenticated, so routes added later cannot forget to be.
-        self.public_paths = frozenset(public_paths)
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] not in ("http", "websocket") or scope["path"] in self.public_paths:
-            await self.app(scope, receive, send)
-            return
-        found = [value for name, value in scope["headers"] if name == b"authorization"]
-        try:
-            if len(found) > 1:
-                raise AuthenticationFailed
-            authorization = found[0].decode("latin-1") if found else None
-            scope["principal"] = await self.authenticator.authenticate(
-                authorization, client_address(scope)
-            )
-        except AuthenticationFailed:
-            response = refusal(
-                401,
-                "Authentication failed.",
-                "UNAUTHENTICATED",
-                headers={"WWW-Authenticate": 'Bearer realm="gateway"'},
-            )
-        except AuthenticationThrottled as throttled:
-            response = refusal(
-                429,
-                "Too many failed authentication attempts; retry later.",
-                "RATE_LIMITED",
-                headers={"Retry-After": str(throttled.retry_after)},
-            )
-        except AuthenticationUnavailable:
-            request_id, _ = request_ids(scope)
-            log.exception("authentication unavailable (request %s)", request_id)
-            response = refusal(
-                503, "Authentication is unavailable; try again.", "INTERNAL", requestId=request_id
-            )
-        else:
-            await self.app(scope, receive, send)
-            return
-        if scope["type"] == "http":
-            await response(scope, receive, send)
-            return
-        websocket = WebSocket(scope, receive, send)
-        if "websocket.http.response" in scope.get("extensions", {}):
-            await websocket.send_denial_response(response)
-        else:
-            await websocket.close(code=1008)  # policy violation; the server answers 403

@@ -19,7 +19,7 @@ from gateway.validation import CostPolicy, GatewayValidation, operation_limits
 
 class Schema(strawberry.Schema):
     def process_errors(self, errors: list[GraphQLError], execution_context: Any = None) -> None:
-        """Errors are classified and logged once, without client data, in gateway/results.py."""
+        """Errors are classified and logged once, without client data, in gateway/edge/errors.py."""
 
 
 def build_schema(settings: Settings, clock: Clock | None = None) -> strawberry.Schema:

@@ -266,7 +266,7 @@ async def test_cost_is_reported_in_production_to_internal_callers_only(
 ) -> None:
     import httpx
 
-    from gateway.app import create_app
+    from gateway.edge.app import create_app
     from tests.conftest import settings_for
 
     app = create_app(settings_for(backend, sandbox, env="production"))

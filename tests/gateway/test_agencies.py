@@ -16,7 +16,7 @@ from db.engines import Databases
 from db.revenue import Payment
 from gateway.access.keys import create_key
 from gateway.access.principals import PrincipalKind
-from gateway.app import create_app
+from gateway.edge.app import create_app
 from sandbox.run import Agencies as SandboxAgencies
 from tests.conftest import AGENCY_SECRETS, Backend, GraphQLClient, make_backend, settings_for
 

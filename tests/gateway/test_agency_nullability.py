@@ -29,7 +29,7 @@ from db.demo import KNOWN_NATIONAL_CODE
 from db.engines import Databases
 from db.revenue import Payment
 from gateway.access.principals import ANONYMOUS
-from gateway.app import create_app
+from gateway.edge.app import create_app
 from gateway.loaders import Loaders
 from gateway.schema import build_schema
 from gateway.schema.node import to_global_id

@@ -36,7 +36,7 @@ from gateway.access import audit_verify
 from gateway.access.audit import GENESIS, AuditEntry, AuditTrail, record_hash
 from gateway.access.audit_verify import Finding, VerifyResult, verify
 from gateway.access.permissions import note_personal_read, operation_reads
-from gateway.app import create_app
+from gateway.edge.app import create_app
 from gateway.errors import AuditUnavailable
 from gateway.schema.agencies import Deed
 from gateway.schema.planning import Person

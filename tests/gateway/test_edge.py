@@ -23,9 +23,9 @@ import httpx
 import pytest
 import uvicorn
 
-from gateway import app as gateway_app
-from gateway import serve
-from gateway.app import create_app
+from gateway.edge import serve
+from gateway.edge import view as gateway_view
+from gateway.edge.app import create_app
 from gateway.errors import ERROR_CODES
 from gateway.settings import Settings
 from tests.conftest import Backend, make_backend, settings_for
@@ -294,7 +294,7 @@ class Failing:
 
     def __init__(self, count: int) -> None:
         self.count = count
-        self.real = gateway_app.Loaders
+        self.real = gateway_view.Loaders
 
     def __call__(self, *args: Any) -> Any:
         if self.count > 0:
@@ -305,7 +305,7 @@ class Failing:
 
 def failing(monkeypatch: pytest.MonkeyPatch, count: int) -> Failing:
     made = Failing(count)
-    monkeypatch.setattr(gateway_app, "Loaders", made)
+    monkeypatch.setattr(gateway_view, "Loaders", made)
     return made
 
 
@@ -368,14 +368,14 @@ async def test_the_request_id_is_the_gateways_and_the_callers_is_kept_beside_it(
     client: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     seen: list[tuple[str, str | None]] = []
-    view_context = gateway_app.GatewayGraphQL.get_context
+    view_context = gateway_view.GatewayGraphQL.get_context
 
     async def recording(self: Any, request: Any, response: Any) -> Any:
         context = await view_context(self, request, response)
         seen.append((context.request_id, context.caller_request_id))
         return context
 
-    monkeypatch.setattr(gateway_app.GatewayGraphQL, "get_context", recording)
+    monkeypatch.setattr(gateway_view.GatewayGraphQL, "get_context", recording)
     sent: list[list[tuple[str, str]]] = [
         [("X-Request-Id", "case-1403:000123")],
         [("X-Request-Id", "case-1403:000123")],
@@ -423,7 +423,7 @@ class _Server(uvicorn.Server):
 async def real_gateway(
     backend: Backend, monkeypatch: pytest.MonkeyPatch, data_dir: Path, **env: str
 ) -> AsyncIterator[tuple[str, int]]:
-    """The app as `gateway run` serves it (gateway/serve.py's uvicorn configuration)."""
+    """The app as `gateway run` serves it (gateway/edge/serve.py's uvicorn configuration)."""
     monkeypatch.setenv("GATEWAY_DATA_DIR", str(data_dir))
     for name, url in backend.urls.items():
         monkeypatch.setenv(f"GATEWAY_{name.upper()}_DATABASE_URL", url)

@@ -23,7 +23,7 @@ from gateway import parcels
 from gateway.access.audit import AuditTrail
 from gateway.access.keys import create_key
 from gateway.access.principals import PrincipalKind
-from gateway.app import create_app
+from gateway.edge.app import create_app
 from gateway.errors import ERROR_CODES
 from gateway.operations_cli import operations
 from gateway.validation import LIST_SIZES

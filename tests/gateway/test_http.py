@@ -9,7 +9,7 @@ import httpx
 import pytest
 from starlette.applications import Starlette
 
-from gateway.app import create_app
+from gateway.edge.app import create_app
 from gateway.errors import ERROR_CODES
 from tests.conftest import Backend, settings_for
 

@@ -19,7 +19,7 @@ from db.demo import PAYMENT_BANK_CODES
 from db.engines import Databases
 from db.revenue import Payment
 from gateway.access.principals import Scope
-from gateway.app import create_app
+from gateway.edge.app import create_app
 from sandbox.run import Agencies as SandboxAgencies
 from tests.conftest import BANK_CODES, Backend, GraphQLClient, settings_for
 from tests.gateway.test_auth import AUDIENCE, ISSUER, Issuer, serve

@@ -21,8 +21,8 @@ from graphql import FragmentDefinitionNode, OperationDefinitionNode, get_introsp
 from graphql import validate as graphql_validate
 from starlette.applications import Starlette
 
-from gateway.app import create_app
 from gateway.context import Info
+from gateway.edge.app import create_app
 from gateway.execution import ExecutionPolicy, shared_loop_execution
 from gateway.schema import build_schema
 from gateway.schema.prefetch import selected_names

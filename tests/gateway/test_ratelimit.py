@@ -21,7 +21,7 @@ import pytest
 from db.engines import Databases
 from gateway.access.keys import create_key
 from gateway.access.principals import PrincipalKind
-from gateway.app import create_app
+from gateway.edge.app import create_app
 from gateway.errors import ERROR_CODES
 from tests.conftest import Backend, make_backend, redis_url, settings_for
 

@@ -35,7 +35,7 @@ def _listening_socket(host: str, port: int) -> socket.socket:
 
 def _config(settings: Settings) -> uvicorn.Config:
     return uvicorn.Config(
-        "gateway.app:create_app",
+        "gateway.edge.app:create_app",
         factory=True,
         loop="uvloop",
         http="httptools",

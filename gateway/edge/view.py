@@ -1,61 +1,191 @@
-"""The Starlette application: /graphql, health and readiness, built around one lifespan."""
+"""The GraphQL view: strawberry's ASGI view reading the HTTP request itself, with the
+gateway's context, error codes, audit of personal reads and GraphQL-over-HTTP statuses.
+
+Anything malformed (not JSON, not a GraphQL request, nested too deep) is a 400 BAD_REQUEST
+and a batch of more operations than the limit a 400 QUERY_TOO_COMPLEX, before any operation
+is parsed; every refusal is a JSON error body.
+"""
 
 from __future__ import annotations
 
-import contextlib
-import gc
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
+from cross_web import AsyncHTTPRequestAdapter, HTTPException
 from graphql import GraphQLError
-from sqlalchemy import text
-from starlette.applications import Starlette
-from starlette.exceptions import HTTPException
-from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from starlette.routing import Route
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import Receive, Scope, Send
+from strawberry.asgi import GraphQL
 from strawberry.http import GraphQLHTTPResponse, GraphQLRequestData
 from strawberry.types import ExecutionResult
-from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from connectors import correlation
 from connectors.agencies import Agencies
 from connectors.resilience import current_request_id
 from db.engines import Databases
 from gateway.access.audit import AuditEntry, GroupCommit, open_audit_trail
-from gateway.access.authentication import AuthenticationMiddleware, Authenticator
 from gateway.access.permissions import PersonalReads, operation_reads
 from gateway.access.principals import ANONYMOUS, Principal
-from gateway.agencies import build_agencies, build_http_client
 from gateway.context import Context
 from gateway.cost import start_request_cost
-from gateway.edge import (
-    InternalErrors,
-    RequestIds,
+from gateway.edge.errors import format_error, is_request_error
+from gateway.edge.requests import (
+    bad_request,
     client_address,
-    http_exception,
+    http_refusal,
+    rate_limited,
     refusal,
     request_ids,
     sane_token,
-    trusted_proxies,
 )
 from gateway.errors import AuditUnavailable
 from gateway.execution import Clock
-from gateway.hardening import HardenedGraphQL, Refused, SecurityHeaders, cors_options
 from gateway.loaders import Loaders
-from gateway.ratelimit import RateLimit, RateLimits, rate_limited
-from gateway.results import format_error, is_request_error
+from gateway.ratelimit import RateLimits
 from gateway.schema import build_schema
 from gateway.settings import Settings
 
 log = logging.getLogger("gateway")
 
 GRAPHQL_RESPONSE = "application/graphql-response+json"
+
+
+class Refused(Exception):
+    """Raised inside the view to answer with `response` at once."""
+
+    def __init__(self, response: JSONResponse) -> None:
+        super().__init__(response.status_code)
+        self.response = response
+
+
+# A GraphQL request needs a few levels of JSON, and the deepest input in the schema a few
+# more; a thousand levels would only make graphql-core recurse until Python gives up.
+MAX_JSON_DEPTH = 32
+
+
+def nested_deeper_than(value: object, limit: int) -> bool:
+    """Whether JSON data nests objects and arrays more than `limit` levels; without recursion."""
+    pending: list[tuple[object, int]] = [(value, 1)]
+    while pending:
+        node, depth = pending.pop()
+        if isinstance(node, dict):
+            children: Iterable[object] = node.values()
+        elif isinstance(node, list):
+            children = node
+        else:
+            continue
+        if depth > limit:
+            return True
+        pending.extend((child, depth + 1) for child in children if isinstance(child, dict | list))
+    return False
+
+
+class HardenedGraphQL(GraphQL[Context, None]):
+    """strawberry's view, reading the HTTP request itself: anything malformed (not JSON, not
+    a GraphQL request, nested too deep) is a 400 BAD_REQUEST, an over-long batch a 400
+    QUERY_TOO_COMPLEX, before any operation is parsed. Every refusal is a JSON error body."""
+
+    def decode_json(self, data: str | bytes) -> object:
+        # orjson: fast, and its depth limit raises a decode error instead of recursing.
+        return orjson.loads(data)
+
+    def _decode(self, data: str | bytes, what: str) -> object:
+        try:
+            decoded = self.decode_json(data)
+        except orjson.JSONDecodeError as exc:
+            # orjson's reasons name a position, never the content.
+            raise Refused(bad_request(f"{what} is not valid JSON: {exc}")) from None
+        if nested_deeper_than(decoded, MAX_JSON_DEPTH):
+            raise Refused(bad_request(f"{what} nests JSON deeper than {MAX_JSON_DEPTH} levels."))
+        return decoded
+
+    async def parse_http_body(
+        self, request: AsyncHTTPRequestAdapter
+    ) -> GraphQLRequestData | list[GraphQLRequestData]:
+        # strawberry's own answered these in plain text, and failed with a 500 on a body that
+        # was not an object or a batch whose items were not (multipart and streaming
+        # transports, which it also handles, are not enabled here).
+        if request.method == "GET":
+            return self._operation(self._query_parameters(request.query_params))
+        content_type = (request.content_type or "").split(";")[0].strip().lower()
+        if content_type != "application/json":
+            raise Refused(
+                bad_request("Send the request as JSON, with Content-Type application/json.")
+            )
+        data = self._decode(await request.get_body(), "The request body")
+        if not isinstance(data, list):
+            return self._operation(data)
+        batching = self.schema.config.batching_config
+        cap = batching["max_operations"] if batching else 1
+        if not data:
+            raise Refused(bad_request("The batch holds no operation."))
+        if len(data) > cap:
+            raise Refused(
+                refusal(
+                    400,
+                    f"The batch has {len(data)} operations; the limit is {cap}.",
+                    "QUERY_TOO_COMPLEX",
+                    limit="batch",
+                    max=cap,
+                )
+            )
+        return [self._operation(item) for item in data]
+
+    def _query_parameters(self, params: Mapping[str, str | list[str] | None]) -> dict[str, object]:
+        operation: dict[str, object] = {}
+        for name in ("query", "operationName", "variables", "extensions"):
+            value = params.get(name)
+            if value is None:
+                continue
+            if not isinstance(value, str):
+                raise Refused(bad_request(f"`{name}` must be given once."))
+            if name in ("variables", "extensions"):
+                operation[name] = self._decode(value, f"`{name}`") if value else None
+            else:
+                operation[name] = value
+        return operation
+
+    @staticmethod
+    def _operation(data: object) -> GraphQLRequestData:
+        if not isinstance(data, dict):
+            raise Refused(bad_request("An operation must be a JSON object."))
+        query = data.get("query")
+        name = data.get("operationName")
+        variables = data.get("variables")
+        extensions = data.get("extensions")
+        if not isinstance(query, str | None):
+            raise Refused(bad_request("`query` must be a string."))
+        if not isinstance(name, str | None):
+            raise Refused(bad_request("`operationName` must be a string."))
+        if not isinstance(variables, dict | None):
+            raise Refused(bad_request("`variables` must be an object."))
+        if not isinstance(extensions, dict | None):
+            raise Refused(bad_request("`extensions` must be an object."))
+        return GraphQLRequestData(
+            query=query,
+            variables=variables,
+            operation_name=name,
+            extensions=extensions,
+            protocol="http",
+        )
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await super().__call__(scope, receive, send)
+            return
+        # As strawberry's, but no refusal answers in plain text.
+        response: Response
+        try:
+            response = await self.run(Request(scope, receive))
+        except Refused as refused:
+            response = refused.response
+        except HTTPException as exc:  # strawberry's: no query, GET for a mutation, …
+            response = http_refusal(exc.status_code, exc.reason)
+        await response(scope, receive, send)
 
 
 @dataclass
@@ -225,116 +355,3 @@ class GatewayGraphQL(HardenedGraphQL):
             media_type=media_type,
             headers=headers,
         )
-
-
-class BodySizeLimit:
-    """Refuses request bodies over the limit before anything reads them whole."""
-
-    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
-        self.app = app
-        self.max_bytes = max_bytes
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        declared = dict(scope["headers"]).get(b"content-length")
-        if declared is not None and (not declared.isdigit() or int(declared) > self.max_bytes):
-            await _too_large(self.max_bytes)(scope, receive, send)
-            return
-        received = 0
-
-        async def counting_receive() -> Any:
-            nonlocal received
-            message = await receive()
-            if message["type"] == "http.request":
-                received += len(message.get("body", b""))
-                if received > self.max_bytes:
-                    raise _BodyTooLarge
-            return message
-
-        try:
-            await self.app(scope, counting_receive, send)
-        except _BodyTooLarge:
-            await _too_large(self.max_bytes)(scope, receive, send)
-
-
-class _BodyTooLarge(Exception):
-    pass
-
-
-def _too_large(max_bytes: int) -> Response:
-    return refusal(
-        413, f"The request body exceeds {max_bytes} bytes.", "QUERY_TOO_COMPLEX", limit="body"
-    )
-
-
-def create_app(settings: Settings | None = None, clock: Clock | None = None) -> Starlette:
-    settings = settings or Settings()
-    databases = Databases(settings.database_urls, echo=settings.database_echo)
-    proxies = trusted_proxies(settings.trusted_proxies)
-    rate_limits = RateLimits(settings)
-    graphql = GatewayGraphQL(settings, databases, rate_limits, clock)
-
-    @contextlib.asynccontextmanager
-    async def lifespan(_app: Starlette) -> AsyncIterator[None]:
-        http = build_http_client(settings)
-        graphql.agencies = build_agencies(settings, http)
-        # Long-lived objects are built once; freezing them keeps the collector off them,
-        # which cuts the p99 pauses it would otherwise cause.
-        gc.collect()
-        gc.freeze()
-        # A request allocates thousands of short-lived objects; collecting the young
-        # generation every 700 allocations made collections a visible share of p99.
-        gc.set_threshold(20_000, 50, 100)
-        try:
-            yield
-        finally:
-            await http.aclose()
-            await graphql.audit_trail.close()  # the last checkpoints
-            await databases.dispose()
-
-    async def healthz(_request: Request) -> Response:
-        return JSONResponse({"status": "ok"})
-
-    async def readyz(_request: Request) -> Response:
-        failing = []
-        for name, engine in databases.engines.items():
-            try:
-                async with engine.connect() as connection:
-                    await connection.execute(text("SELECT 1"))
-            except Exception:
-                log.exception("database %s is not ready", name)
-                failing.append(name)
-        status = 503 if failing else 200
-        return JSONResponse(
-            {"status": "unavailable" if failing else "ready", "failing": failing},
-            status_code=status,
-        )
-
-    app = Starlette(
-        routes=[
-            Route("/graphql", graphql),
-            Route("/healthz", healthz),
-            Route("/readyz", readyz),
-        ],
-        lifespan=lifespan,
-        # Unknown paths and methods answer as documented errors, not plain text.
-        exception_handlers={HTTPException: http_exception},
-    )
-    app.state.settings = settings
-    app.state.databases = databases
-    # The last added runs first: request ids, security headers, internal errors, trusted
-    # proxies, CORS, body size, authentication, rate limits.
-    app.add_middleware(RateLimit, limits=rate_limits, paths=frozenset({"/graphql"}))
-    app.add_middleware(AuthenticationMiddleware, authenticator=Authenticator(settings, databases))
-    app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
-    app.add_middleware(CORSMiddleware, **cors_options(settings))
-    if proxies:
-        # The one place X-Forwarded-For is read, and only from these peers; uvicorn itself
-        # runs with proxy_headers off (gateway/serve.py), so it never decides.
-        app.add_middleware(ProxyHeadersMiddleware, trusted_hosts=proxies)
-    app.add_middleware(InternalErrors)
-    app.add_middleware(SecurityHeaders, development=settings.development)
-    app.add_middleware(RequestIds)
-    return app

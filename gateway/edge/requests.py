@@ -1,13 +1,12 @@
-"""The HTTP edge: whose address a request comes from, its request ids, and refusals' one shape.
+"""Requests at the edge: whose address one comes from, its request ids, and refusals' one shape.
 
 - `client_address(scope)` is the only way the gateway names a caller's address (rate limits,
   the failed-authentication throttle, logs). It is the connection's peer, or what
   X-Forwarded-For says when that peer is one of `trusted_proxies` (uvicorn's
   ProxyHeadersMiddleware, added by `create_app`, rewrites `scope["client"]` then).
-- `RequestIds` (outermost) gives every request the gateway's own id, keeps the caller's
-  X-Request-Id beside it when it is sane, and answers every response with the gateway's id.
-- `InternalErrors` answers anything nothing else handled as a JSON INTERNAL error, so that no
-  answer is plain text and no connection is dropped for it.
+- `request_ids(scope)` gives a request the gateway's own id, and keeps the caller's
+  X-Request-Id beside it when it is sane (gateway/edge/middleware.py's RequestIds calls it
+  first, and answers every response with the gateway's id).
 - `refusal(...)` is the body of every answer refused at the edge: {"errors": [{message,
   extensions: {code, ...}}]}, the code from gateway/errors.py.
 """
@@ -15,18 +14,14 @@
 from __future__ import annotations
 
 import ipaddress
-import logging
 import re
 import uuid
 from typing import Any
 
-from starlette.datastructures import MutableHeaders
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
-
-log = logging.getLogger("gateway.edge")
+from starlette.types import Scope
 
 # The gateway's own id for a request: always generated here, unique, in every log line.
 REQUEST_ID = "gateway.request_id"
@@ -115,54 +110,11 @@ def request_ids(scope: Scope) -> tuple[str, str | None]:
     return scope[REQUEST_ID], scope[CALLER_REQUEST_ID]
 
 
-class RequestIds:
-    """Outermost: every request gets its ids first, every response (an error, a refusal,
-    /healthz) carries the gateway's id in X-Request-Id, so its log lines can be found."""
-
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] not in ("http", "websocket"):
-            await self.app(scope, receive, send)
-            return
-        request_id, _ = request_ids(scope)
-
-        async def send_with_id(message: Message) -> None:
-            if message["type"] in ("http.response.start", "websocket.http.response.start"):
-                MutableHeaders(scope=message)["x-request-id"] = request_id
-            await send(message)
-
-        await self.app(scope, receive, send_with_id)
-
-
-class InternalErrors:
-    """Inside the security headers: an exception nothing else handled becomes a JSON INTERNAL
-    error with the request id, logged once. Starlette's own handler would answer plain text
-    outside every header, then re-raise, and the server would drop the connection."""
-
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        started = False
-
-        async def watching_send(message: Message) -> None:
-            nonlocal started
-            if message["type"] == "http.response.start":
-                started = True
-            await send(message)
-
-        try:
-            await self.app(scope, receive, watching_send)
-        except Exception:
-            request_id, _ = request_ids(scope)
-            # No path or body: they are the caller's data, and the request id finds the rest.
-            log.exception("unhandled error (request %s from %s)", request_id, client_address(scope))
-            if started:
-                raise  # half an answer went out: only closing the connection can end it
-            response = refusal(500, "Internal error.", "INTERNAL", requestId=request_id)
-            await response(scope, receive, send)
+def rate_limited(retry_after: int) -> JSONResponse:
+    return refusal(
+        429,
+        f"Too many requests; try again in {retry_after} s.",
+        "RATE_LIMITED",
+        headers={"Retry-After": str(retry_after)},
+        retryAfter=retry_after,
+    )

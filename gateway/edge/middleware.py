@@ -1,0 +1,265 @@
+"""The middleware around the view, outermost first: request ids, security headers, internal
+errors, (trusted proxies,) CORS, body size, authentication, rate limits.
+
+- `RequestIds` (outermost) gives every request the gateway's own id, keeps the caller's
+  X-Request-Id beside it when it is sane, and answers every response with the gateway's id.
+- `InternalErrors` answers anything nothing else handled as a JSON INTERNAL error, so that no
+  answer is plain text and no connection is dropped for it.
+
+Each is pure ASGI and answers its refusals in the documented JSON shape
+(gateway/edge/requests.py). The decisions live elsewhere: who is calling in
+gateway/access/authentication.py, the caller's limits in gateway/ratelimit.py.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Collection
+from typing import Any
+
+from starlette.datastructures import MutableHeaders
+from starlette.responses import Response
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.websockets import WebSocket
+
+from gateway.access.authentication import (
+    PUBLIC_PATHS,
+    AuthenticationFailed,
+    AuthenticationThrottled,
+    AuthenticationUnavailable,
+    Authenticator,
+)
+from gateway.access.principals import ANONYMOUS, Principal
+from gateway.edge.requests import client_address, rate_limited, refusal, request_ids
+from gateway.ratelimit import RateLimits
+from gateway.settings import Settings
+
+log = logging.getLogger("gateway.edge")
+
+
+class RequestIds:
+    """Outermost: every request gets its ids first, every response (an error, a refusal,
+    /healthz) carries the gateway's id in X-Request-Id, so its log lines can be found."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] not in ("http", "websocket"):
+            await self.app(scope, receive, send)
+            return
+        request_id, _ = request_ids(scope)
+
+        async def send_with_id(message: Message) -> None:
+            if message["type"] in ("http.response.start", "websocket.http.response.start"):
+                MutableHeaders(scope=message)["x-request-id"] = request_id
+            await send(message)
+
+        await self.app(scope, receive, send_with_id)
+
+
+class InternalErrors:
+    """Inside the security headers: an exception nothing else handled becomes a JSON INTERNAL
+    error with the request id, logged once. Starlette's own handler would answer plain text
+    outside every header, then re-raise, and the server would drop the connection."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def watching_send(message: Message) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+            await send(message)
+
+        try:
+            await self.app(scope, receive, watching_send)
+        except Exception:
+            request_id, _ = request_ids(scope)
+            # No path or body: they are the caller's data, and the request id finds the rest.
+            log.exception("unhandled error (request %s from %s)", request_id, client_address(scope))
+            if started:
+                raise  # half an answer went out: only closing the connection can end it
+            response = refusal(500, "Internal error.", "INTERNAL", requestId=request_id)
+            await response(scope, receive, send)
+
+
+CONTENT_SECURITY_POLICY = (
+    "default-src 'none'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'"
+)
+
+
+class SecurityHeaders:
+    """Adds security headers to every HTTP response. The GraphiQL page (development only)
+    loads scripts and styles from a CDN, so it alone goes without a Content-Security-Policy."""
+
+    def __init__(self, app: ASGIApp, *, development: bool, graphql_path: str = "/graphql"):
+        self.app = app
+        self.development = development
+        self.graphql_path = graphql_path
+        self.common = [
+            ("x-content-type-options", "nosniff"),
+            ("referrer-policy", "no-referrer"),
+            ("x-frame-options", "DENY"),
+        ]
+        if not development:
+            self.common.append(("strict-transport-security", "max-age=31536000"))
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        graphql = scope["path"] == self.graphql_path
+
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = MutableHeaders(scope=message)
+                for name, value in self.common:
+                    headers.setdefault(name, value)
+                html = "text/html" in headers.get("content-type", "")
+                if not (self.development and graphql and html):
+                    headers.setdefault("content-security-policy", CONTENT_SECURITY_POLICY)
+                if graphql:
+                    headers["cache-control"] = "no-store"
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)
+
+
+def cors_options(settings: Settings) -> dict[str, Any]:
+    """Options for starlette's CORSMiddleware: bearer tokens, so no cookies are allowed."""
+    return {
+        "allow_origins": settings.cors_allowed_origins,
+        "allow_methods": ["GET", "POST"],
+        "allow_headers": ["authorization", "content-type", "x-request-id", "x-road-issue"],
+        "expose_headers": ["x-request-id", "retry-after"],
+        "allow_credentials": False,
+        "max_age": 600,
+    }
+
+
+class BodySizeLimit:
+    """Refuses request bodies over the limit before anything reads them whole."""
+
+    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        declared = dict(scope["headers"]).get(b"content-length")
+        if declared is not None and (not declared.isdigit() or int(declared) > self.max_bytes):
+            await _too_large(self.max_bytes)(scope, receive, send)
+            return
+        received = 0
+
+        async def counting_receive() -> Any:
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > self.max_bytes:
+                    raise _BodyTooLarge
+            return message
+
+        try:
+            await self.app(scope, counting_receive, send)
+        except _BodyTooLarge:
+            await _too_large(self.max_bytes)(scope, receive, send)
+
+
+class _BodyTooLarge(Exception):
+    pass
+
+
+def _too_large(max_bytes: int) -> Response:
+    return refusal(
+        413, f"The request body exceeds {max_bytes} bytes.", "QUERY_TOO_COMPLEX", limit="body"
+    )
+
+
+class AuthenticationMiddleware:
+    """Pure ASGI, before GraphQL: leaves `scope["principal"]`, or refuses the request."""
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        authenticator: Authenticator,
+        public_paths: Collection[str] = PUBLIC_PATHS,
+    ) -> None:
+        self.app = app
+        self.authenticator = authenticator
+        # Every other path is authenticated, so routes added later cannot forget to be.
+        self.public_paths = frozenset(public_paths)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] not in ("http", "websocket") or scope["path"] in self.public_paths:
+            await self.app(scope, receive, send)
+            return
+        found = [value for name, value in scope["headers"] if name == b"authorization"]
+        try:
+            if len(found) > 1:
+                raise AuthenticationFailed
+            authorization = found[0].decode("latin-1") if found else None
+            scope["principal"] = await self.authenticator.authenticate(
+                authorization, client_address(scope)
+            )
+        except AuthenticationFailed:
+            response = refusal(
+                401,
+                "Authentication failed.",
+                "UNAUTHENTICATED",
+                headers={"WWW-Authenticate": 'Bearer realm="gateway"'},
+            )
+        except AuthenticationThrottled as throttled:
+            response = refusal(
+                429,
+                "Too many failed authentication attempts; retry later.",
+                "RATE_LIMITED",
+                headers={"Retry-After": str(throttled.retry_after)},
+            )
+        except AuthenticationUnavailable:
+            request_id, _ = request_ids(scope)
+            log.exception("authentication unavailable (request %s)", request_id)
+            response = refusal(
+                503, "Authentication is unavailable; try again.", "INTERNAL", requestId=request_id
+            )
+        else:
+            await self.app(scope, receive, send)
+            return
+        if scope["type"] == "http":
+            await response(scope, receive, send)
+            return
+        websocket = WebSocket(scope, receive, send)
+        if "websocket.http.response" in scope.get("extensions", {}):
+            await websocket.send_denial_response(response)
+        else:
+            await websocket.close(code=1008)  # policy violation; the server answers 403
+
+
+class RateLimit:
+    """Pure ASGI; must run after authentication, which leaves `scope["principal"]`."""
+
+    def __init__(self, app: ASGIApp, limits: RateLimits, paths: frozenset[str]) -> None:
+        self.app = app
+        self.limits = limits
+        self.paths = paths
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["path"] not in self.paths:
+            await self.app(scope, receive, send)
+            return
+        principal: Principal = scope.get("principal", ANONYMOUS)
+        retry_after = await self.limits.charge(principal, client_address(scope))
+        if retry_after is None:
+            await self.app(scope, receive, send)
+            return
+        await rate_limited(retry_after)(scope, receive, send)
