@@ -24,7 +24,8 @@ def register(file: Path, name: str | None) -> None:
     from db.engines import Databases
     from gateway.access.audit import record_cli_change
     from gateway.cli import _settings
-    from gateway.hardening import register_operation
+    from gateway.guards.documents import register_operation
+    from gateway.schema import build_schema
 
     settings = _settings()
     # The exact bytes are hashed: clients send the same text, or its hash.
@@ -33,7 +34,9 @@ def register(file: Path, name: str | None) -> None:
     async def go() -> tuple[str, str, bool]:
         databases = Databases({"gateway": settings.database_url("gateway")})
         try:
-            info, created = await register_operation(databases, settings, document, name)
+            info, created = await register_operation(
+                databases, build_schema(settings)._schema, document, name
+            )
             if created:
                 await record_cli_change(
                     databases, "operations.register", "RegisteredOperation", info.sha256
@@ -55,7 +58,7 @@ def list_() -> None:
     """Every registered operation: its SHA-256, name and when it was registered."""
     from db.engines import Databases
     from gateway.cli import _settings
-    from gateway.hardening import list_operations
+    from gateway.guards.documents import list_operations
 
     settings = _settings()
 

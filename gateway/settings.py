@@ -76,7 +76,7 @@ class Settings(BaseSettings):
     # How this gateway names itself to agencies (X-Road "client").
     agency_client_id: str = "municipality-gateway"
 
-    # Hardening limits, enforced before anything runs.
+    # Limits, enforced before anything runs (gateway/guards/).
     max_query_depth: int = Field(default=12, ge=1)
     max_query_tokens: int = Field(default=2000, ge=10)
     max_aliases: int = Field(default=30, ge=1)
@@ -94,7 +94,7 @@ class Settings(BaseSettings):
     operation_budget_s: float = Field(default=15, gt=0)
     loop_slice_ms: float = Field(default=20, gt=0)
     # Estimated cost (about the number of objects an operation may return) allowed per
-    # operation, by kind of caller; see gateway/validation.py for how it is estimated.
+    # operation, by kind of caller; see gateway/guards/cost.py for how it is estimated.
     cost_budget_public: int = Field(default=5_000, ge=1)
     cost_budget_partner: int = Field(default=20_000, ge=1)
     cost_budget_internal: int = Field(default=100_000, ge=1)

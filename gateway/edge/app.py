@@ -30,8 +30,8 @@ from gateway.edge.middleware import (
 )
 from gateway.edge.requests import http_exception, trusted_proxies
 from gateway.edge.view import GatewayGraphQL
-from gateway.execution import Clock
-from gateway.ratelimit import RateLimits
+from gateway.guards.execution import Clock
+from gateway.guards.ratelimit import RateLimits
 from gateway.settings import Settings
 
 log = logging.getLogger("gateway")

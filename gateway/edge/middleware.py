@@ -8,7 +8,7 @@ errors, (trusted proxies,) CORS, body size, authentication, rate limits.
 
 Each is pure ASGI and answers its refusals in the documented JSON shape
 (gateway/edge/requests.py). The decisions live elsewhere: who is calling in
-gateway/access/authentication.py, the caller's limits in gateway/ratelimit.py.
+gateway/access/authentication.py, the caller's limits in gateway/guards/ratelimit.py.
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ from gateway.access.authentication import (
 )
 from gateway.access.principals import ANONYMOUS, Principal
 from gateway.edge.requests import client_address, rate_limited, refusal, request_ids
-from gateway.ratelimit import RateLimits
+from gateway.guards.ratelimit import RateLimits
 from gateway.settings import Settings
 
 log = logging.getLogger("gateway.edge")

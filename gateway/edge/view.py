@@ -43,9 +43,9 @@ from gateway.edge.requests import (
     sane_token,
 )
 from gateway.errors import AuditUnavailable
-from gateway.execution import Clock
+from gateway.guards.execution import Clock
+from gateway.guards.ratelimit import RateLimits
 from gateway.loaders import Loaders
-from gateway.ratelimit import RateLimits
 from gateway.schema import build_schema
 from gateway.settings import Settings
 
@@ -205,7 +205,8 @@ class GatewayGraphQL(HardenedGraphQL):
         settings: Settings,
         databases: Databases,
         rate_limits: RateLimits,
-        clock: Clock | None = None,  # times operations (gateway/execution.py); tests inject one
+        clock: Clock
+        | None = None,  # times operations (gateway/guards/execution.py); tests inject one
     ) -> None:
         super().__init__(
             build_schema(settings, clock),
@@ -219,7 +220,7 @@ class GatewayGraphQL(HardenedGraphQL):
         self.audit_writer = GroupCommit(self.audit_trail)
 
     async def get_context(self, request: Any, response: Any) -> Context:
-        # The gateway's own id and the caller's, assigned at the edge (gateway/edge.py).
+        # The gateway's own id and the caller's, assigned at the edge (gateway/edge/requests.py).
         request_id, caller_request_id = request_ids(request.scope)
         # Authentication ran before GraphQL (gateway/access/authentication.py) and left the
         # principal here.

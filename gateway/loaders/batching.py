@@ -23,7 +23,7 @@ ValueT = TypeVar("ValueT")
 
 class DispatchGate:
     """Holds one operation's batches while part of its execution waits for a later turn of
-    the event loop (gateway/execution.py), so that the wait never splits a batch.
+    the event loop (gateway/guards/execution.py), so that the wait never splits a batch.
 
     A loader dispatches two turns after its first key, as aiodataloader does, so that keys
     asked for by everything running meanwhile join the batch: objects completed together

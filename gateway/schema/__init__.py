@@ -10,11 +10,18 @@ from graphql import GraphQLError
 from strawberry.extensions import MaxTokensLimiter, ParserCache, ValidationCache
 from strawberry.schema.config import StrawberryConfig
 
-from gateway.execution import Clock, ExecutionPolicy, shared_loop_execution
+from gateway.guards.admission import Admission
+from gateway.guards.cost import CostPolicy
+from gateway.guards.documents import (
+    RegisteredDocuments,
+    TrustedDocuments,
+    build_persisted_queries,
+)
+from gateway.guards.execution import Clock, ExecutionPolicy, shared_loop_execution
+from gateway.guards.limits import GatewayValidation, operation_limits
 from gateway.schema.query import Query
 from gateway.schema.scalars import SCALARS
 from gateway.settings import Settings
-from gateway.validation import CostPolicy, GatewayValidation, operation_limits
 
 
 class Schema(strawberry.Schema):
@@ -24,15 +31,6 @@ class Schema(strawberry.Schema):
 
 def build_schema(settings: Settings, clock: Clock | None = None) -> strawberry.Schema:
     """The schema with the gateway's limits; `clock` times operations (tests inject one)."""
-    # Imported here: gateway.hardening needs the schema's Context, so importing it at the top
-    # would make the two packages import each other.
-    from gateway.hardening import (
-        Hardening,
-        RegisteredDocuments,
-        TrustedDocuments,
-        build_persisted_queries,
-    )
-
     limits = operation_limits(
         settings.max_query_depth,
         settings.max_aliases,
@@ -60,7 +58,7 @@ def build_schema(settings: Settings, clock: Clock | None = None) -> strawberry.S
         ),
         extensions=[
             # First: it picks the document (trusted or persisted) before anything parses it.
-            lambda: Hardening(trusted, cost),
+            lambda: Admission(trusted, cost),
             # Without both caches strawberry re-parses and re-validates every request.
             lambda: ParserCache(maxsize=512),
             lambda: ValidationCache(maxsize=512),

@@ -23,11 +23,11 @@ from starlette.applications import Starlette
 
 from gateway.context import Info
 from gateway.edge.app import create_app
-from gateway.execution import ExecutionPolicy, shared_loop_execution
+from gateway.guards.execution import ExecutionPolicy, shared_loop_execution
+from gateway.guards.limits import MAX_OF_TYPE_DEPTH, operation_limits
 from gateway.schema import build_schema
 from gateway.schema.prefetch import selected_names
 from gateway.settings import Settings
-from gateway.validation import MAX_OF_TYPE_DEPTH, operation_limits
 from tests.conftest import Backend, GraphQLClient, settings_for
 from tests.gateway.test_parcels import PARCEL_FIELDS
 

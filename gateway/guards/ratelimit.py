@@ -34,7 +34,7 @@ from limits.errors import StorageError
 from gateway.access.principals import Principal
 from gateway.settings import Settings
 
-log = logging.getLogger("gateway.ratelimit")
+log = logging.getLogger("gateway.guards.ratelimit")
 
 WARN_EVERY_S = 60
 

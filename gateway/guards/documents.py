@@ -1,15 +1,9 @@
-"""What the endpoint refuses before any resolver runs, and the headers every answer carries.
+"""Which documents may run: operations registered by an operator, and automatic persisted
+queries (APQ).
 
-- Trusted documents: in production a partner sends only registered operations, as full text
-  or as `extensions.persistedQuery.sha256Hash`; internal callers may also use Apollo's
-  automatic persisted queries (APQ). Anything else is PERSISTED_QUERY_NOT_FOUND.
-- The cost estimate (gateway/validation.py) against the caller's budget: QUERY_TOO_COMPLEX.
-- Introspection and "Did you mean …?" suggestions only for internal callers in production:
-  `__schema`/`__type` are refused as GRAPHQL_VALIDATION_FAILED (reason "introspection").
-- A JSON array of more operations than the batch limit: HTTP 400, QUERY_TOO_COMPLEX.
-- An HTTP request that is not a GraphQL request (not JSON, a wrong content type, `query` not
-  a string, `variables` not an object, JSON nested too deep): HTTP 400, BAD_REQUEST.
-- Security headers on every response; CORS only for the configured origins.
+In production a partner sends only registered operations (`gateway operations register`), as
+full text or as `extensions.persistedQuery.sha256Hash`; internal callers may also use Apollo's
+APQ, kept in this process or in Redis. Anything else is PERSISTED_QUERY_NOT_FOUND.
 """
 
 from __future__ import annotations
@@ -21,26 +15,24 @@ import logging
 import re
 import time
 from collections import OrderedDict
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
 import coredis
 import coredis.exceptions
-from graphql import GraphQLError, OperationDefinitionNode, parse, validate
+from graphql import GraphQLError, GraphQLSchema, OperationDefinitionNode, parse, validate
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
-from strawberry.extensions import SchemaExtension
 
 from db.engines import Databases
 from db.gateway import RegisteredOperation
 from gateway.access.principals import Principal
-from gateway.context import Context
-from gateway.errors import BadUserInput, GatewayError, QueryTooComplex
+from gateway.errors import BadUserInput, GatewayError
+from gateway.guards.policy import trusted_documents_only
 from gateway.settings import Settings
-from gateway.validation import CostPolicy, HiddenSchema, estimate_cost, hide_suggestions
 
-log = logging.getLogger("gateway.hardening")
+log = logging.getLogger("gateway.guards")
 
 _SHA256 = re.compile(r"[0-9a-f]{64}")
 
@@ -51,23 +43,6 @@ class PersistedQueryNotFound(GatewayError):
 
 def sha256_hex(document: str) -> str:
     return hashlib.sha256(document.encode()).hexdigest()
-
-
-def may_introspect(settings: Settings, principal: Principal) -> bool:
-    """Introspection and field suggestions: for everyone in development, else internal only."""
-    return settings.development or principal.kind.internal
-
-
-def trusted_documents_only(settings: Settings, principal: Principal) -> bool:
-    return settings.env == "production" and principal.kind.partner
-
-
-def cost_budget(settings: Settings, principal: Principal) -> int:
-    if principal.kind.internal:
-        return settings.cost_budget_internal
-    if principal.kind.partner:
-        return settings.cost_budget_partner
-    return settings.cost_budget_public
 
 
 # --- registered operations -------------------------------------------------------------
@@ -81,18 +56,16 @@ class OperationInfo:
 
 
 async def register_operation(
-    databases: Databases, settings: Settings, document: str, name: str | None = None
+    databases: Databases, schema: GraphQLSchema, document: str, name: str | None = None
 ) -> tuple[OperationInfo, bool]:
-    """Registers a document that validates against the schema; (its record, whether new)."""
-    from gateway.schema import build_schema  # the schema imports this module
-
+    """Registers a document that validates against `schema`; (its record, whether new)."""
     try:
         parsed = parse(document)
     except GraphQLError as exc:
         raise BadUserInput(
             f"The document is not GraphQL: {exc.message}", field="document"
         ) from None
-    errors = validate(build_schema(settings)._schema, parsed)
+    errors = validate(schema, parsed)
     if errors:
         raise BadUserInput(
             f"The document does not match the schema: {errors[0].message}", field="document"
@@ -298,64 +271,3 @@ def _persisted_hash(extensions: dict[str, Any] | None) -> str | None:
             field="persistedQuery",
         )
     return sha256.lower()
-
-
-# --- the schema extension -------------------------------------------------------------------
-
-
-class Hardening(SchemaExtension):
-    """Operation-level only (no per-field hook): the document, introspection, the cost."""
-
-    def __init__(self, trusted: TrustedDocuments, policy: CostPolicy) -> None:
-        self.trusted = trusted
-        self.policy = policy
-        self.estimated: int | None = None
-
-    async def on_operation(self) -> AsyncIterator[None]:
-        execution = self.execution_context
-        context = execution.context
-        if not isinstance(context, Context):
-            yield
-            return
-        execution.query = await self.trusted.document(
-            execution.query,
-            execution.operation_extensions,
-            context.principal,
-            context.settings,
-            context.databases,
-        )
-        restricted = not may_introspect(context.settings, context.principal)
-        if restricted:
-            execution.validation_rules = (*execution.validation_rules, HiddenSchema)
-        yield
-        if restricted:
-            hide_suggestions(execution.pre_execution_errors or [])
-            if execution.result is not None:
-                hide_suggestions(execution.result.errors or [])
-
-    def on_execute(self) -> Iterator[None]:
-        execution = self.execution_context
-        context = execution.context
-        if isinstance(context, Context) and execution.graphql_document is not None:
-            cost = estimate_cost(
-                execution.schema._schema,
-                execution.graphql_document,
-                execution.operation_name,
-                execution.variables,
-                self.policy,
-            )
-            budget = cost_budget(context.settings, context.principal)
-            if cost > budget:
-                raise QueryTooComplex(
-                    f"The operation's estimated cost is {cost}; the budget is {budget}. "
-                    "Ask for smaller pages or fewer nested lists.",
-                    limit="cost",
-                    cost=cost,
-                    budget=budget,
-                )
-            if context.report_cost:
-                self.estimated = cost
-        yield
-
-    def get_results(self) -> dict[str, Any]:
-        return {} if self.estimated is None else {"cost": {"estimated": self.estimated}}

@@ -1,38 +1,24 @@
 """Checks before anything runs: operation limits (depth, aliases, root fields, fields once
-fragments are spread, introspection depth), the cost estimate, hidden introspection, and
-input errors tagged BAD_USER_INPUT."""
+fragments are spread, introspection depth), hidden introspection and suggestions, and input
+errors tagged BAD_USER_INPUT."""
 
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from graphql import (
     ASTValidationRule,
-    DocumentNode,
     FieldNode,
     FragmentDefinitionNode,
     FragmentSpreadNode,
     GraphQLError,
-    GraphQLField,
-    GraphQLInterfaceType,
-    GraphQLNamedType,
-    GraphQLObjectType,
-    GraphQLSchema,
     InlineFragmentNode,
-    IntValueNode,
     OperationDefinitionNode,
     SelectionSetNode,
     ValidationContext,
     ValidationRule,
-    ValueNode,
-    VariableNode,
-    get_named_type,
-    get_nullable_type,
-    get_operation_ast,
-    is_list_type,
 )
 from graphql.validation import (
     NoSchemaIntrospectionCustomRule,
@@ -40,8 +26,6 @@ from graphql.validation import (
     ValuesOfCorrectTypeRule,
 )
 from strawberry.extensions import SchemaExtension
-
-from gateway.errors import QueryTooComplex
 
 TOO_COMPLEX = {"code": "QUERY_TOO_COMPLEX"}
 
@@ -304,171 +288,3 @@ class GatewayValidation(SchemaExtension):
             self.limits,
         )
         yield
-
-
-# How many items a plain list (one without `first`) is expected to hold, by "Type.field";
-# other lists count as `Settings.cost_list_size`. Connections count `first` items.
-LIST_SIZES: dict[str, int] = {
-    "Query.agencies": 4,
-    "Person.parcels": 3,
-    "Parcel.owners": 3,
-    "Parcel.buildings": 2,
-    "Parcel.permits": 3,
-    "Parcel.certificates": 2,
-    "Parcel.violations": 3,
-    "Deed.owners": 3,
-    "Deed.mortgages": 2,
-    "Deed.seizures": 2,
-}
-
-
-_MAX_WALK_DEPTH = 100
-
-
-@dataclass(frozen=True)
-class CostPolicy:
-    max_page_size: int
-    list_size: int
-    list_sizes: Mapping[str, int] = field(default_factory=lambda: LIST_SIZES)
-
-
-class _Cost:
-    """Walks one operation: each object a field may return costs 1, times the length of every
-    list around it. A field with a `first` argument (a connection) sets the length of the
-    lists directly under it, and `first` over the page-size cap is refused here, before any
-    resolver runs. Fields are merged by response key first, as execution merges them, so a
-    fragment spread twice counts once (and cannot make the walk itself exponential)."""
-
-    def __init__(
-        self,
-        schema: GraphQLSchema,
-        operation: OperationDefinitionNode,
-        fragments: dict[str, FragmentDefinitionNode],
-        variables: Mapping[str, Any],
-        policy: CostPolicy,
-    ) -> None:
-        self.schema = schema
-        self.fragments = fragments
-        self.variables = variables
-        self.policy = policy
-        self.defaults = {
-            d.variable.name.value: d.default_value for d in operation.variable_definitions or ()
-        }
-
-    def of(
-        self,
-        selection_sets: list[SelectionSetNode],
-        parent: GraphQLNamedType,
-        page: int | None,
-        depth: int = 0,
-    ) -> int:
-        if depth > _MAX_WALK_DEPTH:
-            return 0  # only an invalid (cyclic) document gets here; validation refuses it
-        fields: dict[tuple[str, str], tuple[GraphQLNamedType, list[FieldNode]]] = {}
-        for selection_set in selection_sets:
-            self._collect(selection_set, parent, fields, set())
-        return sum(self._field(nodes, owner, page, depth) for owner, nodes in fields.values())
-
-    def _collect(
-        self,
-        selection_set: SelectionSetNode,
-        parent: GraphQLNamedType,
-        fields: dict[tuple[str, str], tuple[GraphQLNamedType, list[FieldNode]]],
-        spread: set[str],
-    ) -> None:
-        for selection in selection_set.selections:
-            if isinstance(selection, FieldNode):
-                key = (parent.name, (selection.alias or selection.name).value)
-                fields.setdefault(key, (parent, []))[1].append(selection)
-            elif isinstance(selection, InlineFragmentNode):
-                condition = selection.type_condition
-                inner = self.schema.get_type(condition.name.value) if condition else parent
-                if inner is not None:
-                    self._collect(selection.selection_set, inner, fields, spread)
-            elif isinstance(selection, FragmentSpreadNode):
-                name = selection.name.value
-                fragment = self.fragments.get(name)
-                if fragment is None or name in spread:
-                    continue  # unknown (refused by validation) or merged already
-                spread.add(name)
-                inner = self.schema.get_type(fragment.type_condition.name.value)
-                if inner is not None:
-                    self._collect(fragment.selection_set, inner, fields, spread)
-
-    def _field(
-        self, nodes: list[FieldNode], parent: GraphQLNamedType, page: int | None, depth: int
-    ) -> int:
-        node = nodes[0]
-        name = node.name.value
-        if name.startswith("__") or not isinstance(
-            parent, GraphQLObjectType | GraphQLInterfaceType
-        ):
-            return 0
-        definition = parent.fields.get(name)
-        selections = [n.selection_set for n in nodes if n.selection_set is not None]
-        if definition is None or not selections:
-            return 0  # unknown (validation refused it) or a leaf: leaves come with their object
-        items = 1
-        if is_list_type(get_nullable_type(definition.type)):
-            items = page or self.policy.list_sizes.get(
-                f"{parent.name}.{name}", self.policy.list_size
-            )
-        # Fields merged under one key have the same arguments (validation sees to it).
-        inner = self.of(
-            selections,
-            get_named_type(definition.type),
-            self._page_size(node, definition),
-            depth + 1,
-        )
-        return items * (1 + inner)
-
-    def _page_size(self, node: FieldNode, definition: GraphQLField) -> int | None:
-        """The `first` a field asks for (from a literal, a variable or the default)."""
-        argument = definition.args.get("first")
-        if argument is None:
-            return None
-        value: Any = argument.default_value
-        for given in node.arguments or ():
-            if given.name.value == "first":
-                value = self._value(given.value, value)
-        cap = self.policy.max_page_size
-        if not isinstance(value, int) or isinstance(value, bool):
-            return cap  # not an integer: coercion refuses it later; count the worst case
-        if value > cap:
-            raise QueryTooComplex(
-                f"first may be at most {cap}; page through the rest with after.",
-                field="first",
-                max=cap,
-                limit="pageSize",
-            )
-        return max(value, 1)
-
-    def _value(self, node: ValueNode, default: Any) -> Any:
-        if isinstance(node, VariableNode):
-            name = node.name.value
-            if name in self.variables:
-                return self.variables[name]
-            given = self.defaults.get(name)
-            return default if given is None else self._value(given, default)
-        if isinstance(node, IntValueNode):
-            return int(node.value)
-        return default
-
-
-def estimate_cost(
-    schema: GraphQLSchema,
-    document: DocumentNode,
-    operation_name: str | None,
-    variables: Mapping[str, Any] | None,
-    policy: CostPolicy,
-) -> int:
-    """The estimated cost of the operation to run; QueryTooComplex for a page over the cap."""
-    operation = get_operation_ast(document, operation_name)
-    root = schema.get_root_type(operation.operation) if operation else None
-    if operation is None or root is None:
-        return 0  # graphql-core refuses these with its own errors
-    fragments = {
-        d.name.value: d for d in document.definitions if isinstance(d, FragmentDefinitionNode)
-    }
-    walk = _Cost(schema, operation, fragments, variables or {}, policy)
-    return walk.of([operation.selection_set], root, None)
