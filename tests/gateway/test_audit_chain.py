@@ -33,7 +33,7 @@ from gateway.access.audit_checkpoints import (
 )
 from gateway.access.audit_key import AuditKeyError, key_id, load_audit_key
 from gateway.access.audit_verify import Finding, VerifyResult, verify
-from gateway.audit_cli import audit
+from gateway.cli.audit import audit
 from gateway.edge.app import create_app
 from gateway.errors import AuditUnavailable
 from gateway.settings import Settings

@@ -32,8 +32,8 @@ from gateway.access.authentication import (
 )
 from gateway.access.keys import create_key, revoke_key
 from gateway.access.principals import ANONYMOUS, PrincipalKind, Scope, scopes_for
+from gateway.cli.keys import keys
 from gateway.edge.app import create_app
-from gateway.keys_cli import keys
 from sandbox.run import Agencies as SandboxAgencies
 from tests.conftest import Backend, settings_for
 

@@ -23,10 +23,10 @@ from gateway import parcels
 from gateway.access.audit import AuditTrail
 from gateway.access.keys import create_key
 from gateway.access.principals import PrincipalKind
+from gateway.cli.operations import operations
 from gateway.edge.app import create_app
 from gateway.errors import ERROR_CODES
 from gateway.guards.cost import LIST_SIZES
-from gateway.operations_cli import operations
 from tests.conftest import Backend, make_backend, redis_url, settings_for
 
 # Generous rate limits: these tests are about what GraphQL refuses, not about the limits.

@@ -29,8 +29,8 @@ from gateway.access.keys import (
     verify_key,
 )
 from gateway.access.principals import DEPARTMENTS, PrincipalKind, Scope, scopes_for
+from gateway.cli.keys import keys as keys_command
 from gateway.errors import BadUserInput, NotFound
-from gateway.keys_cli import keys as keys_command
 from tests.conftest import Backend
 
 KEY = re.compile(r"^gw_([0-9a-f]{12})_([A-Za-z0-9_-]{43})$")

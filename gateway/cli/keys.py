@@ -12,34 +12,22 @@ import click
 from db.engines import Databases
 from gateway.access import keys as api_keys
 from gateway.access.audit import record_cli_change
+from gateway.cli.configuration import load_settings
+from gateway.cli.databases import open_databases
 from gateway.errors import GatewayError
-from gateway.settings import Settings
 
 T = TypeVar("T")
 
 keys = click.Group("keys", help="Issue, list and revoke API keys.")
 
 
-def _settings() -> Settings:
-    # Imported late: gateway.cli registers this group, so it imports this module first.
-    from gateway.cli import _settings
-
-    return _settings()
-
-
 def _run(work: Callable[[Databases], Awaitable[T]]) -> T:
     """Migrates the gateway database, then runs `work` over it."""
-    from db import migrate
-
-    settings = _settings()
+    settings = load_settings()
 
     async def go() -> T:
-        databases = Databases({"gateway": settings.database_url("gateway")})
-        try:
-            await migrate.upgrade(databases)
+        async with open_databases(settings, "gateway") as databases:
             return await work(databases)
-        finally:
-            await databases.dispose()
 
     try:
         return asyncio.run(go())

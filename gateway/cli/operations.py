@@ -8,7 +8,12 @@ from pathlib import Path
 
 import click
 
+from gateway.access.audit import record_cli_change
+from gateway.cli.configuration import load_settings
+from gateway.cli.databases import open_databases
 from gateway.errors import BadUserInput
+from gateway.guards.documents import list_operations, register_operation
+from gateway.schema import build_schema
 
 
 @click.group()
@@ -21,19 +26,12 @@ def operations() -> None:
 @click.option("--name", help="A name for people (default: the document's operation names).")
 def register(file: Path, name: str | None) -> None:
     """Register FILE.graphql; partners then send its text, or only its SHA-256."""
-    from db.engines import Databases
-    from gateway.access.audit import record_cli_change
-    from gateway.cli import _settings
-    from gateway.guards.documents import register_operation
-    from gateway.schema import build_schema
-
-    settings = _settings()
+    settings = load_settings()
     # The exact bytes are hashed: clients send the same text, or its hash.
     document = file.read_text(encoding="utf-8")
 
     async def go() -> tuple[str, str, bool]:
-        databases = Databases({"gateway": settings.database_url("gateway")})
-        try:
+        async with open_databases(settings, "gateway") as databases:
             info, created = await register_operation(
                 databases, build_schema(settings)._schema, document, name
             )
@@ -41,8 +39,6 @@ def register(file: Path, name: str | None) -> None:
                 await record_cli_change(
                     databases, "operations.register", "RegisteredOperation", info.sha256
                 )
-        finally:
-            await databases.dispose()
         return info.sha256, info.name, created
 
     try:
@@ -56,18 +52,11 @@ def register(file: Path, name: str | None) -> None:
 @operations.command("list")
 def list_() -> None:
     """Every registered operation: its SHA-256, name and when it was registered."""
-    from db.engines import Databases
-    from gateway.cli import _settings
-    from gateway.guards.documents import list_operations
-
-    settings = _settings()
+    settings = load_settings()
 
     async def go() -> list[tuple[str, str, str]]:
-        databases = Databases({"gateway": settings.database_url("gateway")})
-        try:
+        async with open_databases(settings, "gateway") as databases:
             found = await list_operations(databases)
-        finally:
-            await databases.dispose()
         return [(o.sha256, o.created_at.strftime("%Y-%m-%d %H:%M"), o.name) for o in found]
 
     for sha256, created, name in asyncio.run(go()):

@@ -10,21 +10,16 @@ import click
 from gateway.access.audit import open_audit_trail
 from gateway.access.audit_key import AuditKeyError
 from gateway.access.audit_verify import VerifyResult, verify
+from gateway.cli.configuration import load_settings
+from gateway.cli.databases import open_databases
 from gateway.settings import Settings
 
 audit = click.Group("audit", help="Check the audit trail of personal-data reads and changes.")
 
 
 async def _verify(settings: Settings) -> VerifyResult:
-    from db import migrate
-    from db.engines import Databases
-
-    databases = Databases(settings.database_urls)
-    try:
-        await migrate.upgrade(databases)
+    async with open_databases(settings) as databases:
         return await verify(open_audit_trail(settings, databases))
-    finally:
-        await databases.dispose()
 
 
 @audit.command("verify")
@@ -36,11 +31,8 @@ def verify_command() -> None:
     missing at the end; a wiped or rolled-back trail; a checkpoint that is forged or signed
     with another key; a key that matches no record.
     """
-    # Imported here: gateway.cli imports this module to register the group.
-    from gateway.cli import _settings
-
     try:
-        result = asyncio.run(_verify(_settings()))
+        result = asyncio.run(_verify(load_settings()))
     except AuditKeyError as exc:
         raise click.ClickException(str(exc)) from None
     if result.ok:

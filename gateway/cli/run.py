@@ -1,0 +1,46 @@
+"""`gateway run`: migrate, seed demo data on first run (development), and serve /graphql."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+
+import click
+
+from db import demo
+from gateway.access.audit_key import AuditKeyError, load_audit_key
+from gateway.access.keys import ensure_demo_principals
+from gateway.cli.configuration import load_settings
+from gateway.cli.databases import open_databases
+from gateway.edge.serve import serve
+from gateway.settings import Settings
+
+
+async def _prepare(settings: Settings) -> dict[str, str]:
+    """Migrates every database; in development seeds them on first run and returns fresh
+    demo keys (secrets are never stored, so old ones cannot be shown)."""
+    async with open_databases(settings) as databases:
+        if not settings.development:
+            return {}
+        if settings.seed_parcels and not await demo.is_seeded(databases):
+            click.echo(f"Seeding demo data: {settings.seed_parcels} parcels …")
+            await demo.seed_demo(databases, parcels=settings.seed_parcels)
+        return await ensure_demo_principals(databases)
+
+
+@click.command()
+def run() -> None:
+    """Migrate, seed demo data on first run (development), and serve /graphql."""
+    settings = load_settings()
+    try:  # before any worker starts: production without an audit key is refused here
+        load_audit_key(settings)
+    except AuditKeyError as exc:
+        raise click.ClickException(str(exc)) from None
+    demo_keys = asyncio.run(_prepare(settings))
+    if settings.development:
+        click.echo("Demo API keys (send as 'Authorization: Bearer <key>'):")
+        for label, key in demo_keys.items():
+            click.echo(f"  {label:<28} {key}")
+    click.echo(f"Gateway listening on http://{settings.host}:{settings.port}/graphql", err=False)
+    sys.stdout.flush()
+    serve(settings)
