@@ -4,7 +4,7 @@ budget before anything runs (gateway/guards/admission.py compares it with the bu
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from graphql import (
@@ -31,20 +31,25 @@ from graphql import (
 
 from gateway.errors import QueryTooComplex
 
-# How many items a plain list (one without `first`) is expected to hold, by "Type.field";
+# How many items a plain list (one without `first`) is expected to hold: declared next to
+# the field, `strawberry.field(metadata=typical_size(3))`, so that a renamed field keeps it;
 # other lists count as `Settings.cost_list_size`. Connections count `first` items.
-LIST_SIZES: dict[str, int] = {
-    "Query.agencies": 4,
-    "Person.parcels": 3,
-    "Parcel.owners": 3,
-    "Parcel.buildings": 2,
-    "Parcel.permits": 3,
-    "Parcel.certificates": 2,
-    "Parcel.violations": 3,
-    "Deed.owners": 3,
-    "Deed.mortgages": 2,
-    "Deed.seizures": 2,
-}
+TYPICAL_SIZE = "typical_size"
+# Where strawberry keeps a GraphQL field's own definition (StrawberryField).
+_STRAWBERRY_FIELD = "strawberry-definition"
+
+
+def typical_size(items: int) -> dict[str, int]:
+    """A list field's metadata: how many items it usually holds, for the cost estimate."""
+    return {TYPICAL_SIZE: items}
+
+
+def declared_size(definition: GraphQLField) -> int | None:
+    """The typical size declared on a field, if any."""
+    field = (definition.extensions or {}).get(_STRAWBERRY_FIELD)
+    metadata = getattr(field, "metadata", None) or {}
+    size = metadata.get(TYPICAL_SIZE)
+    return size if isinstance(size, int) else None
 
 
 _MAX_WALK_DEPTH = 100
@@ -53,8 +58,7 @@ _MAX_WALK_DEPTH = 100
 @dataclass(frozen=True)
 class CostPolicy:
     max_page_size: int
-    list_size: int
-    list_sizes: Mapping[str, int] = field(default_factory=lambda: LIST_SIZES)
+    list_size: int  # a plain list that declares no typical size
 
 
 class _Cost:
@@ -135,9 +139,7 @@ class _Cost:
             return 0  # unknown (validation refused it) or a leaf: leaves come with their object
         items = 1
         if is_list_type(get_nullable_type(definition.type)):
-            items = page or self.policy.list_sizes.get(
-                f"{parent.name}.{name}", self.policy.list_size
-            )
+            items = page or declared_size(definition) or self.policy.list_size
         # Fields merged under one key have the same arguments (validation sees to it).
         inner = self.of(
             selections,

@@ -9,8 +9,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from db.gateway import ApiKey as ApiKeyRecord
 from db.gateway import AuditRecord as AuditRecordRow
 from db.gateway import PrincipalRecord
+from gateway.access import rows
 from gateway.access.principals import Principal
-from gateway.access.rows import RULES
 from gateway.loaders.batching import KeyedQuery, RowsByKey
 
 _keys = ApiKeyRecord.__table__
@@ -30,12 +30,12 @@ API_KEYS = select(
 
 
 def api_key_by_id(engine: AsyncEngine, principal: Principal) -> RowsByKey:
-    condition = RULES["ApiKey"].condition(principal)
+    condition = rows.API_KEYS.condition(principal)
     query = KeyedQuery(API_KEYS.where(condition), _keys.c.id, many=False)
     return RowsByKey(engine, query)
 
 
 def audit_record_by_id(engine: AsyncEngine, principal: Principal) -> RowsByKey:
-    condition = RULES["AuditRecord"].condition(principal)
+    condition = rows.AUDIT_RECORDS.condition(principal)
     query = KeyedQuery(select(_audit).where(condition), _audit.c.id, many=False)
     return RowsByKey(engine, query)

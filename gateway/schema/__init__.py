@@ -1,4 +1,10 @@
-"""The GraphQL schema: strawberry types and thin resolvers, one module per area."""
+"""The GraphQL schema: strawberry types and thin resolvers, one module per area.
+
+Each area contributes its own Query fields as a strawberry type (PlanningQuery in
+schema/planning.py, …), merged here into the one Query; its Node types register themselves
+for node(id) where they are defined (schema/node.py). Mutations will follow the same shape:
+each area's `…Mutation` type, merged into `Mutation` below.
+"""
 
 from __future__ import annotations
 
@@ -9,6 +15,7 @@ import strawberry
 from graphql import GraphQLError
 from strawberry.extensions import MaxTokensLimiter, ParserCache, ValidationCache
 from strawberry.schema.config import StrawberryConfig
+from strawberry.tools import merge_types
 
 from gateway.guards.admission import Admission
 from gateway.guards.cost import CostPolicy
@@ -19,9 +26,18 @@ from gateway.guards.documents import (
 )
 from gateway.guards.execution import Clock, ExecutionPolicy, shared_loop_execution
 from gateway.guards.limits import GatewayValidation, operation_limits
-from gateway.schema.query import Query
+from gateway.schema.access import AccessQuery
+from gateway.schema.agencies import AgenciesQuery
+from gateway.schema.node import NodeQuery, check_every_node_registered
+from gateway.schema.planning import PlanningQuery
+from gateway.schema.revenue import RevenueQuery
 from gateway.schema.scalars import SCALARS
 from gateway.settings import Settings
+
+# The root types, one part per area, in the order their fields appear in the schema.
+Query = merge_types("Query", (PlanningQuery, RevenueQuery, AgenciesQuery, AccessQuery, NodeQuery))
+# Mutation = merge_types("Mutation", (...)): each area's Mutation type, once there is one;
+# then `mutation=Mutation` in build_schema below.
 
 
 class Schema(strawberry.Schema):
@@ -50,7 +66,7 @@ def build_schema(settings: Settings, clock: Clock | None = None) -> strawberry.S
         build_persisted_queries(settings),
     )
     cost = CostPolicy(max_page_size=settings.max_page_size, list_size=settings.cost_list_size)
-    return Schema(
+    schema = Schema(
         query=Query,
         config=StrawberryConfig(
             scalar_map=SCALARS,
@@ -67,3 +83,5 @@ def build_schema(settings: Settings, clock: Clock | None = None) -> strawberry.S
         ],
         execution_context_class=execution,
     )
+    check_every_node_registered(schema._schema)
+    return schema

@@ -1,4 +1,5 @@
-"""Who is asking, their API keys and the audit trail, each behind its row-level rule."""
+"""Who is asking, their API keys and the audit trail, each behind its row-level rule; and the
+Query fields that read them."""
 
 from __future__ import annotations
 
@@ -9,11 +10,12 @@ from typing import Any, Self
 import strawberry
 
 from db.gateway import ApiKey as ApiKeyRecord
-from gateway.access.rows import RULES
+from gateway.access import rows as row_rules
+from gateway.access.permissions import Scope, requires
 from gateway.context import Info
 from gateway.errors import BadUserInput
 from gateway.loaders.access import API_KEYS
-from gateway.schema.node import Node
+from gateway.schema.node import Node, node_type
 from gateway.schema.pages import PageInfo, decode_cursor, encode_cursor, page_info
 
 _keys = ApiKeyRecord.__table__
@@ -26,6 +28,7 @@ class KeyState(Enum):
     EXPIRED = "expired"
 
 
+@node_type(loader=lambda loaders: loaders.api_key_by_id, scope=Scope.KEYS_READ)
 @strawberry.type(description="An API key, as its holder may see it: never the secret.")
 class ApiKey(Node):
     prefix: str
@@ -58,6 +61,8 @@ class ApiKey(Node):
         )
 
 
+# No scope: the AuditRecord row rule alone decides who reads one (gateway/access/rows.py).
+@node_type(loader=lambda loaders: loaders.audit_record_by_id, scope=None)
 @strawberry.type(description="One read of personal data or one change, in the hash chain.")
 class AuditRecord(Node):
     recorded_at: dt.datetime
@@ -116,7 +121,7 @@ class AuditFilter:
 
 async def api_keys(info: Info) -> list[ApiKey]:
     """The caller's own API keys (the ApiKey row rule)."""
-    rule = RULES["ApiKey"]
+    rule = row_rules.API_KEYS
     statement = API_KEYS.where(rule.condition(info.context.principal)).order_by(_keys.c.id)
     async with info.context.databases.gateway.connect() as connection:
         rows = (await connection.execute(statement)).all()
@@ -131,7 +136,7 @@ async def audit_trail(
     if not 1 <= first <= cap:
         raise BadUserInput(f"first must be between 1 and {cap}.", field="first")
     principal = info.context.principal
-    rule = RULES["AuditRecord"]
+    rule = row_rules.AUDIT_RECORDS
     given = filter or AuditFilter()
     owner = rule.owner(principal)
     # Outside the rule, the trail is simply empty: asking for another's records finds none.
@@ -168,6 +173,38 @@ class Viewer:
         return await api_keys(info)
 
     @strawberry.field(description="The caller's own audit records (all of them with audit:read).")
+    async def audit_trail(
+        self,
+        info: Info,
+        filter: AuditFilter | None = None,
+        first: int = 20,
+        after: str | None = None,
+    ) -> AuditRecordConnection:
+        return await audit_trail(info, filter, first, after)
+
+
+@strawberry.type
+class AccessQuery:
+    @strawberry.field(description="Who the gateway takes the caller to be.")
+    def viewer(self, info: Info) -> Viewer:
+        principal = info.context.principal
+        return Viewer(
+            kind=principal.kind.value,
+            name=principal.name,
+            department=principal.department,
+            scopes=sorted(principal.scopes),
+        )
+
+    @strawberry.field(
+        description="The caller's own API keys.",
+        permission_classes=[requires(Scope.KEYS_READ)],
+    )
+    async def api_keys(self, info: Info) -> list[ApiKey] | None:
+        return await api_keys(info)
+
+    @strawberry.field(
+        description="The audit trail: the caller's own records, or all with audit:read."
+    )
     async def audit_trail(
         self,
         info: Info,

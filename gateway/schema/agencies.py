@@ -18,8 +18,9 @@ from connectors.resilience import AgencyStats
 from connectors.soap.bank import PaymentVerification
 from connectors.soap.civil_registry import CivilRecord as CivilAnswer
 from connectors.soap.land_registry import Deed as DeedAnswer
-from gateway.access.permissions import Scope, mask_national_code, note_personal_read
+from gateway.access.permissions import Scope, mask_national_code, note_personal_read, requires
 from gateway.context import Info
+from gateway.guards.cost import typical_size
 from gateway.schema.scalars import (
     CalendarDate,
     Money,
@@ -102,17 +103,17 @@ class Deed:
         for owner in self.named_owners:
             note_personal_read(info, "Person", owner.national_code)
 
-    @strawberry.field
+    @strawberry.field(metadata=typical_size(3))
     def owners(self, info: Info) -> list[DeedOwner]:
         self._served_to(info)
         return self.named_owners
 
-    @strawberry.field
+    @strawberry.field(metadata=typical_size(2))
     def mortgages(self, info: Info) -> list[Mortgage]:
         self._served_to(info)
         return self.registered_mortgages
 
-    @strawberry.field
+    @strawberry.field(metadata=typical_size(2))
     def seizures(self, info: Info) -> list[Seizure]:
         self._served_to(info)
         return self.registered_seizures
@@ -246,3 +247,14 @@ class AgencyStatus:
             recent_latency_ms_p95=stats.recent_latency_ms_p95,
             recent_error_rate=stats.recent_error_rate,
         )
+
+
+@strawberry.type
+class AgenciesQuery:
+    @strawberry.field(
+        description="Each outside agency's health: breaker state, latency, errors.",
+        permission_classes=[requires(Scope.AGENCIES_READ)],
+        metadata=typical_size(4),
+    )
+    def agencies(self, info: Info) -> list[AgencyStatus] | None:
+        return [AgencyStatus.from_stats(stats) for stats in info.context.agencies.stats()]

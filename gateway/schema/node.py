@@ -1,14 +1,29 @@
-"""Relay global object identification: opaque ids that name a type and a record."""
+"""Relay global object identification: opaque ids that name a type and a record, the
+registry of Node types, and `node(id)`.
+
+Each Node type registers itself where it is defined (`@node_type(...)` above its
+`@strawberry.type`): how to load one by its primary key, and the scope reading one needs.
+The registry holds the classes themselves, under the GraphQL name strawberry gives them;
+building the schema fails if a type implements Node without registering, so node(id)
+reaches every Node type.
+"""
 
 from __future__ import annotations
 
 import base64
 import binascii
 import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Self, TypeVar
 
 import strawberry
+from graphql import GraphQLInterfaceType, GraphQLSchema
 
-from gateway.errors import BadUserInput
+from gateway.access.permissions import note_personal_read
+from gateway.context import Info
+from gateway.errors import BadUserInput, Forbidden
+from gateway.loaders import Loaders
 
 # Record ids are positive and live in 32-bit INTEGER columns (PostgreSQL's and MariaDB's
 # INTEGER, SQLite's rowid): a larger number must be refused before it reaches a statement.
@@ -26,7 +41,62 @@ class Node:
     # Computed only when asked: most lists never select it.
     @strawberry.field(description="The object's global id, for node(id:).")
     def id(self) -> strawberry.ID:
-        return to_global_id(type(self).__name__, self.pk)
+        return to_global_id(graphql_name(type(self)), self.pk)
+
+    @classmethod
+    def from_row(cls, row: Any) -> Self:
+        """The object from its loader's row; every Node type defines it."""
+        raise NotImplementedError
+
+
+def graphql_name(cls: type[Node]) -> str:
+    """The type's name in the schema (and in its global ids), as strawberry derives it."""
+    return cls.__strawberry_definition__.name  # type: ignore[attr-defined,no-any-return]
+
+
+@dataclass(frozen=True)
+class NodeType:
+    """How node(id) reads one object of a registered type."""
+
+    cls: type[Node]
+    # The loader that reads one by primary key; its statement carries any row-level rule.
+    loader: Callable[[Loaders], Any]
+    # The scope reading one needs; None when the type's row-level rule alone decides (a
+    # record outside it reads as absent, see gateway/access/rows.py).
+    scope: str | None
+    # Whose personal data one is: the subject id noted for the audit trail, if any.
+    personal: Callable[[Any], str] | None = None
+
+
+NODE_TYPES: dict[str, NodeType] = {}
+
+N = TypeVar("N", bound=type[Node])
+
+
+def node_type(
+    *,
+    loader: Callable[[Loaders], Any],
+    scope: str | None,
+    personal: Callable[[Any], str] | None = None,
+) -> Callable[[N], N]:
+    """Registers a strawberry Node type for node(id); put it above `@strawberry.type`."""
+
+    def register(cls: N) -> N:
+        NODE_TYPES[graphql_name(cls)] = NodeType(cls, loader, scope, personal)
+        return cls
+
+    return register
+
+
+def check_every_node_registered(schema: GraphQLSchema) -> None:
+    """Refuses a schema with a Node type that node(id) could not reach."""
+    node = schema.get_type("Node")
+    assert isinstance(node, GraphQLInterfaceType)
+    missing = sorted(
+        t.name for t in schema.get_implementations(node).objects if t.name not in NODE_TYPES
+    )
+    if missing:
+        raise TypeError(f"Node types without @node_type, unreachable by node(id): {missing}")
 
 
 def to_global_id(type_name: str, pk: int) -> strawberry.ID:
@@ -61,3 +131,23 @@ def from_global_id(value: str, *, field: str = "id") -> tuple[str, int]:
         if colon and type_name and number is not None:
             return type_name, number
     raise BadUserInput("Not a valid global id.", field=field)
+
+
+@strawberry.type
+class NodeQuery:
+    @strawberry.field(description="Any object by its global id; null when it does not exist.")
+    async def node(self, info: Info, id: strawberry.ID) -> Node | None:
+        type_name, pk = from_global_id(id)
+        registered = NODE_TYPES.get(type_name)
+        if registered is None:
+            raise BadUserInput("The id names no known type.", field="id")
+        scope = registered.scope
+        if scope is not None and not info.context.principal.has(scope):
+            raise Forbidden(f"Reading a {type_name} needs the {scope} scope.", scope=scope)
+        row = await registered.loader(info.context.loaders).load(pk)
+        if row is None:
+            return None
+        node = registered.cls.from_row(row)
+        if registered.personal is not None:
+            note_personal_read(info, type_name, registered.personal(node))
+        return node

@@ -1,10 +1,11 @@
-"""Planning department types: parcels, owners, buildings, permits, certificates, violations."""
+"""Planning department types: parcels, owners, buildings, permits, certificates, violations;
+and the Query fields that find them (a parcel by any key, the parcel list, a person)."""
 
 from __future__ import annotations
 
 import asyncio
 import inspect
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from decimal import Decimal
 from enum import Enum
 from typing import Any, Self
@@ -13,11 +14,16 @@ import strawberry
 from sqlalchemy import Row
 from strawberry import Private
 
+import identifiers
 from connectors.soap.land_registry import Plate
+from gateway import parcels as parcel_search
 from gateway.access.permissions import Scope, mask_national_code, note_personal_read, requires
 from gateway.context import Info
+from gateway.errors import BadUserInput, QueryTooComplex
+from gateway.guards.cost import typical_size
 from gateway.schema.agencies import CivilRecord, Deed, PostalAddress
-from gateway.schema.node import Node
+from gateway.schema.node import Node, from_global_id, node_type
+from gateway.schema.pages import PageInfo, decode_cursor, encode_cursor, page_info
 from gateway.schema.prefetch import selected_names
 from gateway.schema.revenue import Dues
 from gateway.schema.scalars import (
@@ -77,6 +83,7 @@ class RulingOutcome(Enum):
     SETTLED = "settled"
 
 
+@node_type(loader=lambda loaders: loaders.region_by_id, scope=Scope.PARCELS_READ)
 @strawberry.type
 class Region(Node):
     number: int
@@ -87,6 +94,7 @@ class Region(Node):
         return cls(pk=row.id, number=row.number, name=row.name)
 
 
+@node_type(loader=lambda loaders: loaders.district_by_id, scope=Scope.PARCELS_READ)
 @strawberry.type
 class District(Node):
     region_id: Private[int]
@@ -107,6 +115,11 @@ class District(Node):
         return Region.from_row(await info.context.loaders.region_by_id.load(self.region_id))
 
 
+@node_type(
+    loader=lambda loaders: loaders.person_by_id,
+    scope=Scope.PERSONAL_READ,
+    personal=lambda person: person.national_code,
+)
 @strawberry.type(description="A person known to the planning department, usually as an owner.")
 class Person(Node):
     national_code: NationalCode
@@ -137,7 +150,7 @@ class Person(Node):
         note_personal_read(info, "Person", self.national_code)
         return CivilRecord.from_answer(answer)
 
-    @strawberry.field(description="Parcels this person owns a share of.")
+    @strawberry.field(description="Parcels this person owns a share of.", metadata=typical_size(3))
     async def parcels(self, info: Info) -> list[Parcel]:
         rows = await info.context.loaders.parcels_by_owner.load(self.pk)
         parcels = [Parcel.from_row(row) for row in rows]
@@ -188,6 +201,7 @@ class Owner:
         return self.owned_share
 
 
+@node_type(loader=lambda loaders: loaders.building_by_id, scope=Scope.PARCELS_READ)
 @strawberry.type
 class Building(Node):
     floors: int
@@ -206,6 +220,7 @@ class Building(Node):
         )
 
 
+@node_type(loader=lambda loaders: loaders.permit_by_id, scope=Scope.PARCELS_READ)
 @strawberry.type(description="A building permit (پروانه ساختمانی).")
 class Permit(Node):
     number: str
@@ -228,6 +243,7 @@ class Permit(Node):
         )
 
 
+@node_type(loader=lambda loaders: loaders.certificate_by_id, scope=Scope.PARCELS_READ)
 @strawberry.type
 class Certificate(Node):
     building_id: Private[int | None]
@@ -260,6 +276,7 @@ class Ruling:
     fine: Money | None = strawberry.field(description="Fine in rials, when the outcome is FINE.")
 
 
+@node_type(loader=lambda loaders: loaders.violation_by_id, scope=Scope.PARCELS_READ)
 @strawberry.type(description="A building violation (تخلف).")
 class Violation(Node):
     kind: ViolationKind
@@ -287,6 +304,7 @@ class Violation(Node):
         )
 
 
+@node_type(loader=lambda loaders: loaders.parcel_by_id, scope=Scope.PARCELS_READ)
 @strawberry.type(description="A parcel of land, as the planning department records it.")
 class Parcel(Node):
     region_id: Private[int]
@@ -339,24 +357,24 @@ class Parcel(Node):
     def district(self, info: Info) -> District:
         return self._relation(info, "district")  # type: ignore[no-any-return]
 
-    @strawberry.field
+    @strawberry.field(metadata=typical_size(3))
     def owners(self, info: Info) -> list[Owner]:
         return self._relation(info, "owners")  # type: ignore[no-any-return]
 
-    @strawberry.field
+    @strawberry.field(metadata=typical_size(2))
     def buildings(self, info: Info) -> list[Building]:
         return self._relation(info, "buildings")  # type: ignore[no-any-return]
 
-    @strawberry.field
+    @strawberry.field(metadata=typical_size(3))
     def permits(self, info: Info) -> list[Permit]:
         return self._relation(info, "permits")  # type: ignore[no-any-return]
 
-    @strawberry.field
+    @strawberry.field(metadata=typical_size(2))
     def certificates(self, info: Info, kind: CertificateKind | None = None) -> list[Certificate]:
         value = self._relation(info, "certificates")
         return value if kind is None else _filtered(value, lambda c: c.kind == kind)  # type: ignore[no-any-return]
 
-    @strawberry.field
+    @strawberry.field(metadata=typical_size(3))
     def violations(self, info: Info, status: ViolationStatus | None = None) -> list[Violation]:
         value = self._relation(info, "violations")
         return value if status is None else _filtered(value, lambda v: v.status == status)  # type: ignore[no-any-return]
@@ -448,3 +466,138 @@ async def prefetch_parcels(info: Info, parcels: list[Parcel], selected: set[str]
         convert = PARCEL_RELATIONS[name][2]
         for parcel, value in zip(parcels, values, strict=True):
             parcel.prefetched[name] = convert(value)
+
+
+@strawberry.input(description="Every condition given must hold.")
+class ParcelFilter:
+    region: int | None = strawberry.field(default=None, description="Region number.")
+    district: int | None = strawberry.field(default=None, description="District number.")
+    land_use: LandUse | None = None
+    has_outstanding_dues: bool | None = strawberry.field(
+        default=None, description="Dues from the revenue database are not settled."
+    )
+    has_open_violations: bool | None = None
+
+    def to_domain(self) -> parcel_search.ParcelFilter:
+        return parcel_search.ParcelFilter(
+            region=self.region,
+            district=self.district,
+            land_use=None if self.land_use is None else self.land_use.value,
+            has_outstanding_dues=self.has_outstanding_dues,
+            has_open_violations=self.has_open_violations,
+        )
+
+
+@strawberry.type
+class ParcelEdge:
+    node: Parcel
+    cursor: str
+
+
+@strawberry.type(description="A page of parcels (Relay connection).")
+class ParcelConnection:
+    edges: list[ParcelEdge]
+    page_info: PageInfo
+    filter: strawberry.Private[parcel_search.ParcelFilter]
+
+    @strawberry.field(description="How many parcels match the filter, on all pages.")
+    async def total_count(self, info: Info) -> int:
+        return await parcel_search.count_parcels(info.context.databases, self.filter)
+
+
+@strawberry.type
+class PlanningQuery:
+    @strawberry.field(
+        description="One parcel by exactly one of its keys; null when none matches.",
+        permission_classes=[requires(Scope.PARCELS_READ)],
+    )
+    async def parcel(
+        self,
+        info: Info,
+        id: strawberry.ID | None = None,
+        renewal_code: RenewalCode | None = None,
+        registry_plate: RegistryPlate | None = None,
+    ) -> Parcel | None:
+        given = [
+            k
+            for k, v in (
+                ("id", id),
+                ("renewalCode", renewal_code),
+                ("registryPlate", registry_plate),
+            )
+            if v is not None
+        ]
+        if len(given) != 1:
+            raise BadUserInput(
+                "Give exactly one of id, renewalCode or registryPlate.",
+                field=given[1] if len(given) > 1 else "id",
+            )
+        loaders = info.context.loaders
+        load: Awaitable[Any]
+        if id is not None:
+            type_name, pk = from_global_id(id)
+            if type_name != "Parcel":
+                raise BadUserInput("The id is not a parcel's.", field="id")
+            load = loaders.parcel_by_id.load(pk)
+        elif renewal_code is not None:
+            load = loaders.parcel_by_renewal_code.load(renewal_code)
+        else:
+            plate = identifiers.parse_registry_plate(str(registry_plate))
+            load = loaders.parcel_by_plate.load((plate.section, plate.main, plate.sub))
+        row = await load
+        if row is None:
+            return None
+        parcel = Parcel.from_row(row)
+        await prefetch_parcels(info, [parcel], selected_names(info))
+        return parcel
+
+    @strawberry.field(
+        description="Parcels in id order, filtered, a page at a time.",
+        permission_classes=[requires(Scope.PARCELS_READ)],
+    )
+    async def parcels(
+        self,
+        info: Info,
+        filter: ParcelFilter | None = None,
+        first: int = 20,
+        after: str | None = None,
+    ) -> ParcelConnection | None:
+        cap = info.context.settings.max_page_size
+        if first < 1:
+            raise BadUserInput("first must be at least 1.", field="first")
+        if first > cap:
+            raise QueryTooComplex(
+                f"first may be at most {cap}; page through the rest with after.",
+                field="first",
+                max=cap,
+            )
+        domain_filter = (filter or ParcelFilter()).to_domain()
+        page = await parcel_search.find_parcels(
+            info.context.databases,
+            domain_filter,
+            first=first,
+            after_id=decode_cursor("parcel", after),
+        )
+        edges = [
+            ParcelEdge(node=Parcel.from_row(row), cursor=encode_cursor("parcel", row.id))
+            for row in page.rows
+        ]
+        await prefetch_parcels(
+            info, [edge.node for edge in edges], selected_names(info, ("edges", "node"))
+        )
+        return ParcelConnection(
+            edges=edges,
+            page_info=page_info(page.has_next_page, after, [edge.cursor for edge in edges]),
+            filter=domain_filter,
+        )
+
+    @strawberry.field(
+        description="A person by national ID; null when unknown.",
+        permission_classes=[requires(Scope.PERSONAL_READ)],
+    )
+    async def person(self, info: Info, national_code: NationalCode) -> Person | None:
+        row = await info.context.loaders.person_by_national_code.load(national_code)
+        if row is None:
+            return None
+        note_personal_read(info, "Person", row.national_code)
+        return Person.from_row(row)

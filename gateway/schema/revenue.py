@@ -12,6 +12,7 @@ from sqlalchemy import Row
 
 import identifiers
 from gateway import dues
+from gateway.access.permissions import Scope, requires
 from gateway.access.principals import may_verify_payment
 from gateway.context import Info
 from gateway.errors import BadUserInput
@@ -135,3 +136,15 @@ async def verify_payment(info: Info, reference: str) -> PaymentCheck | None:
     row = await info.context.loaders.payment_by_reference.load(reference)
     recorded = None if row is None else RecordedPayment.from_row(row)
     return PaymentCheck(reference=reference, recorded=recorded)
+
+
+@strawberry.type
+class RevenueQuery:
+    @strawberry.field(
+        description="A dues payment by its bank reference (its first three digits are the "
+        "bank's code): revenue's record and the bank's. A bank sees only payments made "
+        "through it; another bank's reference answers null.",
+        permission_classes=[requires(Scope.PAYMENTS_VERIFY)],
+    )
+    async def verify_payment(self, info: Info, reference: str) -> PaymentCheck | None:
+        return await verify_payment(info, reference)

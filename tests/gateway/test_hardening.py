@@ -26,7 +26,8 @@ from gateway.access.principals import PrincipalKind
 from gateway.cli.operations import operations
 from gateway.edge.app import create_app
 from gateway.errors import ERROR_CODES
-from gateway.guards.cost import LIST_SIZES
+from gateway.guards.cost import TYPICAL_SIZE
+from gateway.schema.planning import Parcel
 from tests.conftest import Backend, make_backend, redis_url, settings_for
 
 # Generous rate limits: these tests are about what GraphQL refuses, not about the limits.
@@ -257,7 +258,7 @@ async def test_first_from_a_variable_sets_the_estimate(
     dev: httpx.AsyncClient, keys: dict[str, str]
 ) -> None:
     query = "query($n: Int = 7) { parcels(first: $n) { edges { node { owners { fullName } } } } }"
-    owners = LIST_SIZES["Parcel.owners"]
+    owners = Parcel.__strawberry_definition__.get_field("owners").metadata[TYPICAL_SIZE]
     # parcels (1) + n edges × (edge 1 + node 1 + owners × 1)
     for variables, n in (({}, 7), ({"n": 3}, 3)):
         body = await post(dev, {"query": query, "variables": variables}, keys["operator"])
