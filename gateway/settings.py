@@ -79,6 +79,9 @@ class Settings(BaseSettings):
     # Limits, enforced before anything runs (gateway/guards/).
     max_query_depth: int = Field(default=12, ge=1)
     max_query_tokens: int = Field(default=2000, ge=10)
+    # Characters in a document, checked before it is parsed: comments and string literals
+    # are one token or none, and every parsed document is kept in the parser cache.
+    max_query_length: int = Field(default=20_000, ge=100)
     max_aliases: int = Field(default=30, ge=1)
     max_page_size: int = Field(default=100, ge=1)
     max_body_bytes: int = Field(default=1_000_000, ge=1024)

@@ -25,6 +25,19 @@ from gateway.guards.limits import HiddenSchema, hide_suggestions
 from gateway.guards.policy import cost_budget, may_introspect
 
 
+def refuse_long_document(query: str | None, max_length: int) -> None:
+    """A document longer than `max_length` characters, refused before it is parsed (or kept as
+    a persisted query). The token limit does not bound its size: a comment is no token and a
+    string literal one, and the parser and validation caches keep each document they see, so
+    distinct near-megabyte documents each held megabytes of a worker until it ran out."""
+    if query is not None and len(query) > max_length:
+        raise QueryTooComplex(
+            f"The document is longer than {max_length} characters.",
+            limit="length",
+            max=max_length,
+        )
+
+
 class Admission(SchemaExtension):
     """Operation-level only (no per-field hook): the document, introspection, the cost."""
 
@@ -39,6 +52,7 @@ class Admission(SchemaExtension):
         if not isinstance(context, Context):
             yield
             return
+        refuse_long_document(execution.query, context.settings.max_query_length)
         execution.query = await self.trusted.document(
             execution.query,
             execution.operation_extensions,

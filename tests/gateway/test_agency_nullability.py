@@ -149,6 +149,7 @@ async def agencies_down(
     overrides |= {
         "max_query_depth": 100,
         "max_query_tokens": 100_000,
+        "max_query_length": 1_000_000,
         "max_root_fields": 100,
         "max_aliases": 10_000,
         "max_fields": 100_000,

@@ -82,8 +82,9 @@ async def serve(backend: Backend, **overrides: Any) -> AsyncIterator[httpx.Async
 
 @pytest.fixture(scope="module")
 async def dev(backend: Backend, keys: dict[str, str]) -> AsyncIterator[httpx.AsyncClient]:
-    # A token limit high enough for the depth, alias and cost checks to be the ones that act.
-    async with serve(backend, max_query_tokens=50_000) as client:
+    # Token and length limits high enough for the depth, alias and cost checks to be the ones
+    # that act.
+    async with serve(backend, max_query_tokens=50_000, max_query_length=1_000_000) as client:
         for key in keys.values():  # authenticate once: the key cache keeps SQL out of the counts
             await client.post("/graphql", json={"query": "{ __typename }"}, headers=bearer(key))
         yield client
@@ -294,6 +295,32 @@ async def test_fragments_spread_exponentially_are_refused_by_their_size(
     )
     body = await post(dev, {"query": query}, keys["operator"])
     assert refusal(body, "QUERY_TOO_COMPLEX")["limit"] == "fields"
+
+
+async def test_a_long_document_is_refused_before_it_is_parsed(backend: Backend) -> None:
+    # A comment is no token and a string literal one, so the token limit let near-megabyte
+    # documents through, and the parser and validation caches kept every one: each distinct
+    # such request, anonymous, held about 5 MB of the worker for good, up to 512 of them.
+    padding = "x" * 900_000
+    long_documents = [
+        "{ parcels(first: 1) { totalCount } } # " + padding,
+        '{ parcel(renewalCode: "' + padding + '") { id } }',
+    ]
+    async with serve(backend) as client:
+        for document in long_documents:
+            for response in (
+                await client.post("/graphql", json={"query": document}),
+                await client.get("/graphql", params={"query": document[:60_000]}),
+            ):
+                assert response.status_code == 200
+                extensions = refusal(response.json(), "QUERY_TOO_COMPLEX")
+                assert extensions["limit"] == "length"
+                assert extensions["max"] == 20_000
+                assert padding[:100] not in response.text
+        # A document within the limit, comment and all, runs as before.
+        short = "{ parcels(first: 1) { totalCount } } # " + "x" * 19_000
+        response = await client.post("/graphql", json={"query": short})
+        assert response.json() == {"data": {"parcels": {"totalCount": 30}}}
 
 
 async def test_ten_megabytes_are_refused_unread(
