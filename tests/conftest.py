@@ -203,11 +203,24 @@ _CHECKPOINTS = Path(tempfile.mkdtemp(prefix="gateway-test-checkpoints-"))
 os.environ.setdefault("GATEWAY_DATA_DIR", tempfile.mkdtemp(prefix="gateway-test-data-"))
 
 
+def _checkpoint_dir(backend: Backend) -> Path:
+    return _CHECKPOINTS / hashlib.sha256(backend.urls["gateway"].encode()).hexdigest()[:16]
+
+
+def cli_env(backend: Backend) -> dict[str, str]:
+    """The environment of a `gateway` command run against this backend: its databases, and
+    the test apps' audit key and checkpoints, so that what the command records chains under
+    the same key (the gateway refuses to build on a record another key wrote)."""
+    env = {f"GATEWAY_{name.upper()}_DATABASE_URL": url for name, url in backend.urls.items()}
+    env["GATEWAY_AUDIT_KEY"] = AUDIT_KEY
+    env["GATEWAY_AUDIT_CHECKPOINT_DIR"] = str(_checkpoint_dir(backend))
+    return env
+
+
 def settings_for(
     backend: Backend, agencies: SandboxAgencies | None = None, **overrides: Any
 ) -> Settings:
-    database = hashlib.sha256(backend.urls["gateway"].encode()).hexdigest()[:16]
-    audit_settings = {"audit_key": AUDIT_KEY, "audit_checkpoint_dir": _CHECKPOINTS / database}
+    audit_settings = {"audit_key": AUDIT_KEY, "audit_checkpoint_dir": _checkpoint_dir(backend)}
     agency_settings: dict[str, Any] = {}
     if agencies is not None:
         for name in ("land_registry", "civil_registry", "bank", "postal"):

@@ -188,6 +188,9 @@ class AuditTrail:
         # append, then each append's head. The chain only grows; an append never builds on a
         # trail shorter than this, which would make a wiped or truncated trail whole again.
         self._high_water: int | None = None
+        # The last hash this process appended: a head that moved past it was moved by
+        # another process, whose last record must verify with our key before we build on it.
+        self._last_hash: str | None = None
 
     def required_key(self) -> bytes:
         if self._key is None:
@@ -218,6 +221,7 @@ class AuditTrail:
                     head = await self._append_after_head(key, entries, self._high_water)
                     if head is not None:
                         self._high_water = head.length
+                        self._last_hash = head.last_hash
                         if self.checkpoints is not None:
                             # After the commit: a checkpoint never names an uncommitted record.
                             self.checkpoints.offer(
@@ -274,6 +278,8 @@ class AuditTrail:
                     f"the audit trail holds {head.length} records but held {high_water}: "
                     "wiped, truncated or rolled back; run `gateway audit verify`"
                 )
+            if head.length and head.last_hash != self._last_hash:
+                await _check_last_record(connection, key, head)
             # Read under the lock, so that recorded_at never goes back along the chain.
             recorded_at = _naive_utc(self._clock())
             if not self._microseconds:
@@ -447,6 +453,27 @@ async def read_head(connection: AsyncConnection, *, lock: bool = False) -> Head 
         statement = statement.with_for_update()
     row = (await connection.execute(statement)).one_or_none()
     return None if row is None else Head(*row)
+
+
+async def _check_last_record(connection: AsyncConnection, key: bytes, head: Head) -> None:
+    """The record the head names must be there and verify with our key before a record is
+    chained to it: a chain continued under another key (two gateways on one database with
+    different GATEWAY_AUDIT_KEYs, or a development gateway with a data folder of its own)
+    would read as edited from that record on, and hide every later record from verification."""
+    record = (
+        await connection.execute(select(_records).where(_records.c.id == head.last_id))
+    ).one_or_none()
+    if record is None or record.hash != head.last_hash:
+        raise AuditUnavailable(
+            "the audit head disagrees with the records: run `gateway audit verify`"
+        )
+    expected = record_hash(key, record.prev_hash, record.id, record.recorded_at, entry_of(record))
+    if not hmac.compare_digest(expected, record.hash):
+        raise AuditUnavailable(
+            f"the audit trail's last record ({record.id}) does not verify with this gateway's "
+            "audit key: another gateway with another GATEWAY_AUDIT_KEY writes to this "
+            "database, or the record was edited; run `gateway audit verify`"
+        )
 
 
 @contextlib.contextmanager

@@ -35,7 +35,7 @@ from gateway.access.principals import ANONYMOUS, PrincipalKind, Scope, scopes_fo
 from gateway.cli.keys import keys
 from gateway.edge.app import create_app
 from sandbox.run import Agencies as SandboxAgencies
-from tests.conftest import Backend, settings_for
+from tests.conftest import Backend, cli_env, settings_for
 
 ISSUER = "https://sso.urmia.test/realms/partners"
 AUDIENCE = "municipality-gateway"
@@ -471,7 +471,7 @@ async def test_no_header_is_anonymous(authenticator: Authenticator) -> None:
 
 
 async def _keys_command(backend: Backend, *args: str) -> Result:
-    env = {"GATEWAY_GATEWAY_DATABASE_URL": backend.urls["gateway"]}
+    env = cli_env(backend)
     result = await asyncio.to_thread(CliRunner().invoke, keys, list(args), env=env)
     assert result.exit_code == 0, result.output
     return result
@@ -522,7 +522,7 @@ async def test_keys_command_issues_lists_and_revokes(
 
 
 async def test_keys_command_refuses_bad_input(backend: Backend) -> None:
-    env = {"GATEWAY_GATEWAY_DATABASE_URL": backend.urls["gateway"]}
+    env = cli_env(backend)
     runner = CliRunner()
     for args in (
         ["create", "--kind", "mayor", "--name", "x"],

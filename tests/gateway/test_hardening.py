@@ -28,7 +28,7 @@ from gateway.edge.app import create_app
 from gateway.errors import ERROR_CODES
 from gateway.guards.cost import TYPICAL_SIZE
 from gateway.schema.planning import Parcel
-from tests.conftest import Backend, make_backend, redis_url, settings_for
+from tests.conftest import Backend, cli_env, make_backend, redis_url, settings_for
 
 # Generous rate limits: these tests are about what GraphQL refuses, not about the limits.
 UNLIMITED = {
@@ -374,7 +374,7 @@ def persisted(text: str) -> dict[str, Any]:
 
 
 async def run_cli(backend: Backend, *args: str) -> str:
-    env = {f"GATEWAY_{name.upper()}_DATABASE_URL": url for name, url in backend.urls.items()}
+    env = cli_env(backend)
     # The command runs its own event loop: give it a thread.
     result = await asyncio.to_thread(CliRunner().invoke, operations, list(args), env=env)
     assert result.exit_code == 0, result.output
@@ -423,7 +423,7 @@ async def test_the_operations_command_registers_once_and_lists(
     ]
     invalid = tmp_path / "invalid.graphql"
     invalid.write_text("{ nope }")
-    env = {f"GATEWAY_{n.upper()}_DATABASE_URL": u for n, u in backend.urls.items()}
+    env = cli_env(backend)
     result = await asyncio.to_thread(
         CliRunner().invoke, operations, ["register", str(invalid)], env=env
     )

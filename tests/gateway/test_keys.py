@@ -31,7 +31,7 @@ from gateway.access.keys import (
 from gateway.access.principals import DEPARTMENTS, PrincipalKind, Scope, scopes_for
 from gateway.cli.keys import keys as keys_command
 from gateway.errors import BadUserInput, NotFound
-from tests.conftest import Backend
+from tests.conftest import Backend, cli_env
 
 KEY = re.compile(r"^gw_([0-9a-f]{12})_([A-Za-z0-9_-]{43})$")
 
@@ -305,7 +305,7 @@ async def test_organisations_are_for_banks_and_are_three_digits(databases: Datab
 
 
 async def _keys_cli(backend: Backend, *args: str) -> Result:
-    env = {"GATEWAY_GATEWAY_DATABASE_URL": backend.urls["gateway"]}
+    env = cli_env(backend)
     return await asyncio.to_thread(CliRunner().invoke, keys_command, list(args), env=env)
 
 
