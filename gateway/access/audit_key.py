@@ -36,7 +36,17 @@ def load_audit_key(settings: Settings) -> bytes:
             "in production (the audit trail's key, kept outside the database)"
         )
     path = settings.data_dir / DEVELOPMENT_KEY_FILE
-    return _checked(_development_key(path), "GATEWAY_DATA_DIR")
+    try:
+        key = _development_key(path)
+    except (OSError, UnicodeDecodeError):
+        # Not readable by this user (a first run as another), a folder, a full disk: say so,
+        # rather than a traceback.
+        raise AuditKeyError(
+            f"invalid configuration: GATEWAY_DATA_DIR: the development audit key "
+            f"{DEVELOPMENT_KEY_FILE} there cannot be read or created; fix the file's owner "
+            "or mode, or set GATEWAY_AUDIT_KEY_FILE"
+        ) from None
+    return _checked(key, "GATEWAY_DATA_DIR")
 
 
 @functools.cache

@@ -10,13 +10,15 @@ from typing import Any
 
 import httpx
 import pytest
-from gateway.audit_verify import verify
+from click.testing import CliRunner
 
 from db.demo import KNOWN_NATIONAL_CODE
 from db.engines import Databases
 from gateway.access.audit import AuditTrail
+from gateway.access.audit_verify import verify
 from gateway.access.keys import create_key
 from gateway.access.principals import PrincipalKind
+from gateway.cli import main
 from gateway.edge.app import create_app
 from tests.conftest import SECRETS, make_backend, settings_for
 
@@ -76,3 +78,20 @@ async def test_a_gateway_with_another_key_does_not_continue_the_trail(
         assert (result.ok, result.checked) == (True, 2)
     finally:
         await databases.dispose()
+
+
+@pytest.mark.parametrize("command", [["audit", "verify"], ["run"]])
+def test_an_unreadable_development_key_is_named_without_a_traceback(
+    tmp_path: Path, command: list[str]
+) -> None:
+    # A data folder whose audit.key this user cannot read: here a folder in its place, which
+    # even root cannot read as a file (a key created by another user fails the same way).
+    (tmp_path / "audit.key").mkdir()
+    env = {"GATEWAY_DATA_DIR": str(tmp_path), "GATEWAY_AUDIT_KEY": "", "GATEWAY_REDIS_URL": ""}
+    result = CliRunner().invoke(main, command, env={k: v or None for k, v in env.items()})
+    assert result.exit_code == 1
+    assert isinstance(result.exception, SystemExit), result.exception
+    assert "GATEWAY_DATA_DIR: the development audit key audit.key there cannot be read" in (
+        result.output
+    )
+    assert "Traceback" not in result.output
