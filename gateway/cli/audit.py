@@ -6,9 +6,10 @@ from __future__ import annotations
 import asyncio
 
 import click
+from sqlalchemy.exc import SQLAlchemyError
 
 from gateway.access.audit import open_audit_trail
-from gateway.access.audit_key import AuditKeyError
+from gateway.access.audit_key import AuditKeyError, load_audit_key
 from gateway.access.audit_verify import VerifyResult, verify
 from gateway.cli.configuration import load_settings
 from gateway.cli.databases import open_databases
@@ -18,7 +19,10 @@ audit = click.Group("audit", help="Check the audit trail of personal-data reads 
 
 
 async def _verify(settings: Settings) -> VerifyResult:
-    async with open_databases(settings) as databases:
+    load_audit_key(settings)  # the key first: without it, nothing is touched
+    # The gateway's own database alone: the trail needs nothing else, and verification must
+    # work from a host that reaches no department's database.
+    async with open_databases(settings, "gateway") as databases:
         return await verify(open_audit_trail(settings, databases))
 
 
@@ -35,6 +39,12 @@ def verify_command() -> None:
         result = asyncio.run(_verify(load_settings()))
     except AuditKeyError as exc:
         raise click.ClickException(str(exc)) from None
+    except (OSError, SQLAlchemyError) as exc:
+        # Never the URL (it may carry a password), nor a traceback: what failed, and where.
+        raise click.ClickException(
+            "the gateway database (GATEWAY_GATEWAY_DATABASE_URL) cannot be read: "
+            f"{type(exc).__name__}; the trail was not verified"
+        ) from None
     if result.ok:
         against = (
             ""

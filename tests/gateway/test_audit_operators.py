@@ -5,6 +5,7 @@ message naming the setting, never a traceback, and never a trail that stops veri
 from __future__ import annotations
 
 import logging
+import socket
 from pathlib import Path
 from typing import Any
 
@@ -95,3 +96,30 @@ def test_an_unreadable_development_key_is_named_without_a_traceback(
         result.output
     )
     assert "Traceback" not in result.output
+
+
+def test_verify_with_the_database_unreachable_says_so_without_a_traceback(tmp_path: Path) -> None:
+    with socket.socket() as s:  # a port nothing listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    password = "db-password-9c1e7a"
+    SECRETS.add(password)
+    env = {
+        "GATEWAY_DATA_DIR": str(tmp_path),
+        "GATEWAY_AUDIT_KEY": KEY_A,
+        "GATEWAY_GATEWAY_DATABASE_URL": (
+            f"postgresql+asyncpg://gateway:{password}@127.0.0.1:{port}/gateway"
+        ),
+        # Verification needs the gateway's database alone: the departments' are not opened.
+        "GATEWAY_PLANNING_DATABASE_URL": f"postgresql+asyncpg://x@127.0.0.1:{port}/planning",
+        "GATEWAY_REDIS_URL": "",
+    }
+    result = CliRunner().invoke(
+        main, ["audit", "verify"], env={k: v or None for k, v in env.items()}
+    )
+    assert result.exit_code == 1
+    assert isinstance(result.exception, SystemExit), result.exception
+    assert result.output == (
+        "Error: the gateway database (GATEWAY_GATEWAY_DATABASE_URL) cannot be read: "
+        "ConnectionRefusedError; the trail was not verified\n"
+    )
