@@ -25,9 +25,11 @@ import jwt
 from limits import parse
 from limits.aio.storage import MemoryStorage
 from limits.aio.strategies import MovingWindowRateLimiter
+from sqlalchemy import String
 from sqlalchemy.exc import SQLAlchemyError
 
 from db.engines import Databases
+from db.gateway import AuditRecord
 from gateway.access import keys
 from gateway.access.principals import ANONYMOUS, Principal, PrincipalKind, scopes_for
 from gateway.errors import BadUserInput
@@ -40,6 +42,13 @@ JWT_ALGORITHMS = ("RS256", "ES256")
 JWT_REQUIRED_CLAIMS = ("exp", "iss", "aud", "sub")
 MAX_TOKEN_LENGTH = 8192
 PUBLIC_PATHS = frozenset({"/healthz", "/readyz"})
+# A JWT principal's id is its subject under this prefix, and must fit the audit trail's
+# principal_id column, as every id that reads personal data must.
+JWT_PRINCIPAL_PREFIX = "jwt:"
+_PRINCIPAL_ID_TYPE = AuditRecord.__table__.c.principal_id.type
+assert isinstance(_PRINCIPAL_ID_TYPE, String)
+assert _PRINCIPAL_ID_TYPE.length is not None
+MAX_PRINCIPAL_ID: int = _PRINCIPAL_ID_TYPE.length
 
 
 class AuthenticationFailed(Exception):
@@ -149,6 +158,11 @@ def principal_from_claims(claims: Mapping[str, Any]) -> Principal:
     kind_text = claims.get("gateway_kind")
     if not isinstance(sub, str) or not sub or not isinstance(kind_text, str):
         raise AuthenticationFailed
+    if len(JWT_PRINCIPAL_PREFIX + sub) > MAX_PRINCIPAL_ID:
+        # Its reads could never be written to the audit trail under its id, so it could read
+        # no personal data at all; said once in the log, for the issuer's operators.
+        log.warning("a JWT's sub is longer than %d characters: refused", MAX_PRINCIPAL_ID)
+        raise AuthenticationFailed
     try:
         kind, department = keys.parse_kind(kind_text)
     except BadUserInput:
@@ -181,7 +195,7 @@ def principal_from_claims(claims: Mapping[str, Any]) -> Principal:
         raise AuthenticationFailed from None
     return Principal(
         kind=kind,
-        id=f"jwt:{sub}",
+        id=JWT_PRINCIPAL_PREFIX + sub,
         name=name,
         department=department,
         scopes=scopes,

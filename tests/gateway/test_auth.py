@@ -574,3 +574,17 @@ async def test_an_address_that_keeps_failing_is_throttled_before_any_lookup(
         assert (await _post(attacker, good)).status_code == 200
         assert (await _post(attacker, None)).status_code == 200
         assert (await _post(other, fresh)).status_code == 200
+
+
+async def test_a_jwt_whose_subject_the_audit_trail_cannot_hold_is_refused(
+    http: httpx.AsyncClient, issuer: Issuer
+) -> None:
+    # Its id ("jwt:" and the subject) must fit the trail's principal_id (200 characters):
+    # one that did not was let in, and each of its personal reads then failed the audit
+    # append, as INTERNAL, together with every other request's reads written with it.
+    person = {"query": '{ person(nationalCode: "0084575948") { fullName } }'}
+    fits = issuer.token(sub="s" * 196)
+    response = await http.post("/graphql", json=person, headers={"Authorization": f"Bearer {fits}"})
+    assert response.json()["data"]["person"] is not None, response.text
+    too_long = issuer.token(sub="s" * 197)
+    _assert_refused(await _post(http, too_long), too_long)
