@@ -5,15 +5,18 @@ errors tagged BAD_USER_INPUT."""
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterator
+from collections import Counter, OrderedDict
+from collections.abc import Callable, Hashable, Iterator
 from typing import Any
 
 from graphql import (
     ASTValidationRule,
+    DocumentNode,
     FieldNode,
     FragmentDefinitionNode,
     FragmentSpreadNode,
     GraphQLError,
+    GraphQLSchema,
     InlineFragmentNode,
     OperationDefinitionNode,
     SelectionSetNode,
@@ -26,6 +29,7 @@ from graphql.validation import (
     ValuesOfCorrectTypeRule,
 )
 from strawberry.extensions import SchemaExtension
+from strawberry.schema.schema import validate_document
 
 TOO_COMPLEX = {"code": "QUERY_TOO_COMPLEX"}
 
@@ -118,6 +122,69 @@ class _Size:
         return total
 
 
+# The most fields one selection set may ask for under one response key, fragments merged in.
+# graphql-core's check that fields can merge (OverlappingFieldsCanBeMerged) compares them
+# pairwise, and their sub-selections pairwise again: 283 `...{owners{share}}` in one set
+# cost a second of a worker's CPU before anything ran. Sixteen leaves room for the many
+# fragments of a component-based client that each ask for `id`.
+MAX_REPEATED_FIELDS = 16
+
+
+class _Repeats:
+    """The most fields sharing one response key in any selection set of a document, with the
+    fields of the fragments spread (or inlined) into a set counted as that set's own, as the
+    overlap check merges them. Each fragment's keys, and the sets nested in it, are counted
+    once, however often it is spread."""
+
+    def __init__(self, fragments: dict[str, FragmentDefinitionNode]) -> None:
+        self.fragments = fragments
+        self.level: dict[str, Counter[str]] = {}
+        self.nested: dict[str, int] = {}
+
+    def keys(
+        self,
+        selection_set: SelectionSetNode,
+        visiting: frozenset[str],
+        spread: set[str] | None = None,
+    ) -> Counter[str]:
+        """The response keys of one set, its fragments' fields merged in (a fragment spread
+        twice into one set counts once, as graphql-core collects it)."""
+        spread = set() if spread is None else spread
+        keys: Counter[str] = Counter()
+        for selection in selection_set.selections:
+            if isinstance(selection, FieldNode):
+                keys[(selection.alias or selection.name).value] += 1
+            elif isinstance(selection, InlineFragmentNode):
+                keys.update(self.keys(selection.selection_set, visiting, spread))
+            elif isinstance(selection, FragmentSpreadNode):
+                name = selection.name.value
+                fragment = self.fragments.get(name)
+                if fragment is None or name in visiting or name in spread:
+                    continue  # unknown or cyclic (other rules report it), or merged already
+                spread.add(name)
+                if name not in self.level:
+                    self.level[name] = self.keys(fragment.selection_set, visiting | {name})
+                keys.update(self.level[name])
+        return keys
+
+    def most(self, selection_set: SelectionSetNode, visiting: frozenset[str]) -> int:
+        """The largest count of one key in this set or any set nested in it."""
+        most = max(self.keys(selection_set, visiting).values(), default=0)
+        for selection in selection_set.selections:
+            if isinstance(selection, FieldNode | InlineFragmentNode):
+                if selection.selection_set is not None:
+                    most = max(most, self.most(selection.selection_set, visiting))
+            elif isinstance(selection, FragmentSpreadNode):
+                name = selection.name.value
+                fragment = self.fragments.get(name)
+                if fragment is None or name in visiting:
+                    continue
+                if name not in self.nested:
+                    self.nested[name] = self.most(fragment.selection_set, visiting | {name})
+                most = max(most, self.nested[name])
+        return most
+
+
 def _root_keys(
     selection_set: SelectionSetNode,
     fragments: dict[str, FragmentDefinitionNode],
@@ -161,8 +228,14 @@ def operation_limits(
             self.depth = _Nesting(self.fragments, _data_depth)
             self.of_type = _Nesting(self.fragments, _of_type_depth)
             self.size = _Size(self.fragments, max_fields or 0)
+            self.repeats = _Repeats(self.fragments)
             self.aliases = 0
             self.wide: list[GraphQLError] = []
+            self.refused = False
+
+        def report_error(self, error: GraphQLError) -> None:
+            self.refused = True
+            super().report_error(error)
 
         def enter_field(self, node: FieldNode, *_args: Any) -> None:
             if node.alias is not None:
@@ -202,6 +275,24 @@ def operation_limits(
                         "fragments are spread; ask for fewer, or spread each fragment once.",
                         node,
                         extensions={**TOO_COMPLEX, "limit": "fields", "max": max_fields},
+                    )
+                )
+            # Only when no size limit spoke already: a fan-out over `fields` repeats its
+            # fields too, and one limit is the one to tell.
+            repeated = 0
+            if not self.refused:
+                repeated = self.repeats.most(node.selection_set, frozenset())
+            if repeated > MAX_REPEATED_FIELDS:
+                self.report_error(
+                    GraphQLError(
+                        f"Operation '{name}' asks for one field {repeated} times in one "
+                        f"selection (fragments merged in); the limit is {MAX_REPEATED_FIELDS}.",
+                        node,
+                        extensions={
+                            **TOO_COMPLEX,
+                            "limit": "repeatedFields",
+                            "max": MAX_REPEATED_FIELDS,
+                        },
                     )
                 )
             if max_root_fields is None:
@@ -274,12 +365,47 @@ _REPLACED: dict[type[ASTValidationRule], type[ASTValidationRule]] = {
 }
 
 
-class GatewayValidation(SchemaExtension):
-    """Adds the operation limits, and tags input-value errors so clients get BAD_USER_INPUT."""
+class CachedValidation:
+    """Each distinct document validated once (the newest `maxsize` kept), the operation limits
+    first and alone: a document over a limit is refused before graphql-core's own rules see
+    it, since their overlap check is quadratic in a selection's fields. Replaces strawberry's
+    ValidationCache, which runs every rule in one pass."""
 
-    def __init__(self, limits: type[ValidationRule]) -> None:
+    def __init__(self, limits: type[ValidationRule], maxsize: int = 512) -> None:
+        self.limits = limits
+        self.maxsize = maxsize
+        self._known: OrderedDict[Hashable, list[GraphQLError]] = OrderedDict()
+
+    def errors(
+        self,
+        schema: GraphQLSchema,
+        document: DocumentNode,
+        rules: tuple[type[ASTValidationRule], ...],
+    ) -> list[GraphQLError]:
+        key = (document, rules)
+        known = self._known.get(key)
+        if known is not None:
+            self._known.move_to_end(key)
+            return known
+        errors = validate_document(schema, document, (self.limits,))
+        if not errors:
+            errors = validate_document(
+                schema, document, tuple(r for r in rules if r is not self.limits)
+            )
+        self._known[key] = errors
+        while len(self._known) > self.maxsize:
+            self._known.popitem(last=False)
+        return errors
+
+
+class GatewayValidation(SchemaExtension):
+    """Adds the operation limits, tags input-value errors so clients get BAD_USER_INPUT, and
+    validates through the cache (limits first)."""
+
+    def __init__(self, limits: type[ValidationRule], validation: CachedValidation) -> None:
         # The rule class must be built once: the validation cache is keyed by the rules.
         self.limits = limits
+        self.validation = validation
 
     def on_operation(self) -> Iterator[None]:
         context = self.execution_context
@@ -287,4 +413,12 @@ class GatewayValidation(SchemaExtension):
             *(_REPLACED.get(rule, rule) for rule in context.validation_rules),
             self.limits,
         )
+        yield
+
+    def on_validate(self) -> Iterator[None]:
+        execution = self.execution_context
+        if execution.graphql_document is not None and execution.pre_execution_errors is None:
+            execution.pre_execution_errors = self.validation.errors(
+                execution.schema._schema, execution.graphql_document, execution.validation_rules
+            )
         yield

@@ -13,7 +13,7 @@ from typing import Any
 
 import strawberry
 from graphql import GraphQLError
-from strawberry.extensions import MaxTokensLimiter, ParserCache, ValidationCache
+from strawberry.extensions import MaxTokensLimiter, ParserCache
 from strawberry.schema.config import StrawberryConfig
 from strawberry.tools import merge_types
 
@@ -25,7 +25,7 @@ from gateway.guards.documents import (
     build_persisted_queries,
 )
 from gateway.guards.execution import Clock, ExecutionPolicy, shared_loop_execution
-from gateway.guards.limits import GatewayValidation, operation_limits
+from gateway.guards.limits import CachedValidation, GatewayValidation, operation_limits
 from gateway.schema.access import AccessQuery
 from gateway.schema.agencies import AgenciesQuery
 from gateway.schema.node import NodeQuery, check_every_node_registered
@@ -53,6 +53,7 @@ def build_schema(settings: Settings, clock: Clock | None = None) -> strawberry.S
         settings.max_root_fields,
         settings.max_fields,
     )
+    validation = CachedValidation(limits)
     execution = shared_loop_execution(
         ExecutionPolicy(
             budget_s=settings.operation_budget_s,
@@ -75,11 +76,11 @@ def build_schema(settings: Settings, clock: Clock | None = None) -> strawberry.S
         extensions=[
             # First: it picks the document (trusted or persisted) before anything parses it.
             lambda: Admission(trusted, cost),
-            # Without both caches strawberry re-parses and re-validates every request.
+            # Without both caches strawberry re-parses and re-validates every request (the
+            # validation cache is CachedValidation, inside GatewayValidation).
             lambda: ParserCache(maxsize=512),
-            lambda: ValidationCache(maxsize=512),
             lambda: MaxTokensLimiter(max_token_count=settings.max_query_tokens),
-            lambda: GatewayValidation(limits),
+            lambda: GatewayValidation(limits, validation),
         ],
         execution_context_class=execution,
     )
