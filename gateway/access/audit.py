@@ -411,6 +411,10 @@ class GroupCommit:
         self._flusher: asyncio.Task[None] | None = None
 
     async def write(self, entries: Sequence[AuditEntry]) -> None:
+        # Checked before queueing: an entry the trail cannot hold (a 65-character "national
+        # ID" from an agency, say) fails its own request, not everyone's in the same append.
+        for entry in entries:
+            _check(entry)
         done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._queue.append((entries, done))
         if not self._flushing:

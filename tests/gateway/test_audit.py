@@ -563,6 +563,33 @@ async def test_group_commit_writes_concurrent_requests_together(tmp_path: Path) 
         await databases.dispose()
 
 
+async def test_an_entry_the_trail_cannot_hold_fails_only_its_own_request(tmp_path: Path) -> None:
+    from gateway.access.audit import GroupCommit
+
+    backend, _ = await make_backend("sqlite", tmp_path, parcels=0)
+    databases = Databases(backend.urls)
+    try:
+        trail = AuditTrail(databases, KEY)
+        writer = GroupCommit(trail)
+        good = AuditEntry("notary", "7", "read", "Deed.owners", "Person", "0084575948", None, "r")
+        # A deed owner whose "national ID", as an agency sent it, is longer than the column.
+        bad = AuditEntry("notary", "7", "read", "Deed.owners", "Person", "9" * 65, None, "r")
+        results = await asyncio.gather(
+            writer.write([good]),
+            writer.write([bad]),
+            writer.write([good]),
+            return_exceptions=True,
+        )
+        assert results[0] is None
+        assert isinstance(results[1], ValueError)
+        assert results[2] is None
+        result = await verify(trail)
+        assert result.ok
+        assert result.checked == 2
+    finally:
+        await databases.dispose()
+
+
 # What is recorded, through HTTP
 
 PERSON = "query($c: NationalCode!) { person(nationalCode: $c) { fullName } }"
