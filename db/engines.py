@@ -8,14 +8,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import event
-from sqlalchemy.engine import make_url
+from sqlalchemy import event, text
+from sqlalchemy.engine import URL, make_url
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
     async_sessionmaker,
     create_async_engine,
 )
+from sqlalchemy.pool import NullPool
 
 
 @dataclass
@@ -76,6 +77,20 @@ class Databases:
             name: async_sessionmaker(engine, expire_on_commit=False)
             for name, engine in self.engines.items()
         }
+        self._probes: dict[str, AsyncEngine] = {}
+
+    async def probe(self, name: str) -> None:
+        """Opens a new connection to the database and runs `SELECT 1`; raises if it cannot.
+
+        Never a pooled connection: one opened earlier outlives a SQLite file moved or deleted
+        since, and a database dropped on its server. A SQLite file that is missing is an
+        error here, not a new empty database."""
+        probe = self._probes.get(name)
+        if probe is None:
+            url = _must_exist(self.engines[name].url)
+            probe = self._probes[name] = create_async_engine(url, poolclass=NullPool)
+        async with probe.connect() as connection:
+            await connection.execute(text("SELECT 1"))
 
     def engine(self, name: str) -> AsyncEngine:
         return self.engines[name]
@@ -96,5 +111,13 @@ class Databases:
         return self.engines["gateway"]
 
     async def dispose(self) -> None:
-        for engine in self.engines.values():
+        for engine in (*self.engines.values(), *self._probes.values()):
             await engine.dispose()
+
+
+def _must_exist(url: URL) -> URL:
+    """The URL of an existing SQLite file opened read-write only (SQLite would create a
+    missing one); other URLs as they are."""
+    if url.get_backend_name() != "sqlite" or not url.database or url.database == ":memory:":
+        return url
+    return url.set(database=f"file:{url.database}").update_query_dict({"mode": "rw", "uri": "true"})

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import Date, DateTime, ForeignKey, Integer, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
@@ -11,6 +12,10 @@ from db.base import RevenueBase, Rials
 
 # Renewal duty (عوارض نوسازی), waste fee (عوارض پسماند), other charges.
 DUE_KINDS = ("renewal_duty", "waste_fee", "other")
+
+# Revenue records when a payment was made as the banks report it, on Iran's clocks, without
+# an offset (the bank's own answers carry none either): payments.paid_at is naive Asia/Tehran.
+PAYMENT_TIMES = ZoneInfo("Asia/Tehran")
 
 
 class Assessment(RevenueBase):
@@ -33,5 +38,5 @@ class Payment(RevenueBase):
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     assessment_id: Mapped[int] = mapped_column(ForeignKey("assessments.id"), index=True)
     amount: Mapped[int] = mapped_column(Rials)
-    paid_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=False))
+    paid_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=False))  # PAYMENT_TIMES
     bank_reference: Mapped[str] = mapped_column(String(40), unique=True)

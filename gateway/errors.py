@@ -3,6 +3,7 @@
 GatewayError                 extensions.code
 ├── BadUserInput             BAD_USER_INPUT      (names the field or argument)
 ├── NotFound                 NOT_FOUND
+├── Conflict                 CONFLICT            (the record is not in a state the change fits)
 ├── Forbidden                FORBIDDEN           (names the missing scope)
 ├── QueryTooComplex          QUERY_TOO_COMPLEX
 └── (anything else)          INTERNAL            (masked, with a request id for the logs)
@@ -20,14 +21,19 @@ from typing import Any, ClassVar
 ERROR_CODES: dict[str, str] = {
     "BAD_USER_INPUT": "An argument or variable is invalid; extensions.field names it.",
     "NOT_FOUND": (
-        "The record asked for by id does not exist, or the path is not one the gateway "
-        "serves (HTTP 404)."
+        "The record a mutation or command names does not exist or is not the caller's to "
+        "see, or the path is not one the gateway serves (HTTP 404)."
+    ),
+    "CONFLICT": (
+        "The record a mutation names is not in a state the change applies to (a key "
+        "already revoked); nothing was changed."
     ),
     "UNAUTHENTICATED": "A credential was sent but is unknown, expired or revoked (HTTP 401).",
     "FORBIDDEN": "The caller lacks the scope a field needs; the field is null (extensions.scope).",
     "QUERY_TOO_COMPLEX": (
         "The operation exceeds a limit, named by extensions.limit: depth, tokens, aliases, "
-        "rootFields, fields (once fragments are spread), introspectionDepth, pageSize, cost "
+        "rootFields, fields (once fragments are spread), repeatedFields, introspectionDepth, "
+        "pageSize, length, cost "
         "(with extensions.cost and .budget), batch (HTTP 400) or body (HTTP 413), all before "
         "it runs; or time, when it ran past its budget and was stopped (data is null)."
     ),
@@ -39,9 +45,14 @@ ERROR_CODES: dict[str, str] = {
     "BAD_REQUEST": (
         "The HTTP request is not a GraphQL request: not JSON, not sent as application/json, "
         "`query` not a string, `variables` or `extensions` not an object, JSON nested too "
-        "deep, no query, or a method other than GET and POST (HTTP 400, or 405)."
+        "deep, no query, or a method other than GET and POST (HTTP 400, or 405); a mutation "
+        "over GET; a query or mutation over WebSocket, which carries subscriptions only."
     ),
-    "RATE_LIMITED": "Too many requests from this caller (HTTP 429); retry after Retry-After s.",
+    "RATE_LIMITED": (
+        "Too many requests from this caller (HTTP 429); retry after Retry-After s "
+        "(extensions.retryAfter). Over WebSocket also too many subscriptions at once "
+        "(extensions.limit: subscriptionsPerConnection or subscriptionsPerPrincipal)."
+    ),
     "GRAPHQL_PARSE_FAILED": "The document is not valid GraphQL syntax.",
     "GRAPHQL_VALIDATION_FAILED": (
         "The document does not match the schema; extensions.reason is 'introspection' when "
@@ -71,6 +82,10 @@ class BadUserInput(GatewayError):
 
 class NotFound(GatewayError):
     code = "NOT_FOUND"
+
+
+class Conflict(GatewayError):
+    code = "CONFLICT"
 
 
 class Forbidden(GatewayError):

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from functools import cached_property
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal, Self
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic.fields import FieldInfo
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -16,7 +16,7 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
-DATABASES = ("planning", "revenue", "gateway")
+from db.registry import DATABASES
 
 AGENCIES = ("land_registry", "civil_registry", "bank", "postal")
 
@@ -47,9 +47,10 @@ class Settings(BaseSettings):
     log_level: Literal["debug", "info", "warning", "error"] = "info"
 
     data_dir: Path = Path(".data")
-    planning_database_url: str | None = None
-    revenue_database_url: str | None = None
-    gateway_database_url: str | None = None
+    # Every database in the registry (db/registry.py) by name, each given as its own setting,
+    # `<name>_database_url` (GATEWAY_<NAME>_DATABASE_URL); the ones not given are SQLite
+    # files under data_dir. Naming a database the registry does not hold is an error.
+    database_urls: dict[str, str] = Field(default_factory=dict)
     database_echo: bool = False
 
     # Seeding on first run (development convenience; production seeds nothing).
@@ -121,6 +122,14 @@ class Settings(BaseSettings):
     redis_url: SecretStr | None = None  # may carry a password
     redis_key_prefix: str = "gateway:"
 
+    # Subscriptions over WebSocket (graphql-transport-ws on /graphql): each subscribe counts
+    # against the rate limit like an operation; these cap how many run at once, per
+    # connection and per principal (anonymous callers: per client address) in each process.
+    subscriptions_per_connection: int = Field(default=10, ge=1)
+    subscriptions_per_principal: int = Field(default=50, ge=1)
+    websocket_max_message_bytes: int = Field(default=65_536, ge=1024)
+    websocket_init_timeout_s: float = Field(default=10, gt=0)  # until connection_init
+
     # Client addresses (rate limits, the failed-authentication throttle, logs) come from the
     # connection, and from X-Forwarded-For only when the connection is from one of these
     # proxies (addresses or networks). Empty: forwarded headers are never trusted.
@@ -133,6 +142,18 @@ class Settings(BaseSettings):
     audit_key: SecretStr | None = None
     audit_key_file: Path | None = None
     audit_checkpoint_dir: Path | None = None  # default: <data_dir>/audit-checkpoints
+
+    # Durable work (gateway/jobs, on DBOS): the engine's system database (None: a SQLite file
+    # under data_dir, for one process; PostgreSQL when several processes share the work),
+    # whether each gateway process also runs jobs (else only `gateway worker` does), how
+    # many at once, and the heartbeat and lease after which a dead process's jobs are
+    # taken over by another.
+    jobs_database_url: str | None = None
+    jobs_in_app: bool = True
+    jobs_worker_concurrency: int = Field(default=16, ge=1, le=1000)
+    jobs_heartbeat_s: float = Field(default=5.0, gt=0)
+    jobs_lease_s: float = Field(default=30.0, gt=0)
+    jobs_shutdown_grace_s: int = Field(default=10, ge=0)
 
     # Browsers: origins allowed to call /graphql cross-origin (none by default).
     cors_allowed_origins: list[str] = Field(default_factory=list)
@@ -163,20 +184,56 @@ class Settings(BaseSettings):
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
         # Environment wins over the TOML file; secrets come only from the environment.
-        return (init_settings, env_settings, TomlConfigSettingsSource(settings_cls))
+        return (
+            init_settings,
+            env_settings,
+            _DatabaseUrlVariables(settings_cls),
+            TomlConfigSettingsSource(settings_cls),
+        )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _gather_database_urls(cls, data: Any) -> Any:
+        """Folds each registered database's `<name>_database_url` into database_urls; any other
+        `*_database_url` stays behind and is refused as an unknown setting, by its name."""
+        if not isinstance(data, dict):
+            return data
+        data = dict(data)
+        urls = dict(data.get("database_urls") or {})
+        for key in [key for key in data if isinstance(key, str)]:
+            entry = DATABASES.by_setting(key)
+            if entry is not None:
+                url = data.pop(key)
+                if url:  # empty: the default
+                    urls[entry.name] = url
+        data["database_urls"] = urls
+        return data
+
+    @field_validator("database_urls")
+    @classmethod
+    def _registered_databases_only(cls, urls: dict[str, str]) -> dict[str, str]:
+        unknown = sorted(set(urls) - set(DATABASES.names))
+        if unknown:
+            raise ValueError(f"no database is registered as {', '.join(unknown)}")
+        return urls
+
+    @model_validator(mode="after")
+    def _every_database_has_a_url(self) -> Self:
+        given = self.database_urls
+        self.database_urls = {
+            entry.name: given.get(entry.name)
+            or f"sqlite+aiosqlite:///{(self.data_dir / f'{entry.name}.sqlite3').resolve()}"
+            for entry in DATABASES
+        }
+        return self
 
     @property
     def development(self) -> bool:
         return self.env == "development"
 
     def database_url(self, name: str) -> str:
-        """The URL of one of DATABASES; one SQLite file each under data_dir by default."""
-        if name not in DATABASES:
-            raise KeyError(name)
-        url: str | None = getattr(self, f"{name}_database_url")
-        if url:
-            return url
-        return f"sqlite+aiosqlite:///{(self.data_dir / f'{name}.sqlite3').resolve()}"
+        """The URL of one database of the registry; a SQLite file under data_dir by default."""
+        return self.database_urls[name]
 
     def agency(self, name: str) -> AgencySettings:
         if name not in AGENCIES:
@@ -188,6 +245,18 @@ class Settings(BaseSettings):
             timeout_s=getattr(self, f"{name}_timeout_s"),
         )
 
-    @cached_property
-    def database_urls(self) -> dict[str, str]:
-        return {name: self.database_url(name) for name in DATABASES}
+
+class _DatabaseUrlVariables(PydanticBaseSettingsSource):
+    """GATEWAY_<NAME>_DATABASE_URL for every database the registry holds when the settings
+    are read (any letter case, as for the other variables)."""
+
+    def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:
+        return None, field_name, False
+
+    def __call__(self) -> dict[str, Any]:
+        environ = {name.upper(): value for name, value in os.environ.items()}
+        return {
+            entry.url_setting: environ[entry.url_variable]
+            for entry in DATABASES
+            if entry.url_variable in environ
+        }

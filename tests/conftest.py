@@ -3,6 +3,7 @@ seeded with the demo data, and the real app behind an HTTP client."""
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import logging
 import os
@@ -20,11 +21,18 @@ from sqlalchemy import text
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from db import demo, migrate
+from db import migrate, registry
 from db.engines import Databases
-from gateway.access.keys import create_key, parse_kind
+from gateway.access.keys import (
+    DEFAULT_LIFETIME,
+    KeyInfo,
+    create_key,
+    ensure_demo_principals,
+    parse_kind,
+)
+from gateway.access.principals import PrincipalKind
 from gateway.edge.app import create_app
-from gateway.settings import DATABASES, Settings
+from gateway.settings import Settings
 from sandbox.run import Agencies as SandboxAgencies
 from sandbox.run import run_agencies
 from sandbox.wsse import Credentials
@@ -60,7 +68,7 @@ def redis_url() -> str | None:
 @dataclass
 class Backend:
     name: str
-    urls: dict[str, str]
+    urls: dict[str, str]  # every database of the registry (db/registry.py) by name
 
 
 class ServerDatabases:
@@ -83,7 +91,7 @@ class ServerDatabases:
         urls = {}
         mysql = self.admin_url.get_backend_name() == "mysql"
         suffix = " CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci" if mysql else ""
-        for name in DATABASES:
+        for name in registry.DATABASES.names:
             database = f"{prefix}_{name}"
             await self._execute(f"CREATE DATABASE {database}{suffix}")
             self.names.append(database)
@@ -97,9 +105,11 @@ class ServerDatabases:
 async def make_backend(
     name: str, tmp: Path, *, parcels: int = DEMO_PARCELS
 ) -> tuple[Backend, ServerDatabases | None]:
+    """Every database of the registry, as it stands, on one backend: migrated, and seeded
+    (those with a seeder) unless `parcels` is 0."""
     server: ServerDatabases | None = None
     if name == "sqlite":
-        urls = {n: f"sqlite+aiosqlite:///{tmp / f'{n}.sqlite3'}" for n in DATABASES}
+        urls = {n: f"sqlite+aiosqlite:///{tmp / f'{n}.sqlite3'}" for n in registry.DATABASES.names}
     else:
         admin = SERVER_URLS[name]
         if not admin:
@@ -110,7 +120,7 @@ async def make_backend(
     try:
         await migrate.upgrade(databases)
         if parcels:
-            await demo.seed_demo(databases, parcels=parcels)
+            await registry.seed_empty(databases, parcels=parcels)
     finally:
         await databases.dispose()
     return Backend(name, urls), server
@@ -142,6 +152,41 @@ AUDIT_KEY = "gw-test-audit-key-5e1d93c07a4b46f2a8b1"
 SECRETS: set[str] = {credentials.password for credentials in AGENCY_SECRETS.values()}
 SECRETS.add(AUDIT_KEY)
 LEAKS: list[str] = []
+
+
+def register_key(key: str) -> str:
+    """Puts an API key a test holds, its secret and the secret's hash on the scan's list."""
+    secret = key.split("_", 2)[2]
+    SECRETS.update({key, secret, hashlib.sha256(secret.encode()).hexdigest()})
+    return key
+
+
+async def mint_key(
+    databases: Databases,
+    kind: PrincipalKind,
+    name: str,
+    department: str | None = None,
+    expires_in: dt.timedelta | None = DEFAULT_LIFETIME,
+    *,
+    organisation: str | None = None,
+    now: dt.datetime | None = None,
+) -> tuple[KeyInfo, str]:
+    """`create_key`, with the new key registered for the secret scan. Every key a test mints
+    goes through here (or, for keys a command prints, through register_key):
+    tests/test_secret_scan.py fails on a call of create_key anywhere else in tests/."""
+    info, key = await create_key(
+        databases, kind, name, department, expires_in, organisation=organisation, now=now
+    )
+    register_key(key)
+    return info, key
+
+
+async def mint_demo_keys(databases: Databases) -> dict[str, str]:
+    """`ensure_demo_principals`, with the fresh demo keys registered for the secret scan."""
+    issued = await ensure_demo_principals(databases)
+    for key in issued.values():
+        register_key(key)
+    return issued
 
 
 def scan_for_secrets(text: str, where: str) -> None:
@@ -211,7 +256,7 @@ def cli_env(backend: Backend) -> dict[str, str]:
     """The environment of a `gateway` command run against this backend: its databases, and
     the test apps' audit key and checkpoints, so that what the command records chains under
     the same key (the gateway refuses to build on a record another key wrote)."""
-    env = {f"GATEWAY_{name.upper()}_DATABASE_URL": url for name, url in backend.urls.items()}
+    env = {registry.DATABASES[name].url_variable: url for name, url in backend.urls.items()}
     env["GATEWAY_AUDIT_KEY"] = AUDIT_KEY
     env["GATEWAY_AUDIT_CHECKPOINT_DIR"] = str(_checkpoint_dir(backend))
     return env
@@ -228,12 +273,10 @@ def settings_for(
         for name, credentials in AGENCY_SECRETS.items():
             agency_settings[f"{name}_username"] = credentials.username
             agency_settings[f"{name}_password"] = credentials.password
-    return Settings(
-        planning_database_url=backend.urls["planning"],
-        revenue_database_url=backend.urls["revenue"],
-        gateway_database_url=backend.urls["gateway"],
-        **{**audit_settings, **agency_settings, **overrides},
-    )
+    database_settings = {
+        registry.DATABASES[name].url_setting: url for name, url in backend.urls.items()
+    }
+    return Settings(**{**database_settings, **audit_settings, **agency_settings, **overrides})
 
 
 @pytest.fixture(scope="session")
@@ -322,12 +365,10 @@ async def keys(backend: Backend) -> dict[str, str]:
     try:
         for label, (kind, name) in PRINCIPALS.items():
             principal_kind, department = parse_kind(kind)
-            _, key = await create_key(
+            _, key = await mint_key(
                 databases, principal_kind, name, department, organisation=BANK_CODES.get(label)
             )
             made[label] = key
-            secret = key.split("_", 2)[2]
-            SECRETS.update({key, secret, hashlib.sha256(secret.encode()).hexdigest()})
     finally:
         await databases.dispose()
     return made

@@ -15,7 +15,7 @@ import json
 import random
 import time
 import uuid
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass, fields
 from typing import Any, Literal
 
@@ -43,6 +43,7 @@ from gateway.access.audit_checkpoints import (
     read_checkpoints,
 )
 from gateway.access.audit_key import load_audit_key
+from gateway.clock import WallClock, naive_utc, utc_now
 from gateway.errors import AuditUnavailable
 from gateway.settings import Settings
 
@@ -129,17 +130,6 @@ def record_hash(
     return hmac.new(key, canonical.encode(), hashlib.sha256).hexdigest()
 
 
-def _utc_now() -> dt.datetime:
-    return dt.datetime.now(dt.UTC)
-
-
-def _naive_utc(moment: dt.datetime) -> dt.datetime:
-    """Naive datetimes are taken to be UTC already."""
-    if moment.tzinfo is None:
-        return moment
-    return moment.astimezone(dt.UTC).replace(tzinfo=None)
-
-
 def _check(entry: AuditEntry) -> None:
     if entry.action not in ("read", "change"):
         raise ValueError(f"audit action must be read or change, not {entry.action!r}")
@@ -153,7 +143,8 @@ def entry_of(record: Row[Any]) -> AuditEntry:
     return AuditEntry(**{name: getattr(record, name) for name in _ENTRY_FIELDS})
 
 
-def _row_of(record: Row[Any]) -> AuditRecordRow:
+def stored_record(record: Row[Any]) -> AuditRecordRow:
+    """A row of the trail's table as its readers see it (the trail's query, the loaders)."""
     return AuditRecordRow(**{f.name: getattr(record, f.name) for f in fields(AuditRecordRow)})
 
 
@@ -172,7 +163,7 @@ class AuditTrail:
         key: bytes | None = None,
         *,
         checkpoints: CheckpointPublisher | None = None,
-        clock: Callable[[], dt.datetime] = _utc_now,
+        clock: WallClock = utc_now,
         chunk_size: int = 1000,
     ) -> None:
         self.engine = databases.gateway
@@ -230,7 +221,7 @@ class AuditTrail:
                                     length=head.length,
                                     last_id=head.last_id,
                                     last_hash=head.last_hash,
-                                    written_at=_naive_utc(self._clock()),
+                                    written_at=naive_utc(self._clock()),
                                 )
                             )
                         return
@@ -281,7 +272,7 @@ class AuditTrail:
             if head.length and head.last_hash != self._last_hash:
                 await _check_last_record(connection, key, head)
             # Read under the lock, so that recorded_at never goes back along the chain.
-            recorded_at = _naive_utc(self._clock())
+            recorded_at = naive_utc(self._clock())
             if not self._microseconds:
                 recorded_at = recorded_at.replace(microsecond=0)
             last_id, last_hash = head.last_id, head.last_hash
@@ -324,11 +315,12 @@ class AuditTrail:
         until: dt.datetime | None = None,
         first: int = 50,
         after_id: int = 0,
+        visible: ColumnElement[bool] | None = None,
     ) -> tuple[list[AuditRecordRow], bool]:
         """A page of records in id order after `after_id`, and whether more follow.
 
-        `since` is inclusive, `until` exclusive; naive datetimes are UTC. Row-level rules
-        restrict a partner to its own records by passing its `principal_id`.
+        `since` is inclusive, `until` exclusive; naive datetimes are UTC. `visible`: the
+        condition of the caller's row-level rule (gateway/access/rows.py), if any.
         """
         if first < 1:
             raise ValueError("first must be at least 1")
@@ -343,13 +335,15 @@ class AuditTrail:
             if value is not None:
                 conditions.append(_exactly(column, value, mysql=mysql))
         if since is not None:
-            conditions.append(_records.c.recorded_at >= _naive_utc(since))
+            conditions.append(_records.c.recorded_at >= naive_utc(since))
         if until is not None:
-            conditions.append(_records.c.recorded_at < _naive_utc(until))
+            conditions.append(_records.c.recorded_at < naive_utc(until))
+        if visible is not None:
+            conditions.append(visible)
         statement = select(_records).where(*conditions).order_by(_records.c.id).limit(first + 1)
         async with self.engine.connect() as connection:
             records = (await connection.execute(statement)).all()
-        return [_row_of(record) for record in records[:first]], len(records) > first
+        return [stored_record(record) for record in records[:first]], len(records) > first
 
 
 def _exactly(column: ColumnElement[Any], value: str, *, mysql: bool) -> ColumnElement[bool]:
@@ -360,13 +354,16 @@ def _exactly(column: ColumnElement[Any], value: str, *, mysql: bool) -> ColumnEl
     return and_(column == value, cast(column, BINARY()) == value.encode())
 
 
-def open_audit_trail(settings: Settings, databases: Databases) -> AuditTrail:
+def open_audit_trail(
+    settings: Settings, databases: Databases, clock: WallClock = utc_now
+) -> AuditTrail:
     """The trail as configured: its key (a configuration error without one in production)
-    and its checkpoint stores."""
+    and its checkpoint stores; `clock` times its records and checkpoints."""
     return AuditTrail(
         databases,
         load_audit_key(settings),
         checkpoints=CheckpointPublisher(checkpoint_stores(settings)),
+        clock=clock,
     )
 
 

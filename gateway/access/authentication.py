@@ -32,6 +32,7 @@ from db.engines import Databases
 from db.gateway import AuditRecord
 from gateway.access import keys
 from gateway.access.principals import ANONYMOUS, Principal, PrincipalKind, scopes_for
+from gateway.clock import WallClock, utc_now
 from gateway.errors import BadUserInput
 from gateway.settings import Settings
 
@@ -62,10 +63,17 @@ class AuthenticationUnavailable(Exception):
 class _Cache:
     """Verified credentials by the SHA-256 of the token, each until its own deadline."""
 
-    def __init__(self, ttl_s: float, max_size: int, clock: Callable[[], float]) -> None:
+    def __init__(
+        self,
+        ttl_s: float,
+        max_size: int,
+        clock: Callable[[], float],
+        wall_clock: WallClock = utc_now,
+    ) -> None:
         self.ttl_s = ttl_s
         self.max_size = max_size
         self.clock = clock
+        self.wall_clock = wall_clock  # for credentials' expiry, a moment
         self._entries: OrderedDict[bytes, tuple[Principal, float]] = OrderedDict()
 
     def get(self, digest: bytes) -> Principal | None:
@@ -81,7 +89,7 @@ class _Cache:
     def put(self, digest: bytes, principal: Principal, valid_until: dt.datetime | None) -> None:
         ttl = self.ttl_s
         if valid_until is not None:
-            ttl = min(ttl, (valid_until - dt.datetime.now(dt.UTC)).total_seconds())
+            ttl = min(ttl, (valid_until - self.wall_clock()).total_seconds())
         if ttl <= 0:
             return
         self._entries[digest] = (principal, self.clock() + ttl)
@@ -260,10 +268,12 @@ class Authenticator:
         databases: Databases,
         *,
         clock: Callable[[], float] = time.monotonic,
+        wall_clock: WallClock = utc_now,
     ) -> None:
         self.databases = databases
+        self.wall_clock = wall_clock  # keys' expiry, the throttle's window (gateway/clock.py)
         self.jwt = JwtVerifier(settings, clock=clock) if settings.jwt_issuer else None
-        self._cache = _Cache(settings.auth_cache_s, settings.auth_cache_size, clock)
+        self._cache = _Cache(settings.auth_cache_s, settings.auth_cache_size, clock, wall_clock)
         # Failed attempts per client address: past the limit, credentials the cache does not
         # already know are refused before they cost a database look-up or a JWKS fetch.
         self._failure_limit = parse(settings.auth_failures_per_ip)
@@ -291,7 +301,8 @@ class Authenticator:
             stats = await self._failures.get_window_stats(
                 self._failure_limit, "auth-failures", client_ip
             )
-            raise AuthenticationThrottled(max(1, math.ceil(stats.reset_time - time.time())))
+            now = self.wall_clock().timestamp()
+            raise AuthenticationThrottled(max(1, math.ceil(stats.reset_time - now)))
         try:
             if not bearer:
                 raise AuthenticationFailed
@@ -307,7 +318,7 @@ class Authenticator:
         valid_until: dt.datetime | None
         if token.startswith(f"{keys.KEY_MARK}_"):
             try:
-                verified = await keys.check_key(self.databases, token)
+                verified = await keys.check_key(self.databases, token, now=self.wall_clock())
             except SQLAlchemyError as exc:
                 raise AuthenticationUnavailable("the gateway database is unreachable") from exc
             if verified is None:

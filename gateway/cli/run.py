@@ -7,7 +7,7 @@ import sys
 
 import click
 
-from db import demo
+from db import registry
 from gateway.access.audit_key import AuditKeyError, load_audit_key
 from gateway.access.keys import ensure_demo_principals
 from gateway.cli.configuration import load_settings
@@ -22,9 +22,14 @@ async def _prepare(settings: Settings) -> dict[str, str]:
     async with open_databases(settings) as databases:
         if not settings.development:
             return {}
-        if settings.seed_parcels and not await demo.is_seeded(databases):
-            click.echo(f"Seeding demo data: {settings.seed_parcels} parcels …")
-            await demo.seed_demo(databases, parcels=settings.seed_parcels)
+        if settings.seed_parcels:  # every database of the registry with a seeder, if empty
+            await registry.seed_empty(
+                databases,
+                parcels=settings.seed_parcels,
+                announce=lambda name: click.echo(
+                    f"Seeding demo data ({name}): {settings.seed_parcels} parcels …"
+                ),
+            )
         return await ensure_demo_principals(databases)
 
 

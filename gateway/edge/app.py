@@ -7,18 +7,18 @@ import gc
 import logging
 from collections.abc import AsyncIterator
 
-from sqlalchemy import text
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from starlette.routing import Route
+from starlette.routing import Route, WebSocketRoute
 from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from db.engines import Databases
 from gateway.access.authentication import Authenticator
 from gateway.agencies import build_agencies, build_http_client
+from gateway.clock import WallClock, utc_now
 from gateway.edge.middleware import (
     AuthenticationMiddleware,
     BodySizeLimit,
@@ -30,19 +30,33 @@ from gateway.edge.middleware import (
 )
 from gateway.edge.requests import http_exception, trusted_proxies
 from gateway.edge.view import GatewayGraphQL
+from gateway.edge.work import job_kinds, running_jobs
 from gateway.guards.execution import Clock
 from gateway.guards.ratelimit import RateLimits
+from gateway.jobs import JobKinds
 from gateway.settings import Settings
 
 log = logging.getLogger("gateway")
 
 
-def create_app(settings: Settings | None = None, clock: Clock | None = None) -> Starlette:
+def create_app(
+    settings: Settings | None = None,
+    clock: Clock | None = None,
+    kinds: JobKinds | None = None,
+    wall_clock: WallClock = utc_now,
+) -> Starlette:
+    """`clock` times operations (gateway/guards/execution.py); `wall_clock` is the one "now"
+    of keys, the audit trail and rate-limit windows (gateway/clock.py). Tests inject either."""
     settings = settings or Settings()
+    kinds = job_kinds() if kinds is None else kinds
     databases = Databases(settings.database_urls, echo=settings.database_echo)
     proxies = trusted_proxies(settings.trusted_proxies)
-    rate_limits = RateLimits(settings)
-    graphql = GatewayGraphQL(settings, databases, rate_limits, clock)
+    rate_limits = RateLimits(settings, wall_clock=wall_clock)
+    # One authenticator (its cache, its failed-attempt throttle) for HTTP and WebSockets.
+    authenticator = Authenticator(settings, databases, wall_clock=wall_clock)
+    graphql = GatewayGraphQL(
+        settings, databases, rate_limits, clock, wall_clock, authenticator=authenticator
+    )
 
     @contextlib.asynccontextmanager
     async def lifespan(_app: Starlette) -> AsyncIterator[None]:
@@ -56,9 +70,12 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
         # generation every 700 allocations made collections a visible share of p99.
         gc.set_threshold(20_000, 50, 100)
         try:
-            yield
+            async with running_jobs(settings, kinds) as job_queue:
+                _app.state.job_queue = job_queue
+                yield
         finally:
             await http.aclose()
+            await graphql.events.close()  # subscriptions complete
             await graphql.audit_trail.close()  # the last checkpoints
             await databases.dispose()
 
@@ -66,23 +83,31 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
         return JSONResponse({"status": "ok"})
 
     async def readyz(_request: Request) -> Response:
-        failing = []
-        for name, engine in databases.engines.items():
+        # Every database of the registry the app was configured with, each on a new
+        # connection (Databases.probe): a pooled one would hide a database gone since.
+        states = {}
+        for name in databases.engines:
             try:
-                async with engine.connect() as connection:
-                    await connection.execute(text("SELECT 1"))
+                await databases.probe(name)
             except Exception:
                 log.exception("database %s is not ready", name)
-                failing.append(name)
-        status = 503 if failing else 200
+                states[name] = "unavailable"
+            else:
+                states[name] = "ready"
+        failing = [name for name, state in states.items() if state != "ready"]
         return JSONResponse(
-            {"status": "unavailable" if failing else "ready", "failing": failing},
-            status_code=status,
+            {
+                "status": "unavailable" if failing else "ready",
+                "databases": states,
+                "failing": failing,
+            },
+            status_code=503 if failing else 200,
         )
 
     app = Starlette(
         routes=[
             Route("/graphql", graphql),
+            WebSocketRoute("/graphql", graphql),  # subscriptions (gateway/edge/websocket.py)
             Route("/healthz", healthz),
             Route("/readyz", readyz),
         ],
@@ -95,7 +120,7 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
     # The last added runs first: request ids, security headers, internal errors, trusted
     # proxies, CORS, body size, authentication, rate limits.
     app.add_middleware(RateLimit, limits=rate_limits, paths=frozenset({"/graphql"}))
-    app.add_middleware(AuthenticationMiddleware, authenticator=Authenticator(settings, databases))
+    app.add_middleware(AuthenticationMiddleware, authenticator=authenticator)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
     app.add_middleware(CORSMiddleware, **cors_options(settings))
     if proxies:

@@ -1,14 +1,26 @@
-"""Turns GraphQL errors into what clients see: one documented code each, nothing internal."""
+"""What clients see of every error, built here alone: one documented code each, nothing
+internal.
+
+- `client_error(message, code, ...)` is one error as it leaves the gateway,
+  `{message, locations?, path?, extensions: {code, ...}}`, its code from gateway/errors.py;
+- `format_error(error, request_id)` turns a GraphQL error into one;
+- `error_response(status, message, code, ...)` answers a request refused before GraphQL ran
+  (authentication, body size, rate limits, malformed requests, batches): `{"errors": [...]}`
+  and no `data`, as GraphQL over HTTP has it for a request that never executed;
+- `is_request_error(data, errors)` tells those apart from errors of an operation that ran.
+"""
 
 from __future__ import annotations
 
 import logging
 from typing import Any
 
+import orjson
 from graphql import ArgumentNode, GraphQLError, ObjectFieldNode, Visitor, parse, visit
+from starlette.responses import Response
 
 from connectors.errors import AgencyError
-from gateway.errors import GatewayError
+from gateway.errors import ERROR_CODES, AuditUnavailable, GatewayError, QueryTooComplex
 from identifiers import InvalidIdentifier
 
 log = logging.getLogger("gateway.errors")
@@ -52,6 +64,43 @@ def _bad_input(error: GraphQLError, reason: str | None) -> tuple[str, dict[str, 
     return f"{subject} is invalid: {reason}.", extensions
 
 
+def client_error(
+    message: str,
+    code: str,
+    *,
+    locations: list[dict[str, int]] | None = None,
+    path: list[str | int] | None = None,
+    **extensions: Any,
+) -> dict[str, Any]:
+    """One error as a client receives it; `code` must be one of the documented ERROR_CODES."""
+    if code not in ERROR_CODES:
+        raise ValueError(f"{code!r} is not a documented error code (gateway/errors.py)")
+    error: dict[str, Any] = {"message": message}
+    if locations:
+        error["locations"] = locations
+    if path is not None:
+        error["path"] = path
+    error["extensions"] = {"code": code, **extensions}
+    return error
+
+
+def error_response(
+    status: int,
+    message: str,
+    code: str,
+    *,
+    headers: dict[str, str] | None = None,
+    **extensions: Any,
+) -> Response:
+    """A request answered before any operation ran: one error, no `data` entry."""
+    return Response(
+        orjson.dumps({"errors": [client_error(message, code, **extensions)]}),
+        status_code=status,
+        media_type="application/json",
+        headers=headers,
+    )
+
+
 def format_error(error: GraphQLError, request_id: str) -> dict[str, Any]:
     original = error.original_error
     # graphql-core wraps coercion failures of a scalar in another GraphQLError.
@@ -92,19 +141,30 @@ def format_error(error: GraphQLError, request_id: str) -> dict[str, Any]:
             exc_info=original,
         )
         message, extensions = "Internal error.", {"code": "INTERNAL"}
+    if extensions["code"] not in ERROR_CODES:
+        log.error("undocumented error code %r (request %s)", extensions["code"], request_id)
+        message, extensions = "Internal error.", {"code": "INTERNAL"}
     if extensions["code"] == "INTERNAL" or isinstance(original, AgencyError):
         extensions["requestId"] = request_id
-    formatted: dict[str, Any] = {"message": message}
-    if error.locations:
-        formatted["locations"] = [
-            {"line": loc.line, "column": loc.column} for loc in error.locations
-        ]
-    if error.path is not None:
-        formatted["path"] = error.path
-    formatted["extensions"] = extensions
-    return formatted
+    locations = [{"line": loc.line, "column": loc.column} for loc in error.locations or ()]
+    return client_error(
+        message, extensions.pop("code"), locations=locations, path=error.path, **extensions
+    )
 
 
 def is_request_error(data: object, errors: list[GraphQLError]) -> bool:
-    """A request error: the operation never started executing (parse, validation, coercion)."""
-    return data is None and bool(errors) and all(e.path is None for e in errors)
+    """A request error: the operation never started executing (parse, validation, variable
+    coercion, a refusal before execution). An operation that ran and was stopped as a whole
+    (its time budget, an audit trail that could not record) is not one: its data is null."""
+    return (
+        data is None
+        and bool(errors)
+        and all(e.path is None and not _stopped_while_running(e) for e in errors)
+    )
+
+
+def _stopped_while_running(error: GraphQLError) -> bool:
+    original = error.original_error
+    if isinstance(original, AuditUnavailable):
+        return True
+    return isinstance(original, QueryTooComplex) and original.extensions.get("limit") == "time"

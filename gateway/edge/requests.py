@@ -7,8 +7,8 @@
 - `request_ids(scope)` gives a request the gateway's own id, and keeps the caller's
   X-Request-Id beside it when it is sane (gateway/edge/middleware.py's RequestIds calls it
   first, and answers every response with the gateway's id).
-- `refusal(...)` is the body of every answer refused at the edge: {"errors": [{message,
-  extensions: {code, ...}}]}, the code from gateway/errors.py.
+- `refusal(...)` answers a request refused at the edge, with the one error body that
+  gateway/edge/errors.py builds: {"errors": [{message, extensions: {code, ...}}]}.
 """
 
 from __future__ import annotations
@@ -20,8 +20,10 @@ from typing import Any
 
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import Response
 from starlette.types import Scope
+
+from gateway.edge.errors import error_response
 
 # The gateway's own id for a request: always generated here, unique, in every log line.
 REQUEST_ID = "gateway.request_id"
@@ -43,21 +45,17 @@ def refusal(
     *,
     headers: dict[str, str] | None = None,
     **extensions: Any,
-) -> JSONResponse:
+) -> Response:
     """A request answered at the edge, in the shape of a GraphQL error."""
-    return JSONResponse(
-        {"errors": [{"message": message, "extensions": {"code": code, **extensions}}]},
-        status_code=status,
-        headers=headers,
-    )
+    return error_response(status, message, code, headers=headers, **extensions)
 
 
-def bad_request(message: str, status: int = 400) -> JSONResponse:
+def bad_request(message: str, status: int = 400) -> Response:
     """The HTTP request itself is malformed: not JSON, not a GraphQL request, too deep."""
     return refusal(status, message, "BAD_REQUEST")
 
 
-def http_refusal(status: int, reason: str) -> JSONResponse:
+def http_refusal(status: int, reason: str) -> Response:
     """An HTTP-level refusal (unknown path, method not allowed, …) as a documented error."""
     if status == 404:
         return refusal(404, "Not found.", "NOT_FOUND")
@@ -110,7 +108,7 @@ def request_ids(scope: Scope) -> tuple[str, str | None]:
     return scope[REQUEST_ID], scope[CALLER_REQUEST_ID]
 
 
-def rate_limited(retry_after: int) -> JSONResponse:
+def rate_limited(retry_after: int) -> Response:
     return refusal(
         429,
         f"Too many requests; try again in {retry_after} s.",

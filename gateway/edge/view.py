@@ -8,6 +8,7 @@ is parsed; every refusal is a JSON error body.
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -17,10 +18,11 @@ import orjson
 from cross_web import AsyncHTTPRequestAdapter, HTTPException
 from graphql import GraphQLError
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 from strawberry.asgi import GraphQL
 from strawberry.http import GraphQLHTTPResponse, GraphQLRequestData
+from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
 from strawberry.types import ExecutionResult
 
 from connectors import correlation
@@ -28,8 +30,10 @@ from connectors.agencies import Agencies
 from connectors.resilience import current_request_id
 from db.engines import Databases
 from gateway.access.audit import AuditEntry, GroupCommit, open_audit_trail
+from gateway.access.authentication import Authenticator
 from gateway.access.permissions import PersonalReads, operation_reads
 from gateway.access.principals import ANONYMOUS, Principal
+from gateway.clock import WallClock, utc_now
 from gateway.context import Context
 from gateway.cost import start_request_cost
 from gateway.edge.errors import format_error, is_request_error
@@ -42,7 +46,9 @@ from gateway.edge.requests import (
     request_ids,
     sane_token,
 )
+from gateway.edge.websocket import BoundedWebSocket, GatewayTransportWS, SubscriptionGate
 from gateway.errors import AuditUnavailable
+from gateway.events import Events, build_events
 from gateway.guards.execution import Clock
 from gateway.guards.ratelimit import RateLimits
 from gateway.loaders import Loaders
@@ -57,7 +63,7 @@ GRAPHQL_RESPONSE = "application/graphql-response+json"
 class Refused(Exception):
     """Raised inside the view to answer with `response` at once."""
 
-    def __init__(self, response: JSONResponse) -> None:
+    def __init__(self, response: Response) -> None:
         super().__init__(response.status_code)
         self.response = response
 
@@ -196,9 +202,12 @@ class AuditedResult(ExecutionResult):
 
 
 class GatewayGraphQL(HardenedGraphQL):
-    """strawberry's ASGI view, with our context, error codes and GraphQL-over-HTTP statuses."""
+    """strawberry's ASGI view, with our context, error codes and GraphQL-over-HTTP statuses;
+    and subscriptions over WebSocket (gateway/edge/websocket.py)."""
 
     agencies: Agencies  # built in the app's lifespan
+    graphql_transport_ws_handler_class = GatewayTransportWS
+    websocket_adapter_class = BoundedWebSocket  # type: ignore[assignment]  # as strawberry's
 
     def __init__(
         self,
@@ -207,16 +216,29 @@ class GatewayGraphQL(HardenedGraphQL):
         rate_limits: RateLimits,
         clock: Clock
         | None = None,  # times operations (gateway/guards/execution.py); tests inject one
+        wall_clock: WallClock = utc_now,  # dates the audit trail's records (gateway/clock.py)
+        *,
+        authenticator: Authenticator | None = None,  # the HTTP path's, shared by WebSockets
+        events: Events | None = None,
     ) -> None:
         super().__init__(
             build_schema(settings, clock),
             graphql_ide="graphiql" if settings.development else None,
             allow_queries_via_get=True,
+            subscription_protocols=(GRAPHQL_TRANSPORT_WS_PROTOCOL,),
+            connection_init_wait_timeout=dt.timedelta(seconds=settings.websocket_init_timeout_s),
+            max_subscriptions_per_connection=None,  # SubscriptionGate counts, with a code
+            # Browsers send Origin on WebSocket upgrades: CORS's origins apply to them.
+            allowed_origins=settings.cors_allowed_origins,
         )
         self.settings = settings
         self.databases = databases
         self.rate_limits = rate_limits
-        self.audit_trail = open_audit_trail(settings, databases)
+        self.events = events or build_events(settings)
+        self.subscriptions = SubscriptionGate(
+            settings, authenticator or Authenticator(settings, databases), rate_limits
+        )
+        self.audit_trail = open_audit_trail(settings, databases, wall_clock)
         self.audit_writer = GroupCommit(self.audit_trail)
 
     async def get_context(self, request: Any, response: Any) -> Context:
@@ -245,6 +267,7 @@ class GatewayGraphQL(HardenedGraphQL):
             databases=self.databases,
             loaders=Loaders(self.databases, self.agencies, principal),
             audit_trail=self.audit_trail,
+            events=self.events,
             agencies=self.agencies,
             principal=principal,
             request_id=request_id,
@@ -291,21 +314,23 @@ class GatewayGraphQL(HardenedGraphQL):
         # The cost of answering, before the audit trail's own writes.
         cost = context.cost.as_extension() if context.report_cost else None
         reads = result.personal_reads if isinstance(result, AuditedResult) else {}
-        if reads and not await self._audit(context, reads):
+        if reads and not await self.audit_reads(context, reads):
             # Personal data that cannot be accounted for is not served.
             result = ExecutionResult(
                 data=None,
                 errors=[GraphQLError("Internal error.", original_error=AuditUnavailable())],
             )
-        response: GraphQLHTTPResponse = {"data": result.data}
-        # GraphQL over HTTP: the newer media type when the client asks for it, with 4xx
-        # statuses for requests that never executed; plain JSON answers 200 as before.
+        # GraphQL over HTTP: a request that never executed (parse, validation, variables)
+        # answers without a `data` entry; with the newer media type, when the client asks for
+        # it, also with a 4xx status (plain JSON answers 200, as older clients expect).
+        request_error = is_request_error(result.data, result.errors or [])
+        response: GraphQLHTTPResponse = {} if request_error else {"data": result.data}
         graphql_response = GRAPHQL_RESPONSE in request.headers.get("accept", "")
         if graphql_response:
             context.response.headers["content-type"] = GRAPHQL_RESPONSE
         if result.errors:
             response["errors"] = [format_error(e, context.request_id) for e in result.errors]
-            if graphql_response and is_request_error(result.data, result.errors):
+            if graphql_response and request_error:
                 context.response.status_code = 400
         extensions = dict(result.extensions or {})
         if cost is not None:
@@ -318,7 +343,7 @@ class GatewayGraphQL(HardenedGraphQL):
             response["extensions"] = extensions
         return response
 
-    async def _audit(self, context: Context, reads: PersonalReads) -> bool:
+    async def audit_reads(self, context: Context, reads: PersonalReads) -> bool:
         """Writes one operation's personal-data reads to the audit trail before answering."""
         principal = context.principal
         entries = [

@@ -28,6 +28,7 @@ from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from db.engines import Databases
 from db.gateway import RegisteredOperation
 from gateway.access.principals import Principal
+from gateway.clock import as_utc, naive_utc, utc_now
 from gateway.errors import BadUserInput, GatewayError
 from gateway.guards.policy import trusted_documents_only
 from gateway.settings import Settings
@@ -52,7 +53,7 @@ def sha256_hex(document: str) -> str:
 class OperationInfo:
     sha256: str
     name: str
-    created_at: dt.datetime
+    created_at: dt.datetime  # aware, UTC
 
 
 async def register_operation(
@@ -82,12 +83,12 @@ async def register_operation(
     async with databases.session("gateway") as session:
         existing = (await session.execute(query)).scalar_one_or_none()
     if existing is not None:
-        return OperationInfo(existing.sha256, existing.name, existing.created_at), False
+        return OperationInfo(existing.sha256, existing.name, as_utc(existing.created_at)), False
     record = RegisteredOperation(
         sha256=digest,
         name=name[:200],
         document=document,
-        created_at=dt.datetime.now(dt.UTC).replace(tzinfo=None),
+        created_at=naive_utc(utc_now()),
     )
     try:
         async with databases.session("gateway") as session, session.begin():
@@ -95,8 +96,8 @@ async def register_operation(
     except IntegrityError:  # registered meanwhile by someone else
         async with databases.session("gateway") as session:
             existing = (await session.execute(query)).scalar_one()
-        return OperationInfo(existing.sha256, existing.name, existing.created_at), False
-    return OperationInfo(record.sha256, record.name, record.created_at), True
+        return OperationInfo(existing.sha256, existing.name, as_utc(existing.created_at)), False
+    return OperationInfo(record.sha256, record.name, as_utc(record.created_at)), True
 
 
 async def list_operations(databases: Databases) -> list[OperationInfo]:
@@ -105,7 +106,7 @@ async def list_operations(databases: Databases) -> list[OperationInfo]:
     ).order_by(RegisteredOperation.id)
     async with databases.session("gateway") as session:
         rows = (await session.execute(query)).all()
-    return [OperationInfo(row.sha256, row.name, row.created_at) for row in rows]
+    return [OperationInfo(row.sha256, row.name, as_utc(row.created_at)) for row in rows]
 
 
 class RegisteredDocuments:

@@ -32,6 +32,7 @@ from limits.aio.strategies import (
 from limits.errors import StorageError
 
 from gateway.access.principals import Principal
+from gateway.clock import WallClock, utc_now
 from gateway.settings import Settings
 
 log = logging.getLogger("gateway.guards.ratelimit")
@@ -59,7 +60,10 @@ def build_storage(settings: Settings) -> Storage:
 class RateLimits:
     """The policy: which window a caller counts against, and its limit."""
 
-    def __init__(self, settings: Settings, storage: Storage | None = None) -> None:
+    def __init__(
+        self, settings: Settings, storage: Storage | None = None, wall_clock: WallClock = utc_now
+    ) -> None:
+        self.wall_clock = wall_clock  # the windows' reset times are moments (gateway/clock.py)
         # A malformed limit fails at start-up, naming the setting, not on the first request.
         self.items: dict[str, RateLimitItem] = {}
         for group in ("public", "partner", "internal"):
@@ -92,4 +96,4 @@ class RateLimits:
                 self.warned_at = now
                 log.warning("rate limits unavailable; letting requests through", exc_info=True)
             return None
-        return max(1, math.ceil(stats.reset_time - time.time()))
+        return max(1, math.ceil(stats.reset_time - self.wall_clock().timestamp()))

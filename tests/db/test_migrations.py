@@ -8,13 +8,14 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 
 from db.engines import Databases
-from db.migrate import METADATA, upgrade
+from db.migrate import upgrade
+from db.registry import DATABASES
 from tests.conftest import Backend
 
 
 def _diff(connection: Any, name: str) -> list[Any]:
     context = MigrationContext.configure(connection, opts={"compare_type": True})
-    return list(compare_metadata(context, METADATA[name]))
+    return list(compare_metadata(context, DATABASES[name].metadata))
 
 
 async def test_migrated_databases_match_the_models(backend: Backend) -> None:
