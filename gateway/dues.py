@@ -1,4 +1,5 @@
-"""Municipal dues of a parcel: what was assessed, what was paid, what is outstanding."""
+"""Municipal dues of a parcel: what was assessed, what was paid, what is outstanding; and the
+payments revenue recorded against them."""
 
 from __future__ import annotations
 
@@ -6,11 +7,11 @@ import datetime as dt
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Self
 
 from sqlalchemy import Row, Select, bindparam, func, select
 
-from db.revenue import Assessment, Payment
+from db.revenue import PAYMENT_TIMES, Assessment, Payment
 
 _assessments = Assessment.__table__
 _payments = Payment.__table__
@@ -46,6 +47,25 @@ class Dues:
     @property
     def outstanding(self) -> int:
         return sum(item.outstanding for item in self.items)
+
+
+@dataclass(frozen=True, slots=True)
+class RecordedPayment:
+    """A payment as revenue recorded it, with the charge it paid."""
+
+    bank_reference: str
+    renewal_code: str
+    kind: str
+    period: int
+    amount: int
+    paid_at: dt.datetime  # aware: revenue's clock is Iran's (db.revenue.PAYMENT_TIMES)
+
+    @classmethod
+    def from_row(cls, row: Row[Any]) -> Self:
+        return cls(
+            row.bank_reference, row.renewal_code, row.kind, row.period, int(row.amount),
+            row.paid_at.replace(tzinfo=PAYMENT_TIMES),
+        )  # fmt: skip
 
 
 def _paid() -> Any:

@@ -1,20 +1,200 @@
-"""Finding parcels: filters across the planning and revenue databases, keyset pagination."""
+"""The planning department's records as the domain sees them (parcels, their owners, buildings,
+permits, certificates and violations; regions and districts), and finding parcels: filters
+across the planning and revenue databases, keyset pagination.
+
+Loaders and searches turn each row into one of these frozen dataclasses once; the schema
+converts them to GraphQL types (`from_domain`), so no column name reaches it.
+"""
 
 from __future__ import annotations
 
+import datetime as dt
 from dataclasses import dataclass
-from typing import Any
+from decimal import Decimal
+from typing import Any, Self
 
 from sqlalchemy import ColumnElement, Row, exists, func, select
 
+from db import planning as tables
 from db.engines import Databases
-from db.planning import District, Parcel, Region, Violation
 from gateway import dues
 
-_parcels = Parcel.__table__
-_violations = Violation.__table__
-_regions = Region.__table__
-_districts = District.__table__
+_parcels = tables.Parcel.__table__
+_violations = tables.Violation.__table__
+_regions = tables.Region.__table__
+_districts = tables.District.__table__
+
+
+# Records: `from_row` takes a row of the table's own columns (extra columns are ignored).
+
+
+@dataclass(frozen=True, slots=True)
+class Region:
+    id: int
+    number: int
+    name: str
+
+    @classmethod
+    def from_row(cls, row: Row[Any]) -> Self:
+        return cls(row.id, row.number, row.name)
+
+
+@dataclass(frozen=True, slots=True)
+class District:
+    id: int
+    region_id: int
+    number: int
+    name: str
+
+    @classmethod
+    def from_row(cls, row: Row[Any]) -> Self:
+        return cls(row.id, row.region_id, row.number, row.name)
+
+
+@dataclass(frozen=True, slots=True)
+class Person:
+    id: int
+    national_code: str
+    first_name: str
+    last_name: str
+    father_name: str
+    birth_date: dt.date
+
+    @property
+    def full_name(self) -> str:
+        return f"{self.first_name} {self.last_name}"
+
+    @classmethod
+    def from_row(cls, row: Row[Any]) -> Self:
+        return cls(
+            row.id, row.national_code, row.first_name, row.last_name, row.father_name,
+            row.birth_date,
+        )  # fmt: skip
+
+
+@dataclass(frozen=True, slots=True)
+class Ownership:
+    """A person's share of a parcel, in dang (six dang make the whole)."""
+
+    parcel_id: int
+    owner: Person
+    share: Decimal
+    acquired_on: dt.date
+
+    @classmethod
+    def from_row(cls, row: Row[Any]) -> Self:
+        """From a row of an ownership joined with its person (whose id is `person_id`)."""
+        owner = Person(
+            row.person_id, row.national_code, row.first_name, row.last_name, row.father_name,
+            row.birth_date,
+        )  # fmt: skip
+        return cls(row.parcel_id, owner, row.share, row.acquired_on)
+
+
+@dataclass(frozen=True, slots=True)
+class Parcel:
+    id: int
+    region_id: int
+    district_id: int
+    renewal_code: str
+    registry_section: int
+    main_plate: int
+    sub_plate: int
+    postal_code: str
+    address: str
+    land_use: str
+    density_percent: int
+    area: Decimal  # square metres
+
+    @property
+    def registry_plate(self) -> str:
+        return f"{self.registry_section}-{self.main_plate}/{self.sub_plate}"
+
+    @classmethod
+    def from_row(cls, row: Row[Any]) -> Self:
+        return cls(
+            row.id, row.region_id, row.district_id, row.renewal_code, row.registry_section,
+            row.main_plate, row.sub_plate, row.postal_code, row.address, row.land_use,
+            row.density_percent, row.area,
+        )  # fmt: skip
+
+
+@dataclass(frozen=True, slots=True)
+class Building:
+    id: int
+    parcel_id: int
+    floors: int
+    units: int
+    built_area: Decimal  # square metres
+    construction_year: int  # Solar Hijri year
+
+    @classmethod
+    def from_row(cls, row: Row[Any]) -> Self:
+        return cls(
+            row.id, row.parcel_id, row.floors, row.units, row.built_area, row.construction_year
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Permit:
+    """A building permit (پروانه ساختمانی)."""
+
+    id: int
+    parcel_id: int
+    number: str
+    kind: str
+    issued_on: dt.date
+    expires_on: dt.date
+    floors: int
+    units: int
+
+    @classmethod
+    def from_row(cls, row: Row[Any]) -> Self:
+        return cls(
+            row.id, row.parcel_id, row.number, row.kind, row.issued_on, row.expires_on,
+            row.floors, row.units,
+        )  # fmt: skip
+
+
+@dataclass(frozen=True, slots=True)
+class Certificate:
+    """A completion (پایان کار) or no-violation (عدم خلاف) certificate."""
+
+    id: int
+    parcel_id: int
+    building_id: int | None
+    kind: str
+    number: str
+    issued_on: dt.date
+
+    @classmethod
+    def from_row(cls, row: Row[Any]) -> Self:
+        return cls(row.id, row.parcel_id, row.building_id, row.kind, row.number, row.issued_on)
+
+
+@dataclass(frozen=True, slots=True)
+class Violation:
+    """A building violation and, once ruled on, the Article 100 commission's ruling."""
+
+    id: int
+    parcel_id: int
+    kind: str
+    detected_on: dt.date
+    description: str
+    status: str
+    ruling: str | None
+    ruled_on: dt.date | None
+    fine: int | None  # rials, when the ruling is a fine
+
+    @classmethod
+    def from_row(cls, row: Row[Any]) -> Self:
+        return cls(
+            row.id, row.parcel_id, row.kind, row.detected_on, row.description, row.status,
+            row.ruling, row.ruled_on, None if row.fine is None else int(row.fine),
+        )  # fmt: skip
+
+
+# Finding parcels.
 
 
 @dataclass(frozen=True)
@@ -28,7 +208,7 @@ class ParcelFilter:
 
 @dataclass(frozen=True)
 class ParcelPage:
-    rows: list[Row[Any]]
+    parcels: list[Parcel]
     has_next_page: bool
 
 
@@ -101,7 +281,9 @@ async def find_parcels(
             statement = select(_parcels).where(_parcels.c.id.in_(ids)).order_by(_parcels.c.id)
             async with databases.planning.connect() as connection:
                 rows = list((await connection.execute(statement)).all())
-    return ParcelPage(rows=rows[:first], has_next_page=len(rows) > first)
+    return ParcelPage(
+        parcels=[Parcel.from_row(row) for row in rows[:first]], has_next_page=len(rows) > first
+    )
 
 
 async def count_parcels(databases: Databases, filter: ParcelFilter) -> int:

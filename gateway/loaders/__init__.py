@@ -9,10 +9,13 @@ from aiodataloader import DataLoader
 
 from connectors.agencies import Agencies
 from db.engines import Databases
+from gateway import dues, parcels
+from gateway.access.audit import AuditRecordRow
+from gateway.access.keys import KeyInfo
 from gateway.access.principals import Principal
 from gateway.loaders import access
 from gateway.loaders.agencies import DeedsByPlate
-from gateway.loaders.batching import AgencyLoader, GroupLoader, RowsByKey
+from gateway.loaders.batching import AgencyLoader, GroupLoader, RecordByKey, RecordsByKey
 from gateway.loaders.planning import (
     BUILDING_BY_ID,
     BUILDINGS_BY_PARCEL,
@@ -55,80 +58,80 @@ class Loaders:
         return group
 
     @cached_property
-    def parcel_by_id(self) -> RowsByKey:
-        return RowsByKey(self.planning, PARCEL_BY_ID)
+    def parcel_by_id(self) -> RecordByKey[parcels.Parcel]:
+        return RecordByKey(self.planning, PARCEL_BY_ID)
 
     @cached_property
-    def parcel_by_renewal_code(self) -> RowsByKey:
-        return RowsByKey(self.planning, PARCEL_BY_RENEWAL_CODE)
+    def parcel_by_renewal_code(self) -> RecordByKey[parcels.Parcel]:
+        return RecordByKey(self.planning, PARCEL_BY_RENEWAL_CODE)
 
     @cached_property
-    def parcel_by_plate(self) -> RowsByKey:
-        return RowsByKey(self.planning, PARCEL_BY_PLATE)
+    def parcel_by_plate(self) -> RecordByKey[parcels.Parcel]:
+        return RecordByKey(self.planning, PARCEL_BY_PLATE)
 
     @cached_property
-    def person_by_id(self) -> RowsByKey:
-        return RowsByKey(self.planning, PERSON_BY_ID)
+    def person_by_id(self) -> RecordByKey[parcels.Person]:
+        return RecordByKey(self.planning, PERSON_BY_ID)
 
     @cached_property
-    def person_by_national_code(self) -> RowsByKey:
-        return RowsByKey(self.planning, PERSON_BY_NATIONAL_CODE)
+    def person_by_national_code(self) -> RecordByKey[parcels.Person]:
+        return RecordByKey(self.planning, PERSON_BY_NATIONAL_CODE)
 
     @cached_property
-    def region_by_id(self) -> RowsByKey:
-        return RowsByKey(self.planning, REGION_BY_ID)
+    def region_by_id(self) -> RecordByKey[parcels.Region]:
+        return RecordByKey(self.planning, REGION_BY_ID)
 
     @cached_property
-    def district_by_id(self) -> RowsByKey:
-        return RowsByKey(self.planning, DISTRICT_BY_ID)
+    def district_by_id(self) -> RecordByKey[parcels.District]:
+        return RecordByKey(self.planning, DISTRICT_BY_ID)
 
     @cached_property
-    def owners_by_parcel(self) -> RowsByKey:
-        return RowsByKey(self.planning, OWNERS_BY_PARCEL)
+    def owners_by_parcel(self) -> RecordsByKey[parcels.Ownership]:
+        return RecordsByKey(self.planning, OWNERS_BY_PARCEL)
 
     @cached_property
-    def parcels_by_owner(self) -> RowsByKey:
-        return RowsByKey(self.planning, PARCELS_BY_OWNER)
+    def parcels_by_owner(self) -> RecordsByKey[parcels.Parcel]:
+        return RecordsByKey(self.planning, PARCELS_BY_OWNER)
 
     @cached_property
-    def buildings_by_parcel(self) -> RowsByKey:
-        return RowsByKey(self.planning, BUILDINGS_BY_PARCEL)
+    def buildings_by_parcel(self) -> RecordsByKey[parcels.Building]:
+        return RecordsByKey(self.planning, BUILDINGS_BY_PARCEL)
 
     @cached_property
-    def permits_by_parcel(self) -> RowsByKey:
-        return RowsByKey(self.planning, PERMITS_BY_PARCEL)
+    def permits_by_parcel(self) -> RecordsByKey[parcels.Permit]:
+        return RecordsByKey(self.planning, PERMITS_BY_PARCEL)
 
     @cached_property
-    def certificates_by_parcel(self) -> RowsByKey:
-        return RowsByKey(self.planning, CERTIFICATES_BY_PARCEL)
+    def certificates_by_parcel(self) -> RecordsByKey[parcels.Certificate]:
+        return RecordsByKey(self.planning, CERTIFICATES_BY_PARCEL)
 
     @cached_property
-    def violations_by_parcel(self) -> RowsByKey:
-        return RowsByKey(self.planning, VIOLATIONS_BY_PARCEL)
+    def violations_by_parcel(self) -> RecordsByKey[parcels.Violation]:
+        return RecordsByKey(self.planning, VIOLATIONS_BY_PARCEL)
 
     @cached_property
-    def building_by_id(self) -> RowsByKey:
-        return RowsByKey(self.planning, BUILDING_BY_ID)
+    def building_by_id(self) -> RecordByKey[parcels.Building]:
+        return RecordByKey(self.planning, BUILDING_BY_ID)
 
     @cached_property
-    def permit_by_id(self) -> RowsByKey:
-        return RowsByKey(self.planning, PERMIT_BY_ID)
+    def permit_by_id(self) -> RecordByKey[parcels.Permit]:
+        return RecordByKey(self.planning, PERMIT_BY_ID)
 
     @cached_property
-    def certificate_by_id(self) -> RowsByKey:
-        return RowsByKey(self.planning, CERTIFICATE_BY_ID)
+    def certificate_by_id(self) -> RecordByKey[parcels.Certificate]:
+        return RecordByKey(self.planning, CERTIFICATE_BY_ID)
 
     @cached_property
-    def violation_by_id(self) -> RowsByKey:
-        return RowsByKey(self.planning, VIOLATION_BY_ID)
+    def violation_by_id(self) -> RecordByKey[parcels.Violation]:
+        return RecordByKey(self.planning, VIOLATION_BY_ID)
 
     @cached_property
     def dues_by_renewal_code(self) -> DuesByRenewalCode:
         return DuesByRenewalCode(self.revenue)
 
     @cached_property
-    def payment_by_reference(self) -> RowsByKey:
-        return RowsByKey(self.revenue, PAYMENT_BY_REFERENCE)
+    def payment_by_reference(self) -> RecordByKey[dues.RecordedPayment]:
+        return RecordByKey(self.revenue, PAYMENT_BY_REFERENCE)
 
     @cached_property
     def deed_by_plate(self) -> DeedsByPlate:
@@ -148,9 +151,9 @@ class Loaders:
 
     # Records under a row-level rule: the statement carries this principal's condition.
     @cached_property
-    def api_key_by_id(self) -> RowsByKey:
+    def api_key_by_id(self) -> RecordByKey[KeyInfo]:
         return access.api_key_by_id(self.gateway, self.principal)
 
     @cached_property
-    def audit_record_by_id(self) -> RowsByKey:
+    def audit_record_by_id(self) -> RecordByKey[AuditRecordRow]:
         return access.audit_record_by_id(self.gateway, self.principal)

@@ -1,41 +1,39 @@
 """The gateway's own records under row-level rules: API keys with their holders, audit
-records; each statement carries the principal's condition."""
+records; each statement carries the principal's condition (gateway/access/rows.py)."""
 
 from __future__ import annotations
 
-from sqlalchemy import select
+from typing import Any
+
+from sqlalchemy import Row, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from db.gateway import ApiKey as ApiKeyRecord
-from db.gateway import AuditRecord as AuditRecordRow
-from db.gateway import PrincipalRecord
-from gateway.access import rows
+from db.gateway import ApiKey, AuditRecord
+from gateway.access import records
+from gateway.access.audit import AuditRecordRow, stored_record
+from gateway.access.keys import KeyInfo
 from gateway.access.principals import Principal
-from gateway.loaders.batching import KeyedQuery, RowsByKey
+from gateway.access.rows import RULES
+from gateway.clock import utc_now
+from gateway.loaders.batching import KeyedQuery, RecordByKey
 
-_keys = ApiKeyRecord.__table__
-_principals = PrincipalRecord.__table__
-_audit = AuditRecordRow.__table__
+_keys = ApiKey.__table__
+_audit = AuditRecord.__table__
 
-API_KEYS = select(
-    _keys.c.id,
-    _keys.c.prefix,
-    _keys.c.created_at,
-    _keys.c.expires_at,
-    _keys.c.revoked_at,
-    _principals.c.kind,
-    _principals.c.name,
-    _principals.c.department,
-).join_from(_keys, _principals, _keys.c.principal_id == _principals.c.id)
+# Built once; each request narrows them by its principal's rule.
+AUDIT_RECORD_BY_ID = KeyedQuery(select(_audit), _audit.c.id, stored_record)
 
 
-def api_key_by_id(engine: AsyncEngine, principal: Principal) -> RowsByKey:
-    condition = rows.API_KEYS.condition(principal)
-    query = KeyedQuery(API_KEYS.where(condition), _keys.c.id, many=False)
-    return RowsByKey(engine, query)
+def api_key_by_id(engine: AsyncEngine, principal: Principal) -> RecordByKey[KeyInfo]:
+    now = utc_now()
+
+    def key_info(row: Row[Any]) -> KeyInfo:
+        return records.key_info(row, now)
+
+    query = KeyedQuery(records.API_KEYS, _keys.c.id, key_info)
+    return RecordByKey(engine, query.where(RULES.condition(ApiKey, principal)))
 
 
-def audit_record_by_id(engine: AsyncEngine, principal: Principal) -> RowsByKey:
-    condition = rows.AUDIT_RECORDS.condition(principal)
-    query = KeyedQuery(select(_audit).where(condition), _audit.c.id, many=False)
-    return RowsByKey(engine, query)
+def audit_record_by_id(engine: AsyncEngine, principal: Principal) -> RecordByKey[AuditRecordRow]:
+    query = AUDIT_RECORD_BY_ID.where(RULES.condition(AuditRecord, principal))
+    return RecordByKey(engine, query)

@@ -1,13 +1,15 @@
 """The batching machinery every loader shares: keyed statements built once, loaders whose
-batches wait at the running operation's gate, groups of keys, agency calls in parallel."""
+batches wait at the running operation's gate and hand out domain records, groups of keys,
+agency calls in parallel."""
 
 from __future__ import annotations
 
 import asyncio
+import copy
 from collections import defaultdict
 from collections.abc import Awaitable, Callable, Hashable, Sequence
 from contextvars import ContextVar
-from typing import Any, TypeVar
+from typing import Any, Generic, TypeVar
 
 from aiodataloader import DataLoader, dispatch_queue
 from aiodataloader import Loader as _Queued
@@ -19,6 +21,7 @@ MAX_KEYS_PER_STATEMENT = 2000
 
 KeyT = TypeVar("KeyT")
 ValueT = TypeVar("ValueT")
+RecordT = TypeVar("RecordT")
 
 
 class DispatchGate:
@@ -105,8 +108,9 @@ class GroupLoader(GatedLoader[tuple[Hashable, ...], list[Any]]):
         return [[values[key] for key in group] for group in groups]
 
 
-class KeyedQuery:
-    """A select restricted to a batch of keys, built once per process.
+class KeyedQuery(Generic[RecordT]):
+    """A select restricted to a batch of keys, built once per process, and how each of its
+    rows becomes a record (a frozen dataclass of the domain; converted once, in the batch).
 
     Reusing one statement object lets SQLAlchemy reuse its cache key and compiled
     form; building it per request costs more than running it on SQLite.
@@ -116,40 +120,60 @@ class KeyedQuery:
         self,
         statement: Select[Any],
         key: ColumnElement[Any],
+        record: Callable[[Row[Any]], RecordT],
         *,
-        many: bool,
         key_of: Callable[[Row[Any]], Hashable] | None = None,
     ) -> None:
         self.statement = statement.where(key.in_(bindparam("keys", expanding=True)))
-        self.many = many
+        self.record = record
         self.key_of = key_of or (lambda row: row._mapping[key])
 
+    def where(self, condition: ColumnElement[bool]) -> KeyedQuery[RecordT]:
+        """The same query, narrowed by a row-level rule's condition (built per request)."""
+        narrowed = copy.copy(self)
+        narrowed.statement = self.statement.where(condition)
+        return narrowed
 
-class RowsByKey(GatedLoader[Hashable, Any]):
-    """Loads rows of one select whose key column is in the batch of keys.
+
+class _ByKey(GatedLoader[Hashable, ValueT]):
+    """Loads the records of one keyed query whose key is in the batch of keys.
 
     Each batch opens its own short connection: resolvers run concurrently and
     one session must never be shared between them.
     """
 
-    def __init__(self, engine: AsyncEngine, query: KeyedQuery) -> None:
+    def __init__(self, engine: AsyncEngine, query: KeyedQuery[Any]) -> None:
         super().__init__(max_batch_size=MAX_KEYS_PER_STATEMENT)
         self.engine = engine
         self.statement = query.statement
-        self.many = query.many
+        self.record = query.record
         self.key_of = query.key_of
 
-    async def batch_load_fn(self, keys: Sequence[Hashable]) -> list[Any]:
+    async def _rows(self, keys: Sequence[Hashable]) -> Sequence[Row[Any]]:
         async with self.engine.connect() as connection:
             result = await connection.execute(self.statement, {"keys": list(dict.fromkeys(keys))})
-            rows = result.all()
-        if self.many:
-            grouped: dict[Hashable, list[Row[Any]]] = defaultdict(list)
-            for row in rows:
-                grouped[self.key_of(row)].append(row)
-            return [grouped.get(k, []) for k in keys]
-        by_key = {self.key_of(row): row for row in rows}
+            rows: Sequence[Row[Any]] = result.all()
+        return rows
+
+
+class RecordByKey(_ByKey[RecordT | None], Generic[RecordT]):
+    """One record per key (None where there is none): a parcel by id, a person by code."""
+
+    async def batch_load_fn(self, keys: Sequence[Hashable]) -> list[RecordT | None]:
+        record, key_of = self.record, self.key_of
+        by_key = {key_of(row): record(row) for row in await self._rows(keys)}
         return [by_key.get(k) for k in keys]
+
+
+class RecordsByKey(_ByKey[list[RecordT]], Generic[RecordT]):
+    """Every record of each key, in the statement's order: a parcel's buildings."""
+
+    async def batch_load_fn(self, keys: Sequence[Hashable]) -> list[list[RecordT]]:
+        record, key_of = self.record, self.key_of
+        grouped: dict[Hashable, list[RecordT]] = defaultdict(list)
+        for row in await self._rows(keys):
+            grouped[key_of(row)].append(record(row))
+        return [grouped.get(k, []) for k in keys]
 
 
 class AgencyLoader(GatedLoader[Hashable, Any]):

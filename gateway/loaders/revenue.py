@@ -39,5 +39,5 @@ PAYMENT_BY_REFERENCE = KeyedQuery(
         _assessments.c.period,
     ).join_from(_payments, _assessments, _payments.c.assessment_id == _assessments.c.id),
     _payments.c.bank_reference,
-    many=False,
+    dues.RecordedPayment.from_row,
 )

@@ -5,20 +5,19 @@ from __future__ import annotations
 
 import datetime as dt
 from enum import Enum
-from typing import Any, Self
+from typing import Self
 
 import strawberry
 
-from db.gateway import ApiKey as ApiKeyRecord
-from gateway.access import rows as row_rules
+from gateway.access.audit import AuditRecordRow
+from gateway.access.keys import KeyInfo
 from gateway.access.permissions import Scope, requires
+from gateway.access.records import audit_records, held_keys
+from gateway.clock import as_utc
 from gateway.context import Info
 from gateway.errors import BadUserInput
-from gateway.loaders.access import API_KEYS
 from gateway.schema.node import Node, node_type
 from gateway.schema.pages import PageInfo, decode_cursor, encode_cursor, page_info
-
-_keys = ApiKeyRecord.__table__
 
 
 @strawberry.enum
@@ -41,23 +40,17 @@ class ApiKey(Node):
     revoked_at: dt.datetime | None
 
     @classmethod
-    def from_row(cls, row: Any) -> Self:
-        now = dt.datetime.now(dt.UTC).replace(tzinfo=None)
-        state = KeyState.ACTIVE
-        if row.revoked_at is not None:
-            state = KeyState.REVOKED
-        elif row.expires_at is not None and row.expires_at <= now:
-            state = KeyState.EXPIRED
+    def from_domain(cls, key: KeyInfo) -> Self:
         return cls(
-            pk=row.id,
-            prefix=row.prefix,
-            holder_kind=row.kind,
-            holder_name=row.name,
-            department=row.department,
-            state=state,
-            created_at=row.created_at,
-            expires_at=row.expires_at,
-            revoked_at=row.revoked_at,
+            pk=key.id,
+            prefix=key.prefix,
+            holder_kind=key.principal_kind.value,
+            holder_name=key.principal_name,
+            department=key.department,
+            state=KeyState(key.state),
+            created_at=key.created_at,
+            expires_at=key.expires_at,
+            revoked_at=key.revoked_at,
         )
 
 
@@ -80,20 +73,19 @@ class AuditRecord(Node):
     )
 
     @classmethod
-    def from_row(cls, row: Any) -> Self:
-        """From a database row or the audit trail's own AuditRecordRow."""
+    def from_domain(cls, record: AuditRecordRow) -> Self:
         return cls(
-            pk=row.id,
-            recorded_at=row.recorded_at,
-            principal_kind=row.principal_kind,
-            principal_id=row.principal_id,
-            action=row.action,
-            operation=row.operation,
-            subject_type=row.subject_type,
-            subject_id=row.subject_id,
-            purpose=row.purpose,
-            request_id=row.request_id,
-            caller_request_id=row.caller_request_id,
+            pk=record.id,
+            recorded_at=as_utc(record.recorded_at),
+            principal_kind=record.principal_kind,
+            principal_id=record.principal_id,
+            action=record.action,
+            operation=record.operation,
+            subject_type=record.subject_type,
+            subject_id=record.subject_id,
+            purpose=record.purpose,
+            request_id=record.request_id,
+            caller_request_id=record.caller_request_id,
         )
 
 
@@ -121,11 +113,8 @@ class AuditFilter:
 
 async def api_keys(info: Info) -> list[ApiKey]:
     """The caller's own API keys (the ApiKey row rule)."""
-    rule = row_rules.API_KEYS
-    statement = API_KEYS.where(rule.condition(info.context.principal)).order_by(_keys.c.id)
-    async with info.context.databases.gateway.connect() as connection:
-        rows = (await connection.execute(statement)).all()
-    return [ApiKey.from_row(row) for row in rows]
+    keys = await held_keys(info.context.databases.gateway, info.context.principal)
+    return [ApiKey.from_domain(key) for key in keys]
 
 
 async def audit_trail(
@@ -135,15 +124,11 @@ async def audit_trail(
     cap = info.context.settings.max_page_size
     if not 1 <= first <= cap:
         raise BadUserInput(f"first must be between 1 and {cap}.", field="first")
-    principal = info.context.principal
-    rule = row_rules.AUDIT_RECORDS
     given = filter or AuditFilter()
-    owner = rule.owner(principal)
-    # Outside the rule, the trail is simply empty: asking for another's records finds none.
-    if not rule.sees_all(principal) and (owner is None or given.principal_id not in (None, owner)):
-        return AuditRecordConnection(edges=[], page_info=page_info(False, after, []))
-    rows, has_next = await info.context.audit_trail.query(
-        principal_id=str(owner) if owner is not None else given.principal_id,
+    found, has_next = await audit_records(
+        info.context.audit_trail,
+        info.context.principal,
+        principal_id=given.principal_id,
         subject_type=given.subject_type,
         subject_id=given.subject_id,
         action=given.action,
@@ -153,8 +138,8 @@ async def audit_trail(
         after_id=decode_cursor("audit", after),
     )
     edges = [
-        AuditRecordEdge(node=AuditRecord.from_row(r), cursor=encode_cursor("audit", r.id))
-        for r in rows
+        AuditRecordEdge(node=AuditRecord.from_domain(r), cursor=encode_cursor("audit", r.id))
+        for r in found
     ]
     return AuditRecordConnection(
         edges=edges, page_info=page_info(has_next, after, [edge.cursor for edge in edges])

@@ -44,8 +44,8 @@ class Node:
         return to_global_id(graphql_name(type(self)), self.pk)
 
     @classmethod
-    def from_row(cls, row: Any) -> Self:
-        """The object from its loader's row; every Node type defines it."""
+    def from_domain(cls, record: Any) -> Self:
+        """The object from the record its loader returns; every Node type defines it."""
         raise NotImplementedError
 
 
@@ -144,10 +144,10 @@ class NodeQuery:
         scope = registered.scope
         if scope is not None and not info.context.principal.has(scope):
             raise Forbidden(f"Reading a {type_name} needs the {scope} scope.", scope=scope)
-        row = await registered.loader(info.context.loaders).load(pk)
-        if row is None:
+        record = await registered.loader(info.context.loaders).load(pk)
+        if record is None:
             return None
-        node = registered.cls.from_row(row)
+        node = registered.cls.from_domain(record)
         if registered.personal is not None:
             note_personal_read(info, type_name, registered.personal(node))
         return node

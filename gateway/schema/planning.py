@@ -8,15 +8,14 @@ import inspect
 from collections.abc import Awaitable, Callable
 from decimal import Decimal
 from enum import Enum
-from typing import Any, Self
+from typing import Any, Self, TypeVar
 
 import strawberry
-from sqlalchemy import Row
 from strawberry import Private
 
 import identifiers
 from connectors.soap.land_registry import Plate
-from gateway import parcels as parcel_search
+from gateway import parcels as domain
 from gateway.access.permissions import Scope, mask_national_code, note_personal_read, requires
 from gateway.context import Info
 from gateway.errors import BadUserInput, QueryTooComplex
@@ -90,8 +89,8 @@ class Region(Node):
     name: str
 
     @classmethod
-    def from_row(cls, row: Row[Any]) -> Self:
-        return cls(pk=row.id, number=row.number, name=row.name)
+    def from_domain(cls, region: domain.Region) -> Self:
+        return cls(pk=region.id, number=region.number, name=region.name)
 
 
 @node_type(loader=lambda loaders: loaders.district_by_id, scope=Scope.PARCELS_READ)
@@ -102,17 +101,19 @@ class District(Node):
     name: str
 
     @classmethod
-    def from_row(cls, row: Row[Any]) -> Self:
+    def from_domain(cls, district: domain.District) -> Self:
         return cls(
-            pk=row.id,
-            region_id=row.region_id,
-            number=row.number,
-            name=row.name,
+            pk=district.id,
+            region_id=district.region_id,
+            number=district.number,
+            name=district.name,
         )
 
     @strawberry.field
     async def region(self, info: Info) -> Region:
-        return Region.from_row(await info.context.loaders.region_by_id.load(self.region_id))
+        return Region.from_domain(
+            _present(await info.context.loaders.region_by_id.load(self.region_id))
+        )
 
 
 @node_type(
@@ -130,16 +131,15 @@ class Person(Node):
     birth_date: CalendarDate
 
     @classmethod
-    def from_row(cls, row: Row[Any], pk: int | None = None) -> Self:
-        pk = row.id if pk is None else pk
+    def from_domain(cls, person: domain.Person) -> Self:
         return cls(
-            pk=pk,
-            national_code=NationalCode(row.national_code),
-            first_name=row.first_name,
-            last_name=row.last_name,
-            father_name=row.father_name,
-            full_name=f"{row.first_name} {row.last_name}",
-            birth_date=calendar_date(row.birth_date),
+            pk=person.id,
+            national_code=NationalCode(person.national_code),
+            first_name=person.first_name,
+            last_name=person.last_name,
+            father_name=person.father_name,
+            full_name=person.full_name,
+            birth_date=calendar_date(person.birth_date),
         )
 
     @strawberry.field(description="The civil registry's record of this person (ثبت احوال).")
@@ -152,8 +152,8 @@ class Person(Node):
 
     @strawberry.field(description="Parcels this person owns a share of.", metadata=typical_size(3))
     async def parcels(self, info: Info) -> list[Parcel]:
-        rows = await info.context.loaders.parcels_by_owner.load(self.pk)
-        parcels = [Parcel.from_row(row) for row in rows]
+        records = await info.context.loaders.parcels_by_owner.load(self.pk)
+        parcels = [Parcel.from_domain(record) for record in records]
         await prefetch_parcels(info, parcels, selected_names(info))
         return parcels
 
@@ -168,11 +168,11 @@ class Owner:
     acquired_on: CalendarDate
 
     @classmethod
-    def from_row(cls, row: Row[Any]) -> Self:
+    def from_domain(cls, ownership: domain.Ownership) -> Self:
         return cls(
-            record=Person.from_row(row, pk=row.person_id),
-            owned_share=row.share,
-            acquired_on=calendar_date(row.acquired_on),
+            record=Person.from_domain(ownership.owner),
+            owned_share=ownership.share,
+            acquired_on=calendar_date(ownership.acquired_on),
         )
 
     @strawberry.field(description="National ID; masked as 008****948 without personal:read.")
@@ -210,13 +210,13 @@ class Building(Node):
     construction_year: int = strawberry.field(description="Solar Hijri year.")
 
     @classmethod
-    def from_row(cls, row: Row[Any]) -> Self:
+    def from_domain(cls, building: domain.Building) -> Self:
         return cls(
-            pk=row.id,
-            floors=row.floors,
-            units=row.units,
-            built_area=row.built_area,
-            construction_year=row.construction_year,
+            pk=building.id,
+            floors=building.floors,
+            units=building.units,
+            built_area=building.built_area,
+            construction_year=building.construction_year,
         )
 
 
@@ -231,15 +231,15 @@ class Permit(Node):
     units: int
 
     @classmethod
-    def from_row(cls, row: Row[Any]) -> Self:
+    def from_domain(cls, permit: domain.Permit) -> Self:
         return cls(
-            pk=row.id,
-            number=row.number,
-            kind=PermitKind(row.kind),
-            issued_on=calendar_date(row.issued_on),
-            expires_on=calendar_date(row.expires_on),
-            floors=row.floors,
-            units=row.units,
+            pk=permit.id,
+            number=permit.number,
+            kind=PermitKind(permit.kind),
+            issued_on=calendar_date(permit.issued_on),
+            expires_on=calendar_date(permit.expires_on),
+            floors=permit.floors,
+            units=permit.units,
         )
 
 
@@ -252,21 +252,21 @@ class Certificate(Node):
     issued_on: CalendarDate
 
     @classmethod
-    def from_row(cls, row: Row[Any]) -> Self:
+    def from_domain(cls, certificate: domain.Certificate) -> Self:
         return cls(
-            pk=row.id,
-            building_id=row.building_id,
-            kind=CertificateKind(row.kind),
-            number=row.number,
-            issued_on=calendar_date(row.issued_on),
+            pk=certificate.id,
+            building_id=certificate.building_id,
+            kind=CertificateKind(certificate.kind),
+            number=certificate.number,
+            issued_on=calendar_date(certificate.issued_on),
         )
 
     @strawberry.field
     async def building(self, info: Info) -> Building | None:
         if self.building_id is None:
             return None
-        row = await info.context.loaders.building_by_id.load(self.building_id)
-        return None if row is None else Building.from_row(row)
+        building = await info.context.loaders.building_by_id.load(self.building_id)
+        return None if building is None else Building.from_domain(building)
 
 
 @strawberry.type(description="The Article 100 commission's ruling on a violation.")
@@ -286,20 +286,20 @@ class Violation(Node):
     ruling: Ruling | None
 
     @classmethod
-    def from_row(cls, row: Row[Any]) -> Self:
+    def from_domain(cls, violation: domain.Violation) -> Self:
         ruling = None
-        if row.ruling is not None:
+        if violation.ruling is not None:
             ruling = Ruling(
-                outcome=RulingOutcome(row.ruling),
-                ruled_on=optional_date(row.ruled_on),
-                fine=None if row.fine is None else Money(int(row.fine)),
+                outcome=RulingOutcome(violation.ruling),
+                ruled_on=optional_date(violation.ruled_on),
+                fine=None if violation.fine is None else Money(violation.fine),
             )
         return cls(
-            pk=row.id,
-            kind=ViolationKind(row.kind),
-            detected_on=calendar_date(row.detected_on),
-            description=row.description,
-            status=ViolationStatus(row.status),
+            pk=violation.id,
+            kind=ViolationKind(violation.kind),
+            detected_on=calendar_date(violation.detected_on),
+            description=violation.description,
+            status=ViolationStatus(violation.status),
             ruling=ruling,
         )
 
@@ -323,24 +323,22 @@ class Parcel(Node):
     area: Decimal = strawberry.field(description="Square metres.")
 
     @classmethod
-    def from_row(cls, row: Row[Any]) -> Self:
+    def from_domain(cls, parcel: domain.Parcel) -> Self:
         return cls(
-            pk=row.id,
-            region_id=row.region_id,
-            district_id=row.district_id,
+            pk=parcel.id,
+            region_id=parcel.region_id,
+            district_id=parcel.district_id,
             prefetched={},
-            renewal_code=RenewalCode(row.renewal_code),
-            registry_plate=RegistryPlate(
-                f"{row.registry_section}-{row.main_plate}/{row.sub_plate}"
-            ),
-            registry_section=row.registry_section,
-            main_plate=row.main_plate,
-            sub_plate=row.sub_plate,
-            postal_code=PostalCode(row.postal_code),
-            address=row.address,
-            land_use=LandUse(row.land_use),
-            density_percent=row.density_percent,
-            area=row.area,
+            renewal_code=RenewalCode(parcel.renewal_code),
+            registry_plate=RegistryPlate(parcel.registry_plate),
+            registry_section=parcel.registry_section,
+            main_plate=parcel.main_plate,
+            sub_plate=parcel.sub_plate,
+            postal_code=PostalCode(parcel.postal_code),
+            address=parcel.address,
+            land_use=LandUse(parcel.land_use),
+            density_percent=parcel.density_percent,
+            area=parcel.area,
         )
 
     def _relation(self, info: Info, name: str) -> Any:
@@ -403,19 +401,33 @@ class Parcel(Node):
         return None if answer is None else PostalAddress.from_answer(answer)
 
 
-def _rows(convert: Callable[[Row[Any]], Any]) -> Callable[[list[Row[Any]]], list[Any]]:
-    return lambda rows: [convert(row) for row in rows]
+RecordT = TypeVar("RecordT")
+
+
+def _present(record: RecordT | None) -> RecordT:
+    """A record that a foreign key guarantees (a district's region, a parcel's district)."""
+    if record is None:
+        raise LookupError("a record its foreign key names is missing")
+    return record
+
+
+def _each(convert: Callable[[Any], Any]) -> Callable[[list[Any]], list[Any]]:
+    return lambda records: [convert(record) for record in records]
+
+
+def _one(convert: Callable[[Any], Any]) -> Callable[[Any], Any]:
+    return lambda record: convert(_present(record))
 
 
 # relation → (loader, the parcel attribute that keys it, how to turn the loaded value into types)
 PARCEL_RELATIONS: dict[str, tuple[str, str, Callable[[Any], Any]]] = {
-    "region": ("region_by_id", "region_id", Region.from_row),
-    "district": ("district_by_id", "district_id", District.from_row),
-    "owners": ("owners_by_parcel", "pk", _rows(Owner.from_row)),
-    "buildings": ("buildings_by_parcel", "pk", _rows(Building.from_row)),
-    "permits": ("permits_by_parcel", "pk", _rows(Permit.from_row)),
-    "certificates": ("certificates_by_parcel", "pk", _rows(Certificate.from_row)),
-    "violations": ("violations_by_parcel", "pk", _rows(Violation.from_row)),
+    "region": ("region_by_id", "region_id", _one(Region.from_domain)),
+    "district": ("district_by_id", "district_id", _one(District.from_domain)),
+    "owners": ("owners_by_parcel", "pk", _each(Owner.from_domain)),
+    "buildings": ("buildings_by_parcel", "pk", _each(Building.from_domain)),
+    "permits": ("permits_by_parcel", "pk", _each(Permit.from_domain)),
+    "certificates": ("certificates_by_parcel", "pk", _each(Certificate.from_domain)),
+    "violations": ("violations_by_parcel", "pk", _each(Violation.from_domain)),
     "dues": ("dues_by_renewal_code", "renewal_code", Dues.from_domain),
 }
 
@@ -478,8 +490,8 @@ class ParcelFilter:
     )
     has_open_violations: bool | None = None
 
-    def to_domain(self) -> parcel_search.ParcelFilter:
-        return parcel_search.ParcelFilter(
+    def to_domain(self) -> domain.ParcelFilter:
+        return domain.ParcelFilter(
             region=self.region,
             district=self.district,
             land_use=None if self.land_use is None else self.land_use.value,
@@ -498,11 +510,11 @@ class ParcelEdge:
 class ParcelConnection:
     edges: list[ParcelEdge]
     page_info: PageInfo
-    filter: strawberry.Private[parcel_search.ParcelFilter]
+    filter: strawberry.Private[domain.ParcelFilter]
 
     @strawberry.field(description="How many parcels match the filter, on all pages.")
     async def total_count(self, info: Info) -> int:
-        return await parcel_search.count_parcels(info.context.databases, self.filter)
+        return await domain.count_parcels(info.context.databases, self.filter)
 
 
 @strawberry.type
@@ -533,7 +545,7 @@ class PlanningQuery:
                 field=given[1] if len(given) > 1 else "id",
             )
         loaders = info.context.loaders
-        load: Awaitable[Any]
+        load: Awaitable[domain.Parcel | None]
         if id is not None:
             type_name, pk = from_global_id(id)
             if type_name != "Parcel":
@@ -544,10 +556,10 @@ class PlanningQuery:
         else:
             plate = identifiers.parse_registry_plate(str(registry_plate))
             load = loaders.parcel_by_plate.load((plate.section, plate.main, plate.sub))
-        row = await load
-        if row is None:
+        record = await load
+        if record is None:
             return None
-        parcel = Parcel.from_row(row)
+        parcel = Parcel.from_domain(record)
         await prefetch_parcels(info, [parcel], selected_names(info))
         return parcel
 
@@ -572,15 +584,15 @@ class PlanningQuery:
                 max=cap,
             )
         domain_filter = (filter or ParcelFilter()).to_domain()
-        page = await parcel_search.find_parcels(
+        page = await domain.find_parcels(
             info.context.databases,
             domain_filter,
             first=first,
             after_id=decode_cursor("parcel", after),
         )
         edges = [
-            ParcelEdge(node=Parcel.from_row(row), cursor=encode_cursor("parcel", row.id))
-            for row in page.rows
+            ParcelEdge(node=Parcel.from_domain(record), cursor=encode_cursor("parcel", record.id))
+            for record in page.parcels
         ]
         await prefetch_parcels(
             info, [edge.node for edge in edges], selected_names(info, ("edges", "node"))
@@ -596,8 +608,8 @@ class PlanningQuery:
         permission_classes=[requires(Scope.PERSONAL_READ)],
     )
     async def person(self, info: Info, national_code: NationalCode) -> Person | None:
-        row = await info.context.loaders.person_by_national_code.load(national_code)
-        if row is None:
+        record = await info.context.loaders.person_by_national_code.load(national_code)
+        if record is None:
             return None
-        note_personal_read(info, "Person", row.national_code)
-        return Person.from_row(row)
+        note_personal_read(info, "Person", record.national_code)
+        return Person.from_domain(record)

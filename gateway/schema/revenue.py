@@ -5,10 +5,9 @@ from __future__ import annotations
 
 import datetime as dt
 from enum import Enum
-from typing import Any, Self
+from typing import Self
 
 import strawberry
-from sqlalchemy import Row
 
 import identifiers
 from gateway import dues
@@ -83,13 +82,13 @@ class RecordedPayment:
     paid_at: dt.datetime
 
     @classmethod
-    def from_row(cls, row: Row[Any]) -> Self:
+    def from_domain(cls, payment: dues.RecordedPayment) -> Self:
         return cls(
-            renewal_code=RenewalCode(row.renewal_code),
-            kind=DueKind(row.kind),
-            period=row.period,
-            amount=Money(int(row.amount)),
-            paid_at=row.paid_at,
+            renewal_code=RenewalCode(payment.renewal_code),
+            kind=DueKind(payment.kind),
+            period=payment.period,
+            amount=Money(payment.amount),
+            paid_at=payment.paid_at,
         )
 
 
@@ -133,8 +132,8 @@ async def verify_payment(info: Info, reference: str) -> PaymentCheck | None:
         raise BadUserInput(f"{str(exc).capitalize()}.", field="reference") from None
     if not may_verify_payment(info.context.principal, identifiers.reference_bank_code(reference)):
         return None
-    row = await info.context.loaders.payment_by_reference.load(reference)
-    recorded = None if row is None else RecordedPayment.from_row(row)
+    payment = await info.context.loaders.payment_by_reference.load(reference)
+    recorded = None if payment is None else RecordedPayment.from_domain(payment)
     return PaymentCheck(reference=reference, recorded=recorded)
 
 

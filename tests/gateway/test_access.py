@@ -8,10 +8,13 @@ from typing import Any
 
 import pytest
 from sqlalchemy import select
+from sqlalchemy.orm import DeclarativeBase
 
 from db.demo import KNOWN_NATIONAL_CODE
 from db.engines import Databases
+from db.gateway import ApiKey, AuditRecord
 from db.revenue import Payment
+from gateway.access.rows import RULES
 from tests.conftest import BANK_CODES, Backend, GraphQLClient
 
 CALLERS = ("public", "notary_a", "bank", "counter", "revenue", "inspection", "operator")
@@ -149,7 +152,8 @@ async def test_scope_matrix(
 class OwnedRecords:
     """A record type under a row-level rule: how a holder lists its own."""
 
-    type_name: str
+    record: type[DeclarativeBase]  # the record class its rule is keyed by
+    type_name: str  # its GraphQL type
     own: str  # a query listing the caller's own records through a nested field
     root: str  # the same through a root field
     ids: Callable[[dict[str, Any]], list[str]]
@@ -158,12 +162,14 @@ class OwnedRecords:
 # Later record types (inquiries, citizen requests) join with one line each.
 OWNED: list[OwnedRecords] = [
     OwnedRecords(
+        ApiKey,
         "ApiKey",
         "{ viewer { apiKeys { id } } }",
         "{ apiKeys { id } }",
         lambda b: [k["id"] for k in (b["data"].get("viewer") or b["data"])["apiKeys"]],
     ),
     OwnedRecords(
+        AuditRecord,
         "AuditRecord",
         "{ viewer { auditTrail(first: 100) { edges { node { id } } } } }",
         "{ auditTrail(first: 100) { edges { node { id } } } }",
@@ -172,6 +178,10 @@ OWNED: list[OwnedRecords] = [
         ],
     ),
 ]
+
+
+def test_every_record_type_under_a_rule_has_its_line() -> None:
+    assert {records.record for records in OWNED} == set(RULES)
 
 
 @pytest.mark.parametrize("records", OWNED, ids=lambda r: r.type_name)
