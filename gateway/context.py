@@ -13,6 +13,7 @@ from db.engines import Databases
 from gateway.access.audit import AuditTrail
 from gateway.access.principals import Principal
 from gateway.cost import RequestCost
+from gateway.events import Events
 from gateway.loaders import Loaders
 from gateway.settings import Settings
 
@@ -26,6 +27,7 @@ class Context:
     loaders: Loaders
     agencies: Agencies
     audit_trail: AuditTrail
+    events: Events  # what subscriptions hear (gateway/events.py)
     principal: Principal
     request_id: str
     cost: RequestCost

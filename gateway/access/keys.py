@@ -15,14 +15,18 @@ import secrets
 from dataclasses import dataclass
 from typing import Literal
 
-from sqlalchemy import Row, Select, select, update
+from sqlalchemy import ColumnElement, Row, Select, select, update
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
 
 import identifiers
 from db.engines import Databases
 from db.gateway import ApiKey, PrincipalRecord
+from gateway.access import rows
 from gateway.access.principals import DEPARTMENTS, Principal, PrincipalKind, scopes_for
-from gateway.errors import BadUserInput, NotFound
+from gateway.clock import as_utc, naive_utc, utc_now
+from gateway.errors import BadUserInput, Conflict, NotFound
+from gateway.events import Topic
 
 KEY_MARK = "gw"
 PREFIX_BYTES = 6  # 12 lowercase hex characters
@@ -120,15 +124,13 @@ def parse_organisation(
 
 
 def _utcnow(now: dt.datetime | None = None) -> dt.datetime:
-    """Naive UTC, as the columns hold it; whole seconds, as MariaDB's DATETIME keeps them."""
-    moment = now or dt.datetime.now(dt.UTC)
-    if moment.tzinfo is not None:
-        moment = moment.astimezone(dt.UTC).replace(tzinfo=None)
-    return moment.replace(microsecond=0)
+    """`now` (the wall clock's by default) as the columns hold it: naive UTC, in whole
+    seconds, as MariaDB's DATETIME keeps them."""
+    return naive_utc(now or utc_now()).replace(microsecond=0)
 
 
 def _aware(moment: dt.datetime | None) -> dt.datetime | None:
-    return None if moment is None else moment.replace(tzinfo=dt.UTC)
+    return None if moment is None else as_utc(moment)
 
 
 def _digest(secret: str) -> str:
@@ -161,7 +163,7 @@ def _info(key: ApiKey, principal: PrincipalRecord, now: dt.datetime) -> KeyInfo:
         principal_kind=PrincipalKind(principal.kind),
         principal_name=principal.name,
         department=principal.department,
-        created_at=key.created_at.replace(tzinfo=dt.UTC),
+        created_at=as_utc(key.created_at),
         expires_at=_aware(key.expires_at),
         revoked_at=_aware(key.revoked_at),
         state=_state(key.expires_at, key.revoked_at, now),
@@ -294,28 +296,121 @@ def _prefix_of(text: str) -> str:
     return text
 
 
+# The audit trail's name for a revocation, whether from the CLI or through GraphQL.
+KEYS_REVOKE = "keys.revoke"
+
+
+@dataclass(frozen=True)
+class Revocation:
+    key: KeyInfo  # as it is after the revocation
+    changed: bool  # False: it was revoked already, and nothing changed
+
+
+@dataclass(frozen=True)
+class KeyRevoked:
+    """Published after a revocation commits, to the key's holder (see revocation_notice)."""
+
+    key_id: int
+    prefix: str
+
+
+KEY_REVOKED = Topic("api-key-revoked", KeyRevoked)
+
+
+def revocation_notice(key: KeyInfo) -> tuple[Topic[KeyRevoked], str, KeyRevoked]:
+    """The event a revocation raises: its topic, its audience (the holder) and the event."""
+    return KEY_REVOKED, str(key.principal_id), KeyRevoked(key_id=key.id, prefix=key.prefix)
+
+
+def holder_audience(principal: Principal) -> str:
+    """The audience of a principal's key events: its id, which is its record's for a key
+    holder (a JWT client's `jwt:<sub>` holds no keys and hears none)."""
+    return principal.id
+
+
+async def revoke(
+    session: AsyncSession,
+    prefix_or_id: str | int,
+    *,
+    visible: ColumnElement[bool] | None = None,
+    by_id: bool = True,
+    now: dt.datetime | None = None,
+) -> Revocation:
+    """Revokes a key, named by its prefix (or `gw_<prefix>…`) or, when `by_id`, its id, in
+    the session's transaction. `visible` narrows the keys that can be named (a row rule); any
+    other reads as absent: NotFound. Revoking a revoked key changes nothing (`changed` is
+    False)."""
+    moment = _utcnow(now)
+    found = _with_principal()
+    if visible is not None:
+        found = found.where(visible)
+    row: Row[ApiKey, PrincipalRecord] | None = None
+    if isinstance(prefix_or_id, str):
+        prefix = _prefix_of(prefix_or_id.strip().lower())
+        if _PREFIX.fullmatch(prefix):
+            row = (await session.execute(found.where(ApiKey.prefix == prefix))).first()
+    key_id = str(prefix_or_id).strip()
+    # Ids fit a 32-bit column: a larger number is no id, rather than a database error.
+    if row is None and by_id and key_id.isascii() and key_id.isdigit() and int(key_id) < 2**31:
+        row = (await session.execute(found.where(ApiKey.id == int(key_id)))).first()
+    if row is None:
+        # The argument is not repeated: it may be a whole key pasted by mistake.
+        raise NotFound("No API key has that prefix or id.")
+    key, principal = row
+    # Conditional, so that of two concurrent revocations exactly one changes the key.
+    result = await session.execute(
+        update(ApiKey)
+        .where(ApiKey.id == key.id, ApiKey.revoked_at.is_(None))
+        .values(revoked_at=moment)
+        .execution_options(synchronize_session=False)
+    )
+    changed = result.rowcount == 1  # type: ignore[attr-defined]
+    await session.refresh(key)
+    return Revocation(_info(key, principal, moment), changed)
+
+
+def parse_prefix(text: str) -> str:
+    """A key's prefix (12 hex digits), given bare or as the key's start `gw_<prefix>`."""
+    prefix = _prefix_of(text.strip().lower())
+    if not _PREFIX.fullmatch(prefix):
+        raise BadUserInput(
+            f"A key's prefix is the {PREFIX_BYTES * 2} hex digits after {KEY_MARK}_.",
+            field="prefix",
+        )
+    return prefix
+
+
+async def revoke_own_key(
+    session: AsyncSession, principal: Principal, prefix: str, *, now: dt.datetime | None = None
+) -> KeyInfo:
+    """A principal revokes one of its own keys (a compromised one): another's reads as
+    absent (NotFound, as the ApiKey row rule decides), a revoked one is a Conflict."""
+    revocation = await revoke(
+        session,
+        parse_prefix(prefix),
+        visible=rows.RULES.condition(ApiKey, principal),
+        by_id=False,
+        now=now,
+    )
+    if not revocation.changed:
+        raise Conflict("This key is revoked already.")
+    return revocation.key
+
+
 async def revoke_key(
     databases: Databases, prefix_or_id: str | int, *, now: dt.datetime | None = None
 ) -> KeyInfo:
-    """Revokes a key, named by its prefix or id; revoking it again changes nothing."""
-    moment = _utcnow(now)
+    """Revokes any key, named by its prefix or id (the CLI); revoking it again changes nothing."""
     async with databases.session("gateway") as session, session.begin():
-        row: Row[ApiKey, PrincipalRecord] | None = None
-        if isinstance(prefix_or_id, str):
-            prefix = _prefix_of(prefix_or_id.strip().lower())
-            if _PREFIX.fullmatch(prefix):
-                query = _with_principal().where(ApiKey.prefix == prefix)
-                row = (await session.execute(query)).first()
-        if row is None and str(prefix_or_id).strip().isdigit():
-            query = _with_principal().where(ApiKey.id == int(prefix_or_id))
-            row = (await session.execute(query)).first()
-        if row is None:
-            # The argument is not repeated: it may be a whole key pasted by mistake.
-            raise NotFound("No API key has that prefix or id.")
-        key, principal = row
-        if key.revoked_at is None:
-            key.revoked_at = moment
-    return _info(key, principal, moment)
+        revocation = await revoke(session, prefix_or_id, now=now)
+    return revocation.key
+
+
+async def visible_key(session: AsyncSession, principal: Principal, key_id: int) -> KeyInfo | None:
+    """A key as it is now, if the ApiKey row rule lets `principal` see it."""
+    query = _with_principal().where(ApiKey.id == key_id, rows.RULES.condition(ApiKey, principal))
+    row = (await session.execute(query)).first()
+    return None if row is None else _info(row[0], row[1], _utcnow())
 
 
 async def check_key(

@@ -1,4 +1,6 @@
-"""`gateway keys`: issue, list and revoke API keys from the command line."""
+"""`gateway keys`: issue, list and revoke API keys from the command line. A revocation is
+announced to the key's holder through Redis, when configured, so that running gateways'
+apiKeyRevoked subscriptions hear it."""
 
 from __future__ import annotations
 
@@ -15,19 +17,21 @@ from gateway.access.audit import record_cli_change
 from gateway.cli.configuration import load_settings
 from gateway.cli.databases import open_databases
 from gateway.errors import GatewayError
+from gateway.events import build_events
+from gateway.settings import Settings
 
 T = TypeVar("T")
 
 keys = click.Group("keys", help="Issue, list and revoke API keys.")
 
 
-def _run(work: Callable[[Databases], Awaitable[T]]) -> T:
+def _run(work: Callable[[Databases, Settings], Awaitable[T]]) -> T:
     """Migrates the gateway database, then runs `work` over it."""
     settings = load_settings()
 
     async def go() -> T:
         async with open_databases(settings, "gateway") as databases:
-            return await work(databases)
+            return await work(databases, settings)
 
     try:
         return asyncio.run(go())
@@ -68,11 +72,13 @@ def create(kind: str, name: str, organisation: str | None, expires_days: int) ->
         raise click.BadParameter(str(exc), param_hint="--organisation") from None
     expires_in = dt.timedelta(days=expires_days) if expires_days else None
 
-    async def work(databases: Databases) -> tuple[api_keys.KeyInfo, str]:
+    async def work(databases: Databases, settings: Settings) -> tuple[api_keys.KeyInfo, str]:
         made = await api_keys.create_key(
             databases, principal_kind, name, department, expires_in, organisation=bank_code
         )
-        await record_cli_change(databases, "keys.create", "ApiKey", str(made[0].id))
+        await record_cli_change(
+            databases, "keys.create", "ApiKey", str(made[0].id), settings=settings
+        )
         return made
 
     info, key = _run(work)
@@ -88,7 +94,7 @@ def create(kind: str, name: str, organisation: str | None, expires_days: int) ->
 @keys.command("list")
 def list_() -> None:
     """Every key with its state; never a secret."""
-    found = _run(api_keys.list_keys)
+    found = _run(lambda databases, _settings: api_keys.list_keys(databases))
     if not found:
         click.echo("No API keys.")
         return
@@ -116,9 +122,20 @@ def list_() -> None:
 def revoke(prefix: str) -> None:
     """Revoke the key with this prefix (or id). Running servers notice within seconds."""
 
-    async def work(databases: Databases) -> api_keys.KeyInfo:
-        revoked = await api_keys.revoke_key(databases, prefix)
-        await record_cli_change(databases, "keys.revoke", "ApiKey", str(revoked.id))
+    async def work(databases: Databases, settings: Settings) -> api_keys.KeyInfo:
+        async with databases.session("gateway") as session, session.begin():
+            revocation = await api_keys.revoke(session, prefix)
+        revoked = revocation.key
+        await record_cli_change(
+            databases, api_keys.KEYS_REVOKE, "ApiKey", str(revoked.id), settings=settings
+        )
+        if revocation.changed and settings.redis_url is not None:
+            # Only Redis reaches the running gateways; in-process, no one here listens.
+            events = build_events(settings)
+            try:
+                await events.publish(*api_keys.revocation_notice(revoked))
+            finally:
+                await events.close()
         return revoked
 
     info = _run(work)

@@ -44,6 +44,9 @@ def _config(settings: Settings) -> uvicorn.Config:
         # The app alone decides whose X-Forwarded-For to believe (GATEWAY_TRUSTED_PROXIES);
         # uvicorn's default would trust it from loopback, where anyone local can forge it.
         proxy_headers=False,
+        # A WebSocket frame over the limit closes the socket (1009) before it is assembled;
+        # the app checks each message again (gateway/edge/websocket.py).
+        ws_max_size=settings.websocket_max_message_bytes,
     )
 
 

@@ -2,8 +2,9 @@
 
 Each area contributes its own Query fields as a strawberry type (PlanningQuery in
 schema/planning.py, …), merged here into the one Query; its Node types register themselves
-for node(id) where they are defined (schema/node.py). Mutations will follow the same shape:
-each area's `…Mutation` type, merged into `Mutation` below.
+for node(id) where they are defined (schema/node.py). Mutations and subscriptions take the
+same shape: each area's `…Mutation` and `…Subscription` types, merged into `Mutation` and
+`Subscription` below (the mutation pattern is in schema/mutation.py).
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from gateway.guards.execution import Clock, ExecutionPolicy, shared_loop_executi
 from gateway.guards.limits import CachedValidation, GatewayValidation, operation_limits
 from gateway.schema.access import AccessQuery
 from gateway.schema.agencies import AgenciesQuery
+from gateway.schema.keys import KeysMutation, KeysSubscription
 from gateway.schema.node import NodeQuery, check_every_node_registered
 from gateway.schema.planning import PlanningQuery
 from gateway.schema.revenue import RevenueQuery
@@ -36,8 +38,8 @@ from gateway.settings import Settings
 
 # The root types, one part per area, in the order their fields appear in the schema.
 Query = merge_types("Query", (PlanningQuery, RevenueQuery, AgenciesQuery, AccessQuery, NodeQuery))
-# Mutation = merge_types("Mutation", (...)): each area's Mutation type, once there is one;
-# then `mutation=Mutation` in build_schema below.
+Mutation = merge_types("Mutation", (KeysMutation,))
+Subscription = merge_types("Subscription", (KeysSubscription,))
 
 
 class Schema(strawberry.Schema):
@@ -69,6 +71,8 @@ def build_schema(settings: Settings, clock: Clock | None = None) -> strawberry.S
     cost = CostPolicy(max_page_size=settings.max_page_size, list_size=settings.cost_list_size)
     schema = Schema(
         query=Query,
+        mutation=Mutation,
+        subscription=Subscription,
         config=StrawberryConfig(
             scalar_map=SCALARS,
             batching_config={"max_operations": settings.max_batch_operations},

@@ -20,8 +20,6 @@ from db.engines import Databases
 from gateway.access.keys import (
     DEMO_PRINCIPALS,
     KeyInfo,
-    create_key,
-    ensure_demo_principals,
     kind_label,
     list_keys,
     parse_kind,
@@ -31,7 +29,7 @@ from gateway.access.keys import (
 from gateway.access.principals import DEPARTMENTS, PrincipalKind, Scope, scopes_for
 from gateway.cli.keys import keys as keys_command
 from gateway.errors import BadUserInput, NotFound
-from tests.conftest import Backend, cli_env
+from tests.conftest import Backend, cli_env, mint_demo_keys, mint_key, register_key
 
 KEY = re.compile(r"^gw_([0-9a-f]{12})_([A-Za-z0-9_-]{43})$")
 
@@ -56,7 +54,7 @@ def _secret_of(key: str) -> str:
 
 async def test_a_key_is_issued_listed_expires_and_is_revoked(databases: Databases) -> None:
     name = _name("دفتر اسناد رسمی ۱۲ ارومیه")
-    info, key = await create_key(databases, PrincipalKind.NOTARY, name)
+    info, key = await mint_key(databases, PrincipalKind.NOTARY, name)
     match = KEY.match(key)
     assert match
     assert match.group(1) == info.prefix
@@ -74,7 +72,7 @@ async def test_a_key_is_issued_listed_expires_and_is_revoked(databases: Database
     assert principal.scopes == scopes_for(PrincipalKind.NOTARY)
 
     # The same principal may hold several keys; the list reads back what creation said.
-    other, other_key = await create_key(databases, PrincipalKind.NOTARY, name)
+    other, other_key = await mint_key(databases, PrincipalKind.NOTARY, name)
     assert other.principal_id == info.principal_id
     assert other.prefix != info.prefix
     assert await list_keys(databases, info.principal_id) == [info, other]
@@ -101,7 +99,7 @@ async def test_a_key_is_issued_listed_expires_and_is_revoked(databases: Database
 
 
 async def test_the_database_holds_no_key_and_no_secret(databases: Databases) -> None:
-    info, key = await create_key(databases, PrincipalKind.BANK, _name("بانک ملی"))
+    info, key = await mint_key(databases, PrincipalKind.BANK, _name("بانک ملی"))
     secret = _secret_of(key)
     async with databases.gateway.connect() as connection:
         keys = (await connection.execute(text("SELECT * FROM api_keys"))).all()
@@ -123,7 +121,7 @@ async def test_the_database_holds_no_key_and_no_secret(databases: Databases) -> 
 
 
 async def test_verify_refuses_wrong_unknown_and_malformed_keys(databases: Databases) -> None:
-    info, key = await create_key(databases, PrincipalKind.COUNTER, _name("پیشخوان"))
+    info, key = await mint_key(databases, PrincipalKind.COUNTER, _name("پیشخوان"))
     wrong_secret = f"gw_{info.prefix}_{secrets.token_urlsafe(32)}"
     unknown_prefix = f"gw_{'0' * 12}_{_secret_of(key)}"
     refused = [wrong_secret, unknown_prefix, key[:-1], key + "A", "GW" + key[2:], "", "gw_"]
@@ -137,7 +135,7 @@ async def test_verify_refuses_wrong_unknown_and_malformed_keys(databases: Databa
 
 async def test_an_already_expired_key_never_verifies(databases: Databases) -> None:
     past = dt.datetime.now(dt.UTC) - dt.timedelta(days=10)
-    info, key = await create_key(
+    info, key = await mint_key(
         databases,
         PrincipalKind.OPERATOR,
         _name("operator"),
@@ -149,14 +147,14 @@ async def test_an_already_expired_key_never_verifies(databases: Databases) -> No
 
 
 async def test_a_key_without_expiry_stays_valid(databases: Databases) -> None:
-    info, key = await create_key(databases, PrincipalKind.BANK, _name("bank"), expires_in=None)
+    info, key = await mint_key(databases, PrincipalKind.BANK, _name("bank"), expires_in=None)
     assert info.expires_at is None
     far = dt.datetime.now(dt.UTC) + dt.timedelta(days=3650)
     assert await verify_key(databases, key, now=far) is not None
 
 
 async def test_department_keys_carry_the_department_and_its_scopes(databases: Databases) -> None:
-    info, key = await create_key(
+    info, key = await mint_key(
         databases, PrincipalKind.DEPARTMENT, _name("اداره بازرسی"), "inspection"
     )
     assert info.kind_label == "department:inspection"
@@ -180,18 +178,18 @@ async def test_bad_principals_and_lifetimes_are_refused(databases: Databases) ->
     ]
     for kind, principal_name, department, expires_in, field in cases:
         with pytest.raises(BadUserInput) as raised:
-            await create_key(databases, kind, principal_name, department, expires_in)
+            await mint_key(databases, kind, principal_name, department, expires_in)
         assert raised.value.extensions["field"] == field
     # One (kind, name) is one principal: it cannot change department.
-    await create_key(databases, PrincipalKind.DEPARTMENT, name, "planning")
+    await mint_key(databases, PrincipalKind.DEPARTMENT, name, "planning")
     with pytest.raises(BadUserInput):
-        await create_key(databases, PrincipalKind.DEPARTMENT, name, "revenue")
+        await mint_key(databases, PrincipalKind.DEPARTMENT, name, "revenue")
 
 
 async def test_concurrent_issuers_share_one_new_principal(databases: Databases) -> None:
     name = _name("counter")
     issued = await asyncio.gather(
-        *(create_key(databases, PrincipalKind.COUNTER, name) for _ in range(5))
+        *(mint_key(databases, PrincipalKind.COUNTER, name) for _ in range(5))
     )
     assert len({info.principal_id for info, _ in issued}) == 1
     assert len({info.prefix for info, _ in issued}) == 5
@@ -208,13 +206,13 @@ async def test_revoking_an_unknown_key_says_so_without_repeating_it(
 
 
 async def test_revoking_accepts_the_visible_start_of_a_key(databases: Databases) -> None:
-    info, key = await create_key(databases, PrincipalKind.NOTARY, _name("notary"))
+    info, key = await mint_key(databases, PrincipalKind.NOTARY, _name("notary"))
     assert (await revoke_key(databases, f"gw_{info.prefix}")).state == "revoked"
     assert await verify_key(databases, key) is None
 
 
 async def test_demo_principals_get_fresh_keys_on_every_run(databases: Databases) -> None:
-    first = await ensure_demo_principals(databases)
+    first = await mint_demo_keys(databases)
     assert set(first) == {
         "notary",
         "bank",
@@ -235,7 +233,7 @@ async def test_demo_principals_get_fresh_keys_on_every_run(databases: Databases)
     assert principals["bank"].organisation == "017"
     assert {p.organisation for label, p in principals.items() if label != "bank"} == {None}
 
-    second = await ensure_demo_principals(databases)
+    second = await mint_demo_keys(databases)
     for label in first:
         assert await verify_key(databases, first[label]) is None, label
         again = await verify_key(databases, second[label])
@@ -262,28 +260,26 @@ async def _organisation_of(databases: Databases, key: str) -> str | None:
 
 
 async def test_a_bank_key_carries_its_bank_code(databases: Databases) -> None:
-    info, key = await create_key(
-        databases, PrincipalKind.BANK, _name("بانک ملت"), organisation="۰۱۲"
-    )
+    info, key = await mint_key(databases, PrincipalKind.BANK, _name("بانک ملت"), organisation="۰۱۲")
     assert info.organisation == "012"
     principal = await verify_key(databases, key)
     assert principal is not None
     assert principal.organisation == "012"
     # Another key for the same bank keeps the code; it can be given again, not changed.
     name = info.principal_name
-    _, again = await create_key(databases, PrincipalKind.BANK, name)
+    _, again = await mint_key(databases, PrincipalKind.BANK, name)
     assert await _organisation_of(databases, again) == "012"
-    await create_key(databases, PrincipalKind.BANK, name, organisation="012")
+    await mint_key(databases, PrincipalKind.BANK, name, organisation="012")
     with pytest.raises(BadUserInput) as raised:
-        await create_key(databases, PrincipalKind.BANK, name, organisation="017")
+        await mint_key(databases, PrincipalKind.BANK, name, organisation="017")
     assert raised.value.extensions["field"] == "organisation"
 
 
 async def test_a_bank_recorded_without_a_code_gets_one_later(databases: Databases) -> None:
-    info, before = await create_key(databases, PrincipalKind.BANK, _name("bank"))
+    info, before = await mint_key(databases, PrincipalKind.BANK, _name("bank"))
     assert info.organisation is None
     assert await _organisation_of(databases, before) is None
-    await create_key(databases, PrincipalKind.BANK, info.principal_name, organisation="018")
+    await mint_key(databases, PrincipalKind.BANK, info.principal_name, organisation="018")
     # Every key of the principal now carries it, the earlier one too.
     assert await _organisation_of(databases, before) == "018"
 
@@ -300,13 +296,16 @@ async def test_organisations_are_for_banks_and_are_three_digits(databases: Datab
     for kind, organisation, field in cases:
         department = "revenue" if kind is PrincipalKind.DEPARTMENT else None
         with pytest.raises(BadUserInput) as raised:
-            await create_key(databases, kind, _name("x"), department, organisation=organisation)
+            await mint_key(databases, kind, _name("x"), department, organisation=organisation)
         assert raised.value.extensions["field"] == field, (kind, organisation)
 
 
 async def _keys_cli(backend: Backend, *args: str) -> Result:
     env = cli_env(backend)
-    return await asyncio.to_thread(CliRunner().invoke, keys_command, list(args), env=env)
+    result = await asyncio.to_thread(CliRunner().invoke, keys_command, list(args), env=env)
+    if args[0] == "create" and result.exit_code == 0:  # the new key, alone on the last line
+        register_key(result.output.strip().splitlines()[-1])
+    return result
 
 
 async def test_keys_command_issues_a_bank_key_with_its_bank_code(
