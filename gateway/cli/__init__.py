@@ -7,7 +7,7 @@ import logging
 
 import click
 
-from gateway.cli import audit, data, keys, operations, run, schema
+from gateway.cli import audit, data, keys, operations, run, schema, worker
 
 
 @click.group()
@@ -18,6 +18,7 @@ def main() -> None:
 
 for command in (
     run.run,
+    worker.worker,
     data.migrate,
     data.seed,
     schema.export_schema,

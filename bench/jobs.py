@@ -1,0 +1,179 @@
+"""Durable-work benchmark: jobs per second through the engine (DBOS), end to end.
+
+    .venv/bin/python bench/jobs.py [--jobs 1000] [--postgres-url postgresql://postgres@127.0.0.1/postgres]
+
+Starts real worker processes (`run_worker`, as `gateway worker` does), then enqueues the jobs,
+50 at a time as concurrent requests would, and times until every job is done. Each job has
+the shape a workflow's job has: one recorded step (an agency call, here instant) and one
+transaction that records its effect exactly once. Runs SQLite with one worker, PostgreSQL
+with one and with two (skipped when the server does not answer; GATEWAY_TEST_POSTGRES_URL is
+used when set), each bounded to 40 s, and prints a table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import selectors
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+import sqlalchemy as sa
+
+REPO_DIR = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO_DIR))
+
+from gateway.jobs import (  # noqa: E402
+    JobContext,
+    JobKinds,
+    JobQueue,
+    JobsConfig,
+    Payload,
+    run_worker,
+)
+
+RUN_TIMEOUT_S = 40.0
+kinds = JobKinds()
+
+
+@kinds.handler("bench")
+async def bench_job(job: JobContext, payload: Payload) -> None:
+    async def agency() -> int:
+        return int(payload["n"])
+
+    n = await job.step("agency", agency)
+
+    async def record(session: sa.ext.asyncio.AsyncSession) -> None:
+        await session.execute(
+            sa.text("INSERT INTO effects (job_id, n) VALUES (:job, :n)"),
+            {"job": job.job_id, "n": n},
+        )
+
+    await job.transaction("effects", "record", record)
+
+
+def config(url: str, executor_id: str = "bench") -> JobsConfig:
+    return JobsConfig(
+        database_url=url,
+        executor_id=executor_id,
+        polling_interval_s=0.05,
+        heartbeat_interval_s=1.0,
+        lease_s=5.0,
+        shutdown_grace_s=1,
+        datasources={"effects": url},
+    )
+
+
+def start_worker(url: str, executor_id: str) -> subprocess.Popen[str]:
+    process = subprocess.Popen(
+        [sys.executable, __file__, "--worker", url, executor_id],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert process.stdout is not None
+    selector = selectors.DefaultSelector()
+    selector.register(process.stdout, selectors.EVENT_READ)
+    if not selector.select(timeout=30) or process.stdout.readline().strip() != "ready":
+        process.kill()
+        raise RuntimeError("worker did not start")
+    return process
+
+
+def prepare(url: str) -> None:
+    engine = sa.create_engine(url.replace("postgresql://", "postgresql+psycopg://"))
+    serial = "INTEGER" if url.startswith("sqlite") else "SERIAL"
+    with engine.begin() as connection:
+        connection.execute(
+            sa.text(f"CREATE TABLE effects (id {serial} PRIMARY KEY, job_id TEXT, n INTEGER)")
+        )
+    engine.dispose()
+
+
+async def measure(url: str, workers: int, jobs: int) -> tuple[float, float]:
+    """Returns (enqueued per second, done per second), both from the first enqueue."""
+    prepare(url)
+    queue = await JobQueue(config(url)).open()
+    processes = [start_worker(url, f"bench-{index}") for index in range(workers)]
+    try:
+        started = time.monotonic()
+        for first in range(0, jobs, 50):
+            await asyncio.gather(
+                *(
+                    queue.enqueue("bench", {"n": n}, idempotency_key=str(n))
+                    for n in range(first, min(first + 50, jobs))
+                )
+            )
+        enqueued = time.monotonic() - started
+        while (done := await queue.count(["SUCCESS"])) < jobs:
+            if time.monotonic() - started > RUN_TIMEOUT_S:
+                raise RuntimeError(f"only {done} of {jobs} jobs done in {RUN_TIMEOUT_S} s")
+            await asyncio.sleep(0.05)
+        elapsed = time.monotonic() - started
+        return jobs / enqueued, jobs / elapsed
+    finally:
+        for process in processes:
+            process.send_signal(signal.SIGTERM)
+        for process in processes:
+            process.wait(timeout=30)
+        await queue.close()
+
+
+def postgres_database(admin: str) -> tuple[str, sa.Engine, str] | None:
+    admin_url = sa.make_url(admin).set(drivername="postgresql+psycopg")
+    server = sa.create_engine(admin_url, isolation_level="AUTOCOMMIT")
+    name = f"gwbench_{uuid.uuid4().hex[:8]}"
+    try:
+        with server.connect() as connection:
+            connection.execute(sa.text(f"CREATE DATABASE {name}"))
+    except sa.exc.OperationalError:
+        return None
+    url = admin_url.set(drivername="postgresql", database=name)
+    return url.render_as_string(hide_password=False), server, name
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--jobs", type=int, default=1000)
+    parser.add_argument(
+        "--postgres-url",
+        default=os.environ.get(
+            "GATEWAY_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
+        ),
+    )
+    arguments = parser.parse_args()
+    rows: list[tuple[str, int, float, float]] = []
+    with tempfile.TemporaryDirectory() as folder:
+        url = f"sqlite:///{Path(folder) / 'jobs.sqlite3'}"
+        rows.append(("SQLite", 1, *await measure(url, 1, arguments.jobs)))
+    for workers in (1, 2):
+        created = postgres_database(arguments.postgres_url)
+        if created is None:
+            print(f"PostgreSQL at {arguments.postgres_url} does not answer: skipped")
+            break
+        url, server, name = created
+        try:
+            rows.append(("PostgreSQL", workers, *await measure(url, workers, arguments.jobs)))
+        finally:
+            with server.connect() as connection:
+                connection.execute(sa.text(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+            server.dispose()
+    print(f"\n{arguments.jobs} jobs each (one recorded step and one exactly-once transaction)\n")
+    print("| Database | Workers | Enqueued/s | Jobs done/s |")
+    print("|---|---:|---:|---:|")
+    for database, workers, enqueued, done in rows:
+        print(f"| {database} | {workers} | {enqueued:,.0f} | {done:,.0f} |")
+
+
+if __name__ == "__main__":
+    if len(sys.argv) == 4 and sys.argv[1] == "--worker":
+        run_worker(
+            config(sys.argv[2], sys.argv[3]), kinds, on_ready=lambda: print("ready", flush=True)
+        )
+    else:
+        asyncio.run(main())

@@ -1,0 +1,24 @@
+"""`gateway worker`: a process that runs jobs only (durable work), until SIGTERM or SIGINT."""
+
+from __future__ import annotations
+
+import click
+
+from gateway.cli.configuration import load_settings
+from gateway.edge.work import job_kinds
+from gateway.jobs import jobs_config, run_worker
+
+
+@click.command()
+@click.option(
+    "--executor-id",
+    default=None,
+    help="A stable name for this worker: restarted under it, it resumes its own jobs at once "
+    "(otherwise another process takes them over once its lease has expired).",
+)
+def worker(executor_id: str | None) -> None:
+    """Run jobs, and nothing else, until SIGTERM or SIGINT."""
+    settings = load_settings()
+    config = jobs_config(settings, executor_id)
+    click.echo(f"Worker {config.executor_id} running jobs.")
+    run_worker(config, job_kinds())
