@@ -7,6 +7,7 @@ The app builds `Agencies` once in its lifespan, from the settings and the shared
 from __future__ import annotations
 
 import dataclasses
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Literal
@@ -81,6 +82,7 @@ class Agencies:
     """Every agency's connector, each behind its own AgencyGuard.
 
     `on_call` receives a CallRecord for every call (for logs and metrics); it must not block.
+    `clock` is the guards' (breakers, caches, call durations): tests move it by hand.
     """
 
     def __init__(
@@ -89,6 +91,7 @@ class Agencies:
         http: httpx.AsyncClient,
         *,
         on_call: Callable[[CallRecord], None] | None = None,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         missing = [name for name in AGENCY_NAMES if name not in configs]
         if missing:
@@ -98,7 +101,7 @@ class Agencies:
                 raise ValueError(f"configuration {key!r} is named {config.name!r}")
         self.configs = dict(configs)
         self.guards = {
-            name: AgencyGuard(name, configs[name].effective_policy, on_call=on_call)
+            name: AgencyGuard(name, configs[name].effective_policy, on_call=on_call, clock=clock)
             for name in AGENCY_NAMES
         }
         land = configs["land_registry"]

@@ -305,7 +305,7 @@ class AgencyGuard:
         *,
         idempotent: bool = True,
     ) -> T:
-        started = time.perf_counter()
+        started = self._clock()
         attempts = _Attempts()
         outcome: Outcome = "error"
         try:
@@ -336,7 +336,7 @@ class AgencyGuard:
             outcome = "cancelled"
             raise
         finally:
-            self._record(operation, outcome, time.perf_counter() - started, attempts.count)
+            self._record(operation, outcome, self._clock() - started, attempts.count)
 
     def get_cached(self, operation: str, key: Hashable) -> tuple[bool, Any]:
         """(True, result) when `call(operation, key, …)` would answer from the cache now.

@@ -3,6 +3,7 @@ over loopback, the shared HTTP client the app would build, and connectors over t
 
 from __future__ import annotations
 
+import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -134,17 +135,21 @@ MakeAgencies = Callable[..., Agencies]
 def make_agencies(
     sandbox: SandboxAgencies, agency_http: httpx.AsyncClient, calm_sandbox: None
 ) -> MakeAgencies:
-    """`make_agencies(land_registry={"policy": …}, on_call=…)`: fresh connectors and guards
-    over the sandbox, with the demo credentials and the default policies unless overridden."""
+    """`make_agencies(land_registry={"policy": …}, on_call=…, clock=…)`: fresh connectors and
+    guards over the sandbox, with the demo credentials and the default policies unless
+    overridden, and the guards on `clock` when given (a FakeClock the test moves)."""
 
     def make(
-        *, on_call: Callable[[CallRecord], None] | None = None, **overrides: dict[str, Any]
+        *,
+        on_call: Callable[[CallRecord], None] | None = None,
+        clock: Callable[[], float] = time.monotonic,
+        **overrides: dict[str, Any],
     ) -> Agencies:
         configs = {
             name: config(name, **{"url": sandbox.url(name), **overrides.get(name, {})})
             for name in AGENCY_NAMES
         }
-        return Agencies(configs, agency_http, on_call=on_call)
+        return Agencies(configs, agency_http, on_call=on_call, clock=clock)
 
     return make
 

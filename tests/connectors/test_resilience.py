@@ -1,4 +1,8 @@
-"""The resilience layer every agency call goes through."""
+"""The resilience layer every agency call goes through.
+
+The tests run on virtual time (tests/clocks.py): timeouts, deadlines and backoff
+elapse at once and are measured exactly, and the guard reads the same clock.
+"""
 
 from __future__ import annotations
 
@@ -6,7 +10,6 @@ import asyncio
 import dataclasses
 import pickle
 import random
-import time
 from collections.abc import Callable
 from typing import Any
 
@@ -26,36 +29,29 @@ from connectors.resilience import (
     CircuitBreaker,
     current_request_id,
 )
+from tests.clocks import FakeClock, now, virtual_time
 
 AGENCY = "land_registry"
 OPERATION = "deed_by_plate"
-
-
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
 
 
 class Agency:
     """Stands in for a connector method: answers from a script, counts the calls that reach it.
 
     An answer is a value, an exception class from connectors.errors (raised for
-    this agency and operation) or an exception; the last answer repeats.
+    this agency and operation) or an exception; the last answer repeats. With a `gate`,
+    every call waits for it to open; `asked` is set when the first call arrives.
     """
 
     def __init__(self, *answers: Any, gate: asyncio.Event | None = None) -> None:
         self.answers = list(answers) or ["deed"]
         self.gate = gate
         self.calls = 0
+        self.asked = asyncio.Event()
 
     async def __call__(self) -> Any:
         self.calls += 1
+        self.asked.set()
         answer = self.answers.pop(0) if len(self.answers) > 1 else self.answers[0]
         if self.gate is not None:
             await self.gate.wait()
@@ -73,7 +69,7 @@ async def hang() -> str:
 
 def make_guard(
     *,
-    clock: Callable[[], float] = time.monotonic,
+    clock: Callable[[], float] | None = None,
     on_call: Callable[[CallRecord], None] | None = None,
     sleeps: list[float] | None = None,
     **overrides: Any,
@@ -91,13 +87,17 @@ def make_guard(
     settings.update(overrides)
 
     async def record_sleep(seconds: float) -> None:
-        # Record the backoff instead of waiting it out, so tests stay fast.
+        # Recorded, and waited out on the virtual clock.
         if sleeps is not None:
             sleeps.append(seconds)
-        await asyncio.sleep(0)
+        await asyncio.sleep(seconds)
 
     return AgencyGuard(
-        AGENCY, AgencyPolicy(**settings), clock=clock, on_call=on_call, sleep=record_sleep
+        AGENCY,
+        AgencyPolicy(**settings),
+        clock=clock or asyncio.get_running_loop().time,
+        on_call=on_call,
+        sleep=record_sleep,
     )
 
 
@@ -112,6 +112,7 @@ async def open_breaker(guard: AgencyGuard) -> None:
 # Circuit breaker
 
 
+@virtual_time
 async def test_breaker_opens_after_consecutive_failures_and_then_fails_fast() -> None:
     guard = make_guard(breaker_failure_threshold=3)
     agency = Agency(AgencyUnavailable)
@@ -124,14 +125,16 @@ async def test_breaker_opens_after_consecutive_failures_and_then_fails_fast() ->
         await guard.call(OPERATION, None, agency)
     assert guard.stats().state == "open"
 
-    started = time.perf_counter()
+    # Failing fast: not a moment of the timeout waited, the agency not asked.
+    started = now()
     with pytest.raises(AgencyCircuitOpen) as caught:
-        await guard.call(OPERATION, None, agency)
-    assert time.perf_counter() - started < 0.05
+        await guard.call(OPERATION, None, hang)
+    assert now() == started
     assert caught.value.code == "AGENCY_UNAVAILABLE"
     assert agency.calls == 3
 
 
+@virtual_time
 async def test_a_success_resets_the_consecutive_failure_count() -> None:
     guard = make_guard(breaker_failure_threshold=3)
     agency = Agency(AgencyUnavailable, AgencyUnavailable, "deed", AgencyUnavailable)
@@ -145,6 +148,7 @@ async def test_a_success_resets_the_consecutive_failure_count() -> None:
     assert guard.stats().state == "closed"
 
 
+@virtual_time
 async def test_timeouts_count_as_failures_for_the_breaker() -> None:
     guard = make_guard(breaker_failure_threshold=2, timeout_s=0.01)
     for _ in range(2):
@@ -153,6 +157,7 @@ async def test_timeouts_count_as_failures_for_the_breaker() -> None:
     assert guard.stats().state == "open"
 
 
+@virtual_time
 async def test_half_open_probe_success_closes_the_breaker() -> None:
     clock = FakeClock()
     guard = make_guard(clock=clock, breaker_reset_s=30.0)
@@ -170,6 +175,7 @@ async def test_half_open_probe_success_closes_the_breaker() -> None:
     assert guard.stats().state == "closed"
 
 
+@virtual_time
 async def test_half_open_probe_failure_opens_the_breaker_again() -> None:
     clock = FakeClock()
     guard = make_guard(clock=clock, breaker_reset_s=30.0)
@@ -186,6 +192,7 @@ async def test_half_open_probe_failure_opens_the_breaker_again() -> None:
     assert agency.calls == 0
 
 
+@virtual_time
 async def test_half_open_lets_one_probe_through_and_fails_the_rest_fast() -> None:
     clock = FakeClock()
     guard = make_guard(clock=clock)
@@ -195,8 +202,7 @@ async def test_half_open_lets_one_probe_through_and_fails_the_rest_fast() -> Non
     gate = asyncio.Event()
     probe = Agency("deed", gate=gate)
     probing = asyncio.create_task(guard.call(OPERATION, None, probe))
-    await asyncio.sleep(0)
-    assert probe.calls == 1
+    await probe.asked.wait()
 
     other = Agency("deed")
     with pytest.raises(AgencyCircuitOpen):
@@ -209,14 +215,16 @@ async def test_half_open_lets_one_probe_through_and_fails_the_rest_fast() -> Non
     assert await guard.call(OPERATION, None, other) == "deed"
 
 
+@virtual_time
 async def test_a_cancelled_probe_lets_the_next_call_probe() -> None:
     clock = FakeClock()
     guard = make_guard(clock=clock)
     await open_breaker(guard)
     clock.advance(30.0)
 
-    probing = asyncio.create_task(guard.call(OPERATION, None, hang))
-    await asyncio.sleep(0)
+    probe = Agency("deed", gate=asyncio.Event())  # a gate that never opens
+    probing = asyncio.create_task(guard.call(OPERATION, None, probe))
+    await probe.asked.wait()
     probing.cancel()
     with pytest.raises(asyncio.CancelledError):
         await probing
@@ -226,6 +234,7 @@ async def test_a_cancelled_probe_lets_the_next_call_probe() -> None:
     assert guard.stats().state == "closed"
 
 
+@virtual_time
 async def test_rejections_do_not_open_the_breaker() -> None:
     guard = make_guard(breaker_failure_threshold=2)
     agency = Agency(AgencyRejected(AGENCY, OPERATION, fault_code="PLATE_UNKNOWN"))
@@ -237,13 +246,16 @@ async def test_rejections_do_not_open_the_breaker() -> None:
     assert guard.stats().state == "closed"
 
 
+@virtual_time
 async def test_calls_queued_for_a_slot_fail_fast_once_the_breaker_opens() -> None:
     guard = make_guard(max_concurrency=1, breaker_failure_threshold=1)
     gate = asyncio.Event()
-    failing = asyncio.create_task(guard.call(OPERATION, None, Agency(AgencyUnavailable, gate=gate)))
+    failing_agency = Agency(AgencyUnavailable, gate=gate)
+    failing = asyncio.create_task(guard.call(OPERATION, None, failing_agency))
     queued_agency = Agency("deed")
     queued = asyncio.create_task(guard.call(OPERATION, None, queued_agency))
-    await asyncio.sleep(0)
+    await failing_agency.asked.wait()
+    assert not queued.done()
 
     gate.set()
     with pytest.raises(AgencyUnavailable):
@@ -272,6 +284,7 @@ def test_a_late_result_from_before_the_breaker_opened_does_not_close_it() -> Non
 # Retries
 
 
+@virtual_time
 async def test_idempotent_calls_are_retried_on_transient_failures() -> None:
     sleeps: list[float] = []
     guard = make_guard(sleeps=sleeps, retries=3)
@@ -282,6 +295,7 @@ async def test_idempotent_calls_are_retried_on_transient_failures() -> None:
     assert guard.stats().underlying_calls == 3
 
 
+@virtual_time
 async def test_retries_back_off_exponentially_with_full_jitter(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
@@ -310,6 +324,7 @@ async def test_retries_back_off_exponentially_with_full_jitter(
     assert all(0.0 <= s <= cap for s, cap in zip(sleeps, [0.5, 1.0, 2.0, 3.0], strict=True))
 
 
+@virtual_time
 async def test_calls_that_are_not_idempotent_are_never_retried() -> None:
     sleeps: list[float] = []
     guard = make_guard(sleeps=sleeps, retries=3)
@@ -320,6 +335,7 @@ async def test_calls_that_are_not_idempotent_are_never_retried() -> None:
     assert sleeps == []
 
 
+@virtual_time
 async def test_rejections_are_never_retried() -> None:
     sleeps: list[float] = []
     guard = make_guard(sleeps=sleeps, retries=3)
@@ -330,6 +346,7 @@ async def test_rejections_are_never_retried() -> None:
     assert sleeps == []
 
 
+@virtual_time
 async def test_retries_stop_once_the_breaker_opens() -> None:
     guard = make_guard(retries=10, breaker_failure_threshold=3)
     agency = Agency(AgencyUnavailable)
@@ -338,6 +355,7 @@ async def test_retries_stop_once_the_breaker_opens() -> None:
     assert agency.calls == 3
 
 
+@virtual_time
 async def test_unexpected_exceptions_pass_through_unretried() -> None:
     guard = make_guard(retries=3)
     agency = Agency(ValueError("a bug in the connector"))
@@ -350,59 +368,66 @@ async def test_unexpected_exceptions_pass_through_unretried() -> None:
 # Timeouts and deadline
 
 
+@virtual_time
 async def test_a_hanging_agency_times_out_within_the_policy_timeout() -> None:
     guard = make_guard(timeout_s=0.05)
-    started = time.perf_counter()
+    started = now()
     with pytest.raises(AgencyTimeout) as caught:
         await guard.call(OPERATION, None, hang)
-    elapsed = time.perf_counter() - started
-    assert 0.045 <= elapsed < 0.25
+    assert now() - started == pytest.approx(0.05)
     assert caught.value.code == "AGENCY_TIMEOUT"
     assert guard.stats().failures == 1
 
 
-async def test_retries_never_run_past_the_overall_deadline() -> None:
-    # Eleven attempts of 50 ms would take 550 ms; the deadline allows two.
-    guard = make_guard(timeout_s=0.05, retries=10, deadline_s=0.13)
-    calls = 0
+@virtual_time
+async def test_retries_never_run_past_the_overall_deadline(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Eleven attempts of 50 ms would take 550 ms; the deadline leaves room for two, and
+    # after the second (at 101 ms) a third would end past it.
+    sleeps: list[float] = []
+    guard = make_guard(timeout_s=0.05, retries=10, deadline_s=0.13, sleeps=sleeps)
+    starts: list[float] = []
 
     async def counted_hang() -> str:
-        nonlocal calls
-        calls += 1
+        starts.append(now())
         return await hang()
 
-    started = time.perf_counter()
+    monkeypatch.setattr(random, "uniform", lambda low, high: high)
+    started = now()
     with pytest.raises(AgencyTimeout):
         await guard.call(OPERATION, None, counted_hang)
-    elapsed = time.perf_counter() - started
-    assert elapsed < 0.13 + 0.08
-    assert 1 <= calls <= 2
+    assert [start - started for start in starts] == pytest.approx([0.0, 0.051])
+    assert sleeps == [0.001]
+    assert now() - started == pytest.approx(0.101)
+    assert now() - started <= 0.13
 
 
+@virtual_time
 async def test_waiting_for_a_free_slot_past_the_deadline_is_not_held_against_the_agency() -> None:
     # A deadline of one timeout leaves no time at all to wait for a slot.
     guard = make_guard(
         max_concurrency=1, timeout_s=0.1, deadline_s=0.1, breaker_failure_threshold=1
     )
 
-    async def quick() -> str:
-        await asyncio.sleep(0.02)
-        return "deed"
-
-    holder = asyncio.create_task(guard.call(OPERATION, None, quick))
-    await asyncio.sleep(0)
+    gate = asyncio.Event()
+    holding = Agency("deed", gate=gate)
+    holder = asyncio.create_task(guard.call(OPERATION, None, holding))
+    await holding.asked.wait()
 
     queued = Agency("deed")
     with pytest.raises(AgencyTimeout):
         await guard.call(OPERATION, None, queued)
     assert queued.calls == 0
     assert guard.stats().state == "closed"
+    gate.set()
     assert await holder == "deed"
 
 
 # Concurrency cap
 
 
+@virtual_time
 async def test_concurrency_cap_is_never_exceeded_under_fifty_concurrent_calls() -> None:
     guard = make_guard(max_concurrency=5)
     active = peak = 0
@@ -423,6 +448,7 @@ async def test_concurrency_cap_is_never_exceeded_under_fifty_concurrent_calls() 
 # Cache
 
 
+@virtual_time
 async def test_cached_results_are_served_within_the_ttl_and_fetched_again_after() -> None:
     clock = FakeClock()
     guard = make_guard(clock=clock, cache_ttl_s=60.0)
@@ -439,6 +465,7 @@ async def test_cached_results_are_served_within_the_ttl_and_fetched_again_after(
     assert guard.stats().cache_hits == 1
 
 
+@virtual_time
 async def test_cache_is_keyed_by_operation_and_key() -> None:
     guard = make_guard(cache_ttl_s=60.0)
     agency = Agency("a", "b", "c")
@@ -448,6 +475,7 @@ async def test_cache_is_keyed_by_operation_and_key() -> None:
     assert agency.calls == 3
 
 
+@virtual_time
 async def test_failures_are_not_cached() -> None:
     guard = make_guard(cache_ttl_s=60.0)
     agency = Agency(AgencyUnavailable, "deed")
@@ -457,6 +485,7 @@ async def test_failures_are_not_cached() -> None:
     assert agency.calls == 2
 
 
+@virtual_time
 async def test_nothing_is_cached_without_a_key_or_for_writes() -> None:
     guard = make_guard(cache_ttl_s=60.0)
     agency = Agency("deed")
@@ -467,6 +496,7 @@ async def test_nothing_is_cached_without_a_key_or_for_writes() -> None:
     assert agency.calls == 4
 
 
+@virtual_time
 async def test_cache_holds_at_most_its_maximum_entries() -> None:
     guard = make_guard(cache_ttl_s=60.0, cache_max_entries=2)
     agency = Agency("deed")
@@ -479,36 +509,39 @@ async def test_cache_holds_at_most_its_maximum_entries() -> None:
 # De-duplication
 
 
+@virtual_time
 async def test_twenty_identical_concurrent_calls_share_one_underlying_call() -> None:
     gate = asyncio.Event()
     guard = make_guard()
     agency = Agency("deed", gate=gate)
     calls = [asyncio.create_task(guard.call(OPERATION, "12-345", agency)) for _ in range(20)]
-    await asyncio.sleep(0)
+    await agency.asked.wait()
     gate.set()
     assert await asyncio.gather(*calls) == ["deed"] * 20
     assert agency.calls == 1
     assert guard.stats().underlying_calls == 1
 
 
+@virtual_time
 async def test_a_failing_shared_call_fails_every_waiter() -> None:
     gate = asyncio.Event()
     guard = make_guard()
     agency = Agency(AgencyUnavailable, gate=gate)
     calls = [asyncio.create_task(guard.call(OPERATION, "12-345", agency)) for _ in range(20)]
-    await asyncio.sleep(0)
+    await agency.asked.wait()
     gate.set()
     results = await asyncio.gather(*calls, return_exceptions=True)
     assert all(isinstance(result, AgencyUnavailable) for result in results)
     assert agency.calls == 1
 
 
+@virtual_time
 async def test_cancelling_one_waiter_leaves_the_others_their_result() -> None:
     gate = asyncio.Event()
     guard = make_guard()
     agency = Agency("deed", gate=gate)
     calls = [asyncio.create_task(guard.call(OPERATION, "12-345", agency)) for _ in range(3)]
-    await asyncio.sleep(0)
+    await agency.asked.wait()
 
     calls[0].cancel()
     with pytest.raises(asyncio.CancelledError):
@@ -518,11 +551,13 @@ async def test_cancelling_one_waiter_leaves_the_others_their_result() -> None:
     assert agency.calls == 1
 
 
+@virtual_time
 async def test_the_shared_call_is_cancelled_when_every_waiter_is() -> None:
     guard = make_guard()
-    cancelled = asyncio.Event()
+    asked, cancelled = asyncio.Event(), asyncio.Event()
 
     async def watched() -> str:
+        asked.set()
         try:
             return await hang()
         except asyncio.CancelledError:
@@ -530,7 +565,7 @@ async def test_the_shared_call_is_cancelled_when_every_waiter_is() -> None:
             raise
 
     call = asyncio.create_task(guard.call(OPERATION, "12-345", watched))
-    await asyncio.sleep(0)
+    await asked.wait()
     call.cancel()
     with pytest.raises(asyncio.CancelledError):
         await call
@@ -543,6 +578,7 @@ async def test_the_shared_call_is_cancelled_when_every_waiter_is() -> None:
 # Statistics and records
 
 
+@virtual_time
 async def test_stats_reflect_outcomes() -> None:
     guard = make_guard(cache_ttl_s=60.0)
     await guard.call(OPERATION, "12-345", Agency("deed"))
@@ -560,18 +596,40 @@ async def test_stats_reflect_outcomes() -> None:
     assert stats.cache_hits == 1
     assert stats.underlying_calls == 3
     assert stats.recent_error_rate == pytest.approx(1 / 3)
-    assert stats.recent_latency_ms_p50 is not None
-    assert stats.recent_latency_ms_p95 is not None
-    assert 0 <= stats.recent_latency_ms_p50 <= stats.recent_latency_ms_p95
+    # Every answer was instant on the guard's clock (the cache hit is not in the window).
+    assert (stats.recent_latency_ms_p50, stats.recent_latency_ms_p95) == (0.0, 0.0)
     with pytest.raises(dataclasses.FrozenInstanceError):
         stats.calls = 0  # type: ignore[misc]
 
 
+@virtual_time
+async def test_latency_is_measured_on_the_guards_clock_as_the_caller_saw_it() -> None:
+    guard = make_guard(timeout_s=1.0)
+
+    def taking(seconds: float) -> Callable[[], Any]:
+        async def answer() -> str:
+            await asyncio.sleep(seconds)
+            return "deed"
+
+        return answer
+
+    for ms in (40, 10, 30, 20, 50):
+        await guard.call(OPERATION, None, taking(ms / 1000))
+    with pytest.raises(AgencyTimeout):
+        await guard.call(OPERATION, None, hang)  # a timeout counts at its full second
+    stats = guard.stats()
+    assert stats.recent_latency_ms_p50 == pytest.approx(30.0)
+    assert stats.recent_latency_ms_p95 == pytest.approx(1000.0)
+    assert stats.recent_error_rate == pytest.approx(1 / 6)
+
+
+@virtual_time
 async def test_stats_of_an_unused_guard_have_no_latency() -> None:
     stats = make_guard().stats()
     assert (stats.calls, stats.recent_latency_ms_p50, stats.recent_error_rate) == (0, None, 0.0)
 
 
+@virtual_time
 async def test_stats_cover_a_bounded_window_of_recent_calls() -> None:
     guard = AgencyGuard(AGENCY, AgencyPolicy(breaker_failure_threshold=100), window=10)
     for _ in range(10):
@@ -584,9 +642,11 @@ async def test_stats_cover_a_bounded_window_of_recent_calls() -> None:
     assert (stats.calls, stats.failures) == (20, 10)
 
 
+@virtual_time
 async def test_every_call_is_recorded_with_its_request_id_and_no_key() -> None:
     records: list[CallRecord] = []
-    guard = make_guard(on_call=records.append, cache_ttl_s=60.0, retries=2)
+    sleeps: list[float] = []
+    guard = make_guard(on_call=records.append, cache_ttl_s=60.0, retries=2, sleeps=sleeps)
 
     async def request() -> None:
         current_request_id.set("req-7f3a")
@@ -597,10 +657,13 @@ async def test_every_call_is_recorded_with_its_request_id_and_no_key() -> None:
     assert [(r.outcome, r.attempts) for r in records] == [("ok", 2), ("cached", 0)]
     first = records[0]
     assert (first.agency, first.operation, first.request_id) == (AGENCY, OPERATION, "req-7f3a")
-    assert first.duration_ms >= 0
+    # Both attempts answered at once: the call took the backoff between them.
+    assert first.duration_ms == pytest.approx(sleeps[0] * 1000)
+    assert records[1].duration_ms == 0.0
     assert "0012345678" not in repr(records)
 
 
+@virtual_time
 async def test_a_failing_hook_does_not_fail_the_call() -> None:
     def broken(record: CallRecord) -> None:
         raise RuntimeError("log sink down")

@@ -32,6 +32,7 @@ from connectors.soap.land_registry import Plate
 from db.demo import KNOWN_NATIONAL_CODE
 from db.engines import Databases, StatementCounter, statement_counter
 from db.gateway import AuditHead, AuditRecord
+from gateway import parcels
 from gateway.access import audit_verify
 from gateway.access.audit import GENESIS, AuditEntry, AuditTrail, record_hash
 from gateway.access.audit_verify import Finding, VerifyResult, verify
@@ -783,15 +784,9 @@ class _Loader:
 
 
 def _person() -> Person:
-    row = SimpleNamespace(
-        id=1,
-        national_code=KNOWN_NATIONAL_CODE,
-        first_name="Ali",
-        last_name="Rezaei",
-        father_name="Hasan",
-        birth_date=dt.date(1980, 1, 1),
+    return Person.from_domain(
+        parcels.Person(1, KNOWN_NATIONAL_CODE, "Ali", "Rezaei", "Hasan", dt.date(1980, 1, 1))
     )
-    return Person.from_row(row)  # type: ignore[arg-type]
 
 
 @pytest.mark.parametrize("answered", [True, False])

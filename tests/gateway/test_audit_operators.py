@@ -17,11 +17,10 @@ from db.demo import KNOWN_NATIONAL_CODE
 from db.engines import Databases
 from gateway.access.audit import AuditTrail
 from gateway.access.audit_verify import verify
-from gateway.access.keys import create_key
 from gateway.access.principals import PrincipalKind
 from gateway.cli import main
 from gateway.edge.app import create_app
-from tests.conftest import SECRETS, make_backend, settings_for
+from tests.conftest import SECRETS, make_backend, mint_key, settings_for
 
 PERSON = "query($c: NationalCode!) { person(nationalCode: $c) { fullName } }"
 KEY_A = "first-gateways-audit-key-0123456789abcdef"
@@ -54,8 +53,7 @@ async def test_a_gateway_with_another_key_does_not_continue_the_trail(
     backend, _ = await make_backend("sqlite", tmp_path / "db", parcels=5)
     databases = Databases(backend.urls)
     try:
-        _, notary = await create_key(databases, PrincipalKind.NOTARY, "Notary office 5", None)
-        SECRETS.add(notary)
+        _, notary = await mint_key(databases, PrincipalKind.NOTARY, "Notary office 5", None)
 
         def app(key: str, name: str) -> Any:
             return create_app(

@@ -30,12 +30,12 @@ from gateway.access.authentication import (
     AuthenticationUnavailable,
     Authenticator,
 )
-from gateway.access.keys import create_key, revoke_key
+from gateway.access.keys import revoke_key
 from gateway.access.principals import ANONYMOUS, PrincipalKind, Scope, scopes_for
 from gateway.cli.keys import keys
 from gateway.edge.app import create_app
 from sandbox.run import Agencies as SandboxAgencies
-from tests.conftest import Backend, cli_env, settings_for
+from tests.conftest import Backend, cli_env, mint_key, register_key, settings_for
 
 ISSUER = "https://sso.urmia.test/realms/partners"
 AUDIENCE = "municipality-gateway"
@@ -88,6 +88,16 @@ class Issuer:
 
 
 class _Server(uvicorn.Server):
+    """uvicorn on the test's loop, telling the test when it listens."""
+
+    def __init__(self, config: uvicorn.Config) -> None:
+        super().__init__(config)
+        self.listening = asyncio.Event()
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        await super().startup(sockets)
+        self.listening.set()
+
     @contextlib.contextmanager
     def capture_signals(self) -> Generator[None, None, None]:
         yield  # the test runner keeps its signals
@@ -101,9 +111,11 @@ async def serve(app: Starlette) -> AsyncIterator[str]:
     server = _Server(config)
     task = asyncio.create_task(server.serve(sockets=[sock]))
     try:
-        while not server.started:
-            assert not task.done(), task.result()
-            await asyncio.sleep(0.01)
+        listening = asyncio.create_task(server.listening.wait())
+        await asyncio.wait({task, listening}, return_when=asyncio.FIRST_COMPLETED)
+        listening.cancel()
+        assert not task.done(), task.result()  # a server that stopped says why
+        assert server.started
         yield f"http://127.0.0.1:{sock.getsockname()[1]}"
     finally:
         server.should_exit = True
@@ -180,7 +192,7 @@ async def test_no_credential_is_the_public(http: httpx.AsyncClient) -> None:
 
 
 async def test_a_valid_key_is_let_in(http: httpx.AsyncClient, databases: Databases) -> None:
-    _, key = await create_key(databases, PrincipalKind.BANK, _name("بانک ملی"))
+    _, key = await mint_key(databases, PrincipalKind.BANK, _name("بانک ملی"))
     response = await _post(http, key)
     assert response.status_code == 200, response.text
     assert response.json()["data"]["parcels"]["totalCount"] > 0
@@ -193,11 +205,11 @@ async def test_a_valid_key_is_let_in(http: httpx.AsyncClient, databases: Databas
 async def test_bad_revoked_and_expired_keys_are_refused_alike(
     http: httpx.AsyncClient, databases: Databases
 ) -> None:
-    info, revoked = await create_key(databases, PrincipalKind.NOTARY, _name("notary"))
+    info, revoked = await mint_key(databases, PrincipalKind.NOTARY, _name("notary"))
     assert (await _post(http, revoked)).status_code == 200
     await revoke_key(databases, info.prefix)
     past = dt.datetime.now(dt.UTC) - dt.timedelta(days=2)
-    _, expired = await create_key(
+    _, expired = await mint_key(
         databases, PrincipalKind.NOTARY, _name("notary"), expires_in=dt.timedelta(days=1), now=past
     )
     wrong = revoked[:-4] + ("AAAA" if not revoked.endswith("AAAA") else "BBBB")
@@ -425,7 +437,7 @@ async def test_a_revocation_takes_effect_within_the_cache_time(
     clock = [0.0]
     settings = settings_for(backend, auth_cache_s=10)
     authenticator = Authenticator(settings, databases, clock=lambda: clock[0])
-    info, key = await create_key(databases, PrincipalKind.COUNTER, _name("counter"))
+    info, key = await mint_key(databases, PrincipalKind.COUNTER, _name("counter"))
     assert (await authenticator.authenticate(f"Bearer {key}")).kind is PrincipalKind.COUNTER
     await revoke_key(databases, info.prefix)
     clock[0] += 9
@@ -438,7 +450,7 @@ async def test_a_revocation_takes_effect_within_the_cache_time(
 async def test_a_cached_key_sent_under_another_scheme_is_refused(
     backend: Backend, sandbox: SandboxAgencies, databases: Databases
 ) -> None:
-    _, key = await create_key(databases, PrincipalKind.NOTARY, _name("دفتر"))
+    _, key = await mint_key(databases, PrincipalKind.NOTARY, _name("دفتر"))
     app = create_app(settings_for(backend, sandbox, auth_cache_s=600))
     async with (
         app.router.lifespan_context(app),
@@ -457,7 +469,7 @@ async def test_the_cache_answers_for_bearer_credentials_only(
     backend: Backend, databases: Databases
 ) -> None:
     authenticator = Authenticator(settings_for(backend, auth_cache_s=600), databases)
-    _, key = await create_key(databases, PrincipalKind.BANK, _name("بانک"))
+    _, key = await mint_key(databases, PrincipalKind.BANK, _name("بانک"))
     assert (await authenticator.authenticate(f"Bearer {key}")).kind is PrincipalKind.BANK
     with pytest.raises(AuthenticationFailed):
         await authenticator.authenticate(f"Basic {key}")
@@ -474,6 +486,8 @@ async def _keys_command(backend: Backend, *args: str) -> Result:
     env = cli_env(backend)
     result = await asyncio.to_thread(CliRunner().invoke, keys, list(args), env=env)
     assert result.exit_code == 0, result.output
+    if args[0] == "create":  # the new key, alone on the last line
+        register_key(result.output.strip().splitlines()[-1])
     return result
 
 
@@ -548,8 +562,8 @@ async def test_keys_command_refuses_bad_input(backend: Backend) -> None:
 async def test_an_address_that_keeps_failing_is_throttled_before_any_lookup(
     backend: Backend, sandbox: SandboxAgencies, databases: Databases
 ) -> None:
-    _, good = await create_key(databases, PrincipalKind.NOTARY, _name("دفتر"))
-    _, fresh = await create_key(databases, PrincipalKind.BANK, _name("بانک"))
+    _, good = await mint_key(databases, PrincipalKind.NOTARY, _name("دفتر"))
+    _, fresh = await mint_key(databases, PrincipalKind.BANK, _name("بانک"))
     app = create_app(settings_for(backend, sandbox, auth_failures_per_ip="5/minute"))
 
     def client_from(ip: str) -> httpx.AsyncClient:

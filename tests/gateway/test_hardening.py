@@ -21,14 +21,13 @@ from starlette.applications import Starlette
 from db.engines import Databases
 from gateway import parcels
 from gateway.access.audit import AuditTrail
-from gateway.access.keys import create_key
 from gateway.access.principals import PrincipalKind
 from gateway.cli.operations import operations
 from gateway.edge.app import create_app
 from gateway.errors import ERROR_CODES
 from gateway.guards.cost import TYPICAL_SIZE
 from gateway.schema.planning import Parcel
-from tests.conftest import Backend, cli_env, make_backend, redis_url, settings_for
+from tests.conftest import Backend, cli_env, make_backend, mint_key, redis_url, settings_for
 
 # Generous rate limits: these tests are about what GraphQL refuses, not about the limits.
 UNLIMITED = {
@@ -44,10 +43,17 @@ NESTED = (
 )
 
 
-@pytest.fixture(scope="module")
-async def backend(tmp_path_factory: pytest.TempPathFactory) -> Backend:
-    made, _ = await make_backend("sqlite", tmp_path_factory.mktemp("hardening"), parcels=30)
-    return made
+@pytest.fixture(scope="module", params=["sqlite", "postgres", "mariadb"])
+async def backend(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> AsyncIterator[Backend]:
+    """A small city of its own on each database (the registered documents, the key cache
+    and the statement counts differ by database); skipped where no server is configured."""
+    folder = tmp_path_factory.mktemp(f"hardening-{request.param}")
+    made, server = await make_backend(request.param, folder, parcels=30)
+    yield made
+    if server is not None:
+        await server.drop_all()
 
 
 @pytest.fixture(scope="module")
@@ -55,10 +61,10 @@ async def keys(backend: Backend) -> dict[str, str]:
     databases = Databases(backend.urls)
     try:
         return {
-            "bank": (await create_key(databases, PrincipalKind.BANK, "Hardening bank"))[1],
-            "operator": (await create_key(databases, PrincipalKind.OPERATOR, "Hardening ops"))[1],
+            "bank": (await mint_key(databases, PrincipalKind.BANK, "Hardening bank"))[1],
+            "operator": (await mint_key(databases, PrincipalKind.OPERATOR, "Hardening ops"))[1],
             "department": (
-                await create_key(databases, PrincipalKind.DEPARTMENT, "Hardening dept", "revenue")
+                await mint_key(databases, PrincipalKind.DEPARTMENT, "Hardening dept", "revenue")
             )[1],
         }
     finally:
@@ -184,7 +190,7 @@ async def test_a_thousand_aliases_are_refused_before_anything_runs(
     query = "{ " + " ".join(f"a{i}: parcels(first: 1) {{ totalCount }}" for i in range(1000)) + " }"
     with spying(dev, monkeypatch) as spy:
         body = await post(dev, {"query": query}, keys["operator"])
-    assert body["data"] is None
+    assert "data" not in body  # refused before it ran
     assert body["errors"][0]["extensions"] == {
         "code": "QUERY_TOO_COMPLEX",
         "limit": "aliases",
@@ -410,8 +416,8 @@ async def test_the_operations_command_registers_once_and_lists(
     assert first == f"registered: {sha256(PAGE)} First page\n"
     assert again == f"already registered: {sha256(PAGE)} First page\n"
     listed = await run_cli(backend, "list")
-    assert f"{sha256(PAGE)}  " in listed
-    assert listed.rstrip().endswith("First page") or "First page" in listed
+    (line,) = [line for line in listed.splitlines() if line.startswith(f"{sha256(PAGE)}  ")]
+    assert line.endswith("  First page"), line
     # The registration is a change in the audit trail (once: the second was no change).
     databases = Databases({"gateway": backend.urls["gateway"]})
     try:
@@ -499,7 +505,7 @@ async def test_introspection_is_for_internal_callers_in_production(
         await post(prod, {"query": INTROSPECTION}),
         await post(prod, {"query": by_type}),
     ):
-        assert body["data"] is None
+        assert "data" not in body  # refused before it ran
         for error in body["errors"]:  # one for __schema, and one for each field inside it
             assert error["extensions"] == {
                 "code": "GRAPHQL_VALIDATION_FAILED",

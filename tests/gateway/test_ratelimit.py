@@ -8,7 +8,6 @@ import contextlib
 import os
 import socket
 import sys
-import time
 import uuid
 from collections import Counter
 from collections.abc import AsyncIterator
@@ -19,11 +18,10 @@ import httpx
 import pytest
 
 from db.engines import Databases
-from gateway.access.keys import create_key
 from gateway.access.principals import PrincipalKind
 from gateway.edge.app import create_app
 from gateway.errors import ERROR_CODES
-from tests.conftest import Backend, make_backend, redis_url, settings_for
+from tests.conftest import Backend, cli_env, make_backend, mint_key, redis_url, settings_for
 
 QUERY = {"query": "{ __typename }"}
 LIMITS = {
@@ -33,10 +31,17 @@ LIMITS = {
 }
 
 
-@pytest.fixture(scope="module")
-async def backend(tmp_path_factory: pytest.TempPathFactory) -> Backend:
-    made, _ = await make_backend("sqlite", tmp_path_factory.mktemp("ratelimit"), parcels=0)
-    return made
+@pytest.fixture(scope="module", params=["sqlite", "postgres", "mariadb"])
+async def backend(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> AsyncIterator[Backend]:
+    """Empty databases of its own on each database (callers are known by their keys there);
+    skipped where no server is configured."""
+    folder = tmp_path_factory.mktemp(f"ratelimit-{request.param}")
+    made, server = await make_backend(request.param, folder, parcels=0)
+    yield made
+    if server is not None:
+        await server.drop_all()
 
 
 @pytest.fixture(scope="module")
@@ -44,7 +49,7 @@ async def keys(backend: Backend) -> dict[str, str]:
     databases = Databases(backend.urls)
     try:
         return {
-            name: (await create_key(databases, kind, f"Rate limit {name}"))[1]
+            name: (await mint_key(databases, kind, f"Rate limit {name}"))[1]
             for name, kind in (
                 ("notary", PrincipalKind.NOTARY),
                 ("bank", PrincipalKind.BANK),
@@ -98,11 +103,8 @@ async def test_one_key_is_limited_and_another_is_not(
     backend: Backend, keys: dict[str, str]
 ) -> None:
     async with serve(backend) as client:
-        started = time.perf_counter()
         statuses = await hammer([client], keys["notary"], 1000)
-        elapsed = time.perf_counter() - started
         assert statuses == {200: 50, 429: 950}
-        assert elapsed < 10
         # Another partner has its own window; an internal caller has a larger limit.
         assert await hammer([client], keys["bank"], 60) == {200: 50, 429: 10}
         assert await hammer([client], keys["operator"], 100) == {200: 80, 429: 20}
@@ -182,12 +184,12 @@ async def gateway_process(backend: Backend, env: dict[str, str]) -> AsyncIterato
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
     settings = {
-        "GATEWAY_PLANNING_DATABASE_URL": backend.urls["planning"],
-        "GATEWAY_REVENUE_DATABASE_URL": backend.urls["revenue"],
-        "GATEWAY_GATEWAY_DATABASE_URL": backend.urls["gateway"],
+        **cli_env(backend),
         "GATEWAY_PORT": str(port),
         "GATEWAY_SEED_PARCELS": "0",
-        "GATEWAY_LOG_LEVEL": "warning",
+        # uvicorn says at info when the app has started: the test waits for that line. The
+        # socket listens before (bound when the process starts): a request waits in its backlog.
+        "GATEWAY_LOG_LEVEL": "info",
         **{f"GATEWAY_{name.upper()}": value for name, value in LIMITS.items()},
         **env,
     }
@@ -196,21 +198,25 @@ async def gateway_process(backend: Backend, env: dict[str, str]) -> AsyncIterato
         "run",
         env={**os.environ, **settings},
         stdout=asyncio.subprocess.DEVNULL,
-        stderr=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.PIPE,
     )
-    url = f"http://127.0.0.1:{port}"
+    assert process.stderr is not None
+    drain: asyncio.Task[bytes] | None = None
     try:
-        async with httpx.AsyncClient() as http:
-            for _ in range(300):
-                with contextlib.suppress(httpx.TransportError):
-                    if (await http.get(f"{url}/healthz")).status_code == 200:
-                        break
-                assert process.returncode is None, "the gateway did not start"
-                await asyncio.sleep(0.1)
-        yield url
+        said: list[bytes] = []
+        # A safety net against a silent hang, never a measure: the wait ends on the line.
+        async with asyncio.timeout(120):
+            while not said or b"Application startup complete" not in said[-1]:
+                line = await process.stderr.readline()
+                assert line, b"the gateway stopped before it listened:\n" + b"".join(said)
+                said.append(line)
+        drain = asyncio.create_task(process.stderr.read())  # the pipe must never fill up
+        yield f"http://127.0.0.1:{port}"
     finally:
         process.terminate()
         await process.wait()
+        if drain is not None:
+            await drain
 
 
 async def test_two_gateway_processes_share_the_limit_through_redis(
@@ -226,9 +232,6 @@ async def test_two_gateway_processes_share_the_limit_through_redis(
         httpx.AsyncClient(base_url=one) as first,
         httpx.AsyncClient(base_url=two) as second,
     ):
-        started = time.perf_counter()
         statuses = await hammer([first, second], keys["notary"], 1000)
-        elapsed = time.perf_counter() - started
         assert statuses == {200: 50, 429: 950}
-        assert elapsed < 10
         assert await hammer([second, first], keys["bank"], 60) == {200: 50, 429: 10}

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -14,6 +13,7 @@ from db.demo import KNOWN_NATIONAL_CODE
 from sandbox.chaos import Chaos
 from sandbox.run import AGENCIES, Agencies
 from sandbox.soap import read_fault
+from tests.clocks import now, virtual_time
 
 CIVIL = "urn:ir:sabteahval:civil-registry:v1"
 GET_PERSON = (
@@ -34,22 +34,32 @@ async def put_chaos(http: httpx.AsyncClient, url: str, **settings: Any) -> httpx
     return response
 
 
-async def test_latency_delays_each_call_until_reset(
+@virtual_time
+async def test_latency_delays_each_call_by_exactly_its_setting_until_reset() -> None:
+    chaos = Chaos()
+    chaos.update({"latency_ms": 300})
+    for _ in range(2):
+        started = now()
+        await chaos.delay()
+        assert now() - started == pytest.approx(0.3)
+    chaos.reset()
+    started = now()
+    await chaos.delay()
+    assert now() == started
+
+
+async def test_latency_is_set_over_http_and_reset_by_delete(
     agencies: Agencies, http: httpx.AsyncClient, post_soap: Any
 ) -> None:
     await put_chaos(http, agencies.civil_registry, latency_ms=300)
-
-    started = time.perf_counter()
     slow = await post_soap("civil_registry", GET_PERSON)
-    slow_seconds = time.perf_counter() - started
+    # The delay is pinned exactly above; here only what cannot come early is checked.
+    slowest = await http.get(f"{agencies.civil_registry}/_calls")
+    assert slowest.json()["calls"][-1]["durationMs"] >= 300
     await http.delete(f"{agencies.civil_registry}/_chaos")
-    started = time.perf_counter()
+    assert (await http.get(f"{agencies.civil_registry}/_chaos")).json()["latency_ms"] == 0
     fast = await post_soap("civil_registry", GET_PERSON)
-    fast_seconds = time.perf_counter() - started
-
     assert slow.status_code == fast.status_code == 200
-    assert slow_seconds >= 0.3
-    assert fast_seconds < 0.25
 
 
 async def test_error_rate_one_makes_every_call_a_server_fault(

@@ -9,7 +9,7 @@ import httpx
 import pytest
 from lxml import etree
 
-from sandbox.rogue import HUGE_BYTES
+from sandbox.rogue import HUGE_BYTES, RogueServer
 from sandbox.run import run_rogue
 from sandbox.soap import safe_parser
 
@@ -116,11 +116,25 @@ async def test_unknown_path_lists_the_modes(rogue: str, client: httpx.AsyncClien
 
 
 async def test_closing_ends_connections_that_would_hang_forever() -> None:
-    async with run_rogue() as url:
+    server = RogueServer()
+    url = await server.start()
+    # /slow-headers as it is, telling the test when the server has the request in hand.
+    silent = server.modes["/slow-headers"]
+    serving = asyncio.Event()
+
+    async def watched(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        serving.set()
+        await silent(reader, writer)
+
+    server.modes["/slow-headers"] = watched
+    try:
         reader, writer = await asyncio.open_connection(*url.removeprefix("http://").split(":"))
         writer.write(b"GET /slow-headers HTTP/1.1\r\nHost: x\r\n\r\n")
         await writer.drain()
-        await asyncio.sleep(0.05)
-    async with asyncio.timeout(2):
+        async with asyncio.timeout(10):  # a safety net against a hang, not a measure
+            await serving.wait()
+    finally:
+        await server.close()
+    async with asyncio.timeout(10):
         assert await reader.read() == b""
     writer.close()
