@@ -3,14 +3,13 @@ or in development generated once under the data directory."""
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import hashlib
 import hmac
-import os
 import secrets
 from pathlib import Path
 
+from gateway.local_secrets import read_or_create
 from gateway.settings import Settings
 
 # Shorter keys are refused: the key is all that stops a database writer rewriting the chain.
@@ -37,7 +36,7 @@ def load_audit_key(settings: Settings) -> bytes:
         )
     path = settings.data_dir / DEVELOPMENT_KEY_FILE
     try:
-        key = _development_key(path)
+        key = read_or_create(path, lambda: secrets.token_hex(32) + "\n")
     except (OSError, UnicodeDecodeError):
         # Not readable by this user (a first run as another), a folder, a full disk: say so,
         # rather than a traceback.
@@ -72,23 +71,3 @@ def _read(path: Path) -> str:
         raise AuditKeyError(
             "invalid configuration: GATEWAY_AUDIT_KEY_FILE cannot be read"
         ) from None
-
-
-def _development_key(path: Path) -> str:
-    """Reads the key, or creates it: written whole to a private temporary file, then linked
-    into place, so that workers starting together agree on one key and none reads half."""
-    with contextlib.suppress(FileNotFoundError):
-        return path.read_text(encoding="utf-8")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}")
-    descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    try:
-        with os.fdopen(descriptor, "w", encoding="utf-8") as file:
-            file.write(secrets.token_hex(32) + "\n")
-            file.flush()
-            os.fsync(file.fileno())
-        with contextlib.suppress(FileExistsError):  # another worker's key won
-            os.link(temporary, path)
-    finally:
-        temporary.unlink(missing_ok=True)
-    return path.read_text(encoding="utf-8")

@@ -16,11 +16,8 @@ is refused, and the JWKS lets anyone recompute the thumbprint.
 from __future__ import annotations
 
 import base64
-import contextlib
 import hashlib
 import json
-import os
-import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -32,6 +29,8 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import (
     Ed25519PrivateKey,
     Ed25519PublicKey,
 )
+
+from gateway.local_secrets import read_or_create
 
 __all__ = [
     "ALGORITHM",
@@ -277,25 +276,9 @@ def _read(path: Path) -> str:
 
 
 def _development_key(data_dir: Path) -> str:
-    """Reads the development key, or creates it: written whole to a private temporary file,
-    then linked into place, so that workers starting together agree on one key."""
-    path = data_dir / DEVELOPMENT_KEY_FILE
+    """Reads the development key, or creates it once (see gateway/local_secrets.py)."""
     try:
-        with contextlib.suppress(FileNotFoundError):
-            return path.read_text(encoding="utf-8")
-        path.parent.mkdir(parents=True, exist_ok=True)
-        temporary = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}")
-        descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        try:
-            with os.fdopen(descriptor, "w", encoding="utf-8") as file:
-                file.write(generate_private_pem())
-                file.flush()
-                os.fsync(file.fileno())
-            with contextlib.suppress(FileExistsError):  # another worker's key won
-                os.link(temporary, path)
-        finally:
-            temporary.unlink(missing_ok=True)
-        return path.read_text(encoding="utf-8")
+        return read_or_create(data_dir / DEVELOPMENT_KEY_FILE, generate_private_pem)
     except (OSError, UnicodeDecodeError):
         raise SigningKeyError(
             f"invalid configuration: data_dir: the development signing key "
