@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import asyncio
 import inspect
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Hashable
+from dataclasses import dataclass
 from decimal import Decimal
 from enum import Enum
 from typing import Any, Self, TypeVar
 
 import strawberry
+from aiodataloader import DataLoader
 from strawberry import Private
 
 import identifiers
@@ -20,6 +22,7 @@ from gateway.access.permissions import Scope, mask_national_code, note_personal_
 from gateway.context import Info
 from gateway.errors import BadUserInput, QueryTooComplex
 from gateway.guards.cost import typical_size
+from gateway.loaders import Loaders
 from gateway.schema.agencies import CivilRecord, Deed, PostalAddress
 from gateway.schema.node import Node, from_global_id, node_type
 from gateway.schema.pages import PageInfo, decode_cursor, encode_cursor, page_info
@@ -419,16 +422,45 @@ def _one(convert: Callable[[Any], Any]) -> Callable[[Any], Any]:
     return lambda record: convert(_present(record))
 
 
-# relation → (loader, the parcel attribute that keys it, how to turn the loaded value into types)
-PARCEL_RELATIONS: dict[str, tuple[str, str, Callable[[Any], Any]]] = {
-    "region": ("region_by_id", "region_id", _one(Region.from_domain)),
-    "district": ("district_by_id", "district_id", _one(District.from_domain)),
-    "owners": ("owners_by_parcel", "pk", _each(Owner.from_domain)),
-    "buildings": ("buildings_by_parcel", "pk", _each(Building.from_domain)),
-    "permits": ("permits_by_parcel", "pk", _each(Permit.from_domain)),
-    "certificates": ("certificates_by_parcel", "pk", _each(Certificate.from_domain)),
-    "violations": ("violations_by_parcel", "pk", _each(Violation.from_domain)),
-    "dues": ("dues_by_renewal_code", "renewal_code", Dues.from_domain),
+@dataclass(frozen=True, slots=True)
+class Relation:
+    """One relation a parcel's list may load ahead: its loader, the parcel's key for it, and
+    how the loaded value becomes GraphQL types. Named by callables, not strings, so that a
+    renamed loader or attribute is seen by mypy."""
+
+    loader: Callable[[Loaders], DataLoader[Any, Any]]
+    key: Callable[[Parcel], Hashable]
+    convert: Callable[[Any], Any]
+
+
+# By the GraphQL field that selects it (look-ahead reads field names from the document).
+PARCEL_RELATIONS: dict[str, Relation] = {
+    "region": Relation(
+        lambda loaders: loaders.region_by_id, lambda p: p.region_id, _one(Region.from_domain)
+    ),
+    "district": Relation(
+        lambda loaders: loaders.district_by_id, lambda p: p.district_id, _one(District.from_domain)
+    ),
+    "owners": Relation(
+        lambda loaders: loaders.owners_by_parcel, lambda p: p.pk, _each(Owner.from_domain)
+    ),
+    "buildings": Relation(
+        lambda loaders: loaders.buildings_by_parcel, lambda p: p.pk, _each(Building.from_domain)
+    ),
+    "permits": Relation(
+        lambda loaders: loaders.permits_by_parcel, lambda p: p.pk, _each(Permit.from_domain)
+    ),
+    "certificates": Relation(
+        lambda loaders: loaders.certificates_by_parcel,
+        lambda p: p.pk,
+        _each(Certificate.from_domain),
+    ),
+    "violations": Relation(
+        lambda loaders: loaders.violations_by_parcel, lambda p: p.pk, _each(Violation.from_domain)
+    ),
+    "dues": Relation(
+        lambda loaders: loaders.dues_by_renewal_code, lambda p: p.renewal_code, Dues.from_domain
+    ),
 }
 
 
@@ -437,8 +469,9 @@ RELATION_SCOPES = {"dues": Scope.DUES_READ}
 
 
 async def _load_relation(info: Info, parcel: Parcel, name: str) -> Any:
-    loader, key, convert = PARCEL_RELATIONS[name]
-    return convert(await getattr(info.context.loaders, loader).load(getattr(parcel, key)))
+    relation = PARCEL_RELATIONS[name]
+    loaded = await relation.loader(info.context.loaders).load(relation.key(parcel))
+    return relation.convert(loaded)
 
 
 def _filtered(value: Any, keep: Callable[[Any], bool]) -> Any:
@@ -468,14 +501,14 @@ async def prefetch_parcels(info: Info, parcels: list[Parcel], selected: set[str]
     # turn (each owner's parcels under a page) share one statement per relation.
     loaded = await asyncio.gather(
         *(
-            loaders.grouped(getattr(loaders, PARCEL_RELATIONS[name][0])).load(
-                tuple(getattr(parcel, PARCEL_RELATIONS[name][1]) for parcel in parcels)
+            loaders.grouped(PARCEL_RELATIONS[name].loader(loaders)).load(
+                tuple(PARCEL_RELATIONS[name].key(parcel) for parcel in parcels)
             )
             for name in wanted
         )
     )
     for name, values in zip(wanted, loaded, strict=True):
-        convert = PARCEL_RELATIONS[name][2]
+        convert = PARCEL_RELATIONS[name].convert
         for parcel, value in zip(parcels, values, strict=True):
             parcel.prefetched[name] = convert(value)
 
