@@ -3,11 +3,14 @@ seeded with the demo data, and the real app behind an HTTP client."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import datetime as dt
 import hashlib
 import logging
 import os
 import socket
+import sys
 import tempfile
 import uuid
 from collections.abc import AsyncIterator, Iterator
@@ -378,3 +381,44 @@ async def keys(backend: Backend) -> dict[str, str]:
 def gql(client: httpx.AsyncClient, keys: dict[str, str]) -> GraphQLClient:
     """GraphQL as the operator, who may read everything."""
     return GraphQLClient(client, keys["operator"])
+
+
+@contextlib.asynccontextmanager
+async def gateway_process(backend: Backend, env: dict[str, str]) -> AsyncIterator[str]:
+    """A real `gateway run` process against this backend on a free port of loopback; yields
+    host:port once its application has started (its socket listens before that, so a request
+    sent meanwhile waits in the backlog)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    settings = {
+        **cli_env(backend),
+        "GATEWAY_PORT": str(port),
+        "GATEWAY_SEED_PARCELS": "0",
+        "GATEWAY_LOG_LEVEL": "info",  # uvicorn says when the application has started
+        **env,
+    }
+    process = await asyncio.create_subprocess_exec(
+        str(Path(sys.executable).parent / "gateway"),
+        "run",
+        env={**os.environ, **settings},
+        stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    assert process.stderr is not None
+    drain: asyncio.Task[bytes] | None = None
+    try:
+        said: list[bytes] = []
+        # A safety net against a silent hang, never a measure: the wait ends on the line.
+        async with asyncio.timeout(120):
+            while not said or b"Application startup complete" not in said[-1]:
+                line = await process.stderr.readline()
+                assert line, b"the gateway stopped before it started:\n" + b"".join(said)
+                said.append(line)
+        drain = asyncio.create_task(process.stderr.read())  # the pipe must never fill up
+        yield f"127.0.0.1:{port}"
+    finally:
+        process.terminate()
+        await process.wait()
+        if drain is not None:
+            await drain

@@ -5,13 +5,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
 import socket
-import sys
 import uuid
 from collections import Counter
 from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -21,7 +18,14 @@ from db.engines import Databases
 from gateway.access.principals import PrincipalKind
 from gateway.edge.app import create_app
 from gateway.errors import ERROR_CODES
-from tests.conftest import Backend, cli_env, make_backend, mint_key, redis_url, settings_for
+from tests.conftest import (
+    Backend,
+    gateway_process,
+    make_backend,
+    mint_key,
+    redis_url,
+    settings_for,
+)
 
 QUERY = {"query": "{ __typename }"}
 LIMITS = {
@@ -177,60 +181,22 @@ def test_a_malformed_limit_fails_at_start_up(backend: Backend) -> None:
         create_app(settings_for(backend, rate_limit_partner="lots"))
 
 
-@contextlib.asynccontextmanager
-async def gateway_process(backend: Backend, env: dict[str, str]) -> AsyncIterator[str]:
-    """A real `gateway run` process on a free port; yields its base URL."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    settings = {
-        **cli_env(backend),
-        "GATEWAY_PORT": str(port),
-        "GATEWAY_SEED_PARCELS": "0",
-        # uvicorn says at info when the app has started: the test waits for that line. The
-        # socket listens before (bound when the process starts): a request waits in its backlog.
-        "GATEWAY_LOG_LEVEL": "info",
-        **{f"GATEWAY_{name.upper()}": value for name, value in LIMITS.items()},
-        **env,
-    }
-    process = await asyncio.create_subprocess_exec(
-        str(Path(sys.executable).parent / "gateway"),
-        "run",
-        env={**os.environ, **settings},
-        stdout=asyncio.subprocess.DEVNULL,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    assert process.stderr is not None
-    drain: asyncio.Task[bytes] | None = None
-    try:
-        said: list[bytes] = []
-        # A safety net against a silent hang, never a measure: the wait ends on the line.
-        async with asyncio.timeout(120):
-            while not said or b"Application startup complete" not in said[-1]:
-                line = await process.stderr.readline()
-                assert line, b"the gateway stopped before it listened:\n" + b"".join(said)
-                said.append(line)
-        drain = asyncio.create_task(process.stderr.read())  # the pipe must never fill up
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        process.terminate()
-        await process.wait()
-        if drain is not None:
-            await drain
-
-
 async def test_two_gateway_processes_share_the_limit_through_redis(
     backend: Backend, keys: dict[str, str]
 ) -> None:
     url = redis_url()
     if url is None:
         pytest.skip("no Redis on 127.0.0.1:6379")
-    shared = {"GATEWAY_REDIS_URL": url, "GATEWAY_REDIS_KEY_PREFIX": f"gwtest:{uuid.uuid4().hex}:"}
+    shared = {
+        "GATEWAY_REDIS_URL": url,
+        "GATEWAY_REDIS_KEY_PREFIX": f"gwtest:{uuid.uuid4().hex}:",
+        **{f"GATEWAY_{name.upper()}": value for name, value in LIMITS.items()},
+    }
     async with (
         gateway_process(backend, shared) as one,
         gateway_process(backend, shared) as two,
-        httpx.AsyncClient(base_url=one) as first,
-        httpx.AsyncClient(base_url=two) as second,
+        httpx.AsyncClient(base_url=f"http://{one}") as first,
+        httpx.AsyncClient(base_url=f"http://{two}") as second,
     ):
         statuses = await hammer([first, second], keys["notary"], 1000)
         assert statuses == {200: 50, 429: 950}

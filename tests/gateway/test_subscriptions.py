@@ -32,7 +32,15 @@ from gateway.errors import ERROR_CODES
 from gateway.events import Events, RedisEvents, listening
 from gateway.guards.documents import register_operation
 from gateway.schema import build_schema
-from tests.conftest import Backend, GraphQLClient, cli_env, mint_key, redis_url, settings_for
+from tests.conftest import (
+    Backend,
+    GraphQLClient,
+    cli_env,
+    gateway_process,
+    mint_key,
+    redis_url,
+    settings_for,
+)
 
 PROTOCOL = "graphql-transport-ws"
 REVOKED = "subscription Revoked { apiKeyRevoked { id prefix state revokedAt holderName } }"
@@ -406,46 +414,6 @@ async def test_an_event_raised_in_one_gateway_process_reaches_a_client_of_anothe
         heard = await listener.receive()
         assert heard["type"] == "next"
         assert heard["payload"]["data"]["apiKeyRevoked"]["prefix"] == spare.prefix
-
-
-@contextlib.asynccontextmanager
-async def gateway_process(backend: Backend, env: dict[str, str]) -> AsyncIterator[str]:
-    """A real `gateway run` process on a free port of loopback; yields host:port once its
-    application has started (its socket is bound and listening before that)."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    settings = {
-        **cli_env(backend),
-        "GATEWAY_PORT": str(port),
-        "GATEWAY_SEED_PARCELS": "0",
-        "GATEWAY_LOG_LEVEL": "info",  # uvicorn says when the application has started
-        **env,
-    }
-    process = await asyncio.create_subprocess_exec(
-        str(Path(sys.executable).parent / "gateway"),
-        "run",
-        env={**os.environ, **settings},
-        stdout=asyncio.subprocess.DEVNULL,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    assert process.stderr is not None
-    drain: asyncio.Task[bytes] | None = None
-    try:
-        said: list[bytes] = []
-        # A safety net against a silent hang, never a measure: the wait ends on the line.
-        async with asyncio.timeout(WAIT_S * 6):
-            while not said or b"Application startup complete" not in said[-1]:
-                line = await process.stderr.readline()
-                assert line, b"the gateway stopped before it started:\n" + b"".join(said)
-                said.append(line)
-        drain = asyncio.create_task(process.stderr.read())  # the pipe must never fill up
-        yield f"127.0.0.1:{port}"
-    finally:
-        process.terminate()
-        await process.wait()
-        if drain is not None:
-            await drain
 
 
 class _Finished:
