@@ -58,6 +58,8 @@ from gateway.settings import Settings
 log = logging.getLogger("gateway")
 
 GRAPHQL_RESPONSE = "application/graphql-response+json"
+# Where get_context leaves the request's Context for process_result (removed once answered).
+CONTEXT_KEY = "gateway.context"
 
 
 class Refused(Exception):
@@ -186,12 +188,21 @@ class HardenedGraphQL(GraphQL[Context, None]):
         # As strawberry's, but no refusal answers in plain text.
         response: Response
         try:
-            response = await self.run(Request(scope, receive))
-        except Refused as refused:
-            response = refused.response
-        except HTTPException as exc:  # strawberry's: no query, GET for a mutation, …
-            response = http_refusal(exc.status_code, exc.reason)
-        await response(scope, receive, send)
+            try:
+                response = await self.run(Request(scope, receive))
+            except Refused as refused:
+                response = refused.response
+            except HTTPException as exc:  # strawberry's: no query, GET for a mutation, …
+                response = http_refusal(exc.status_code, exc.reason)
+            await response(scope, receive, send)
+        finally:
+            # Answered (a stream, too): what the request loaded goes now. Left alone, the
+            # context (which holds the request, whose scope holds the context) and what it
+            # loaded would wait in reference cycles for the garbage collector's older
+            # generations, which run rarely (gateway/edge/app.py): under load, tens of MB.
+            context: Context | None = scope.pop(CONTEXT_KEY, None)
+            if context is not None:
+                context.loaders.release()
 
 
 @dataclass
@@ -278,7 +289,7 @@ class GatewayGraphQL(HardenedGraphQL):
             and request.headers.get("x-gateway-debug", "").lower() == "cost",
             purpose=purpose,
         )
-        request.scope["gateway.context"] = context
+        request.scope[CONTEXT_KEY] = context
         return context
 
     async def execute_operation(  # strawberry's signature
@@ -310,7 +321,7 @@ class GatewayGraphQL(HardenedGraphQL):
         return AuditedResult(result.data, result.errors, result.extensions, personal_reads=reads)
 
     async def process_result(self, request: Any, result: ExecutionResult) -> GraphQLHTTPResponse:
-        context: Context = request.scope["gateway.context"]
+        context: Context = request.scope[CONTEXT_KEY]
         # The cost of answering, before the audit trail's own writes.
         cost = context.cost.as_extension() if context.report_cost else None
         reads = result.personal_reads if isinstance(result, AuditedResult) else {}

@@ -57,6 +57,16 @@ class Loaders:
             group = self._groups[loader] = GroupLoader(loader.batch_load_fn)
         return group
 
+    def release(self) -> None:
+        """Lets go of everything loaded: the request has been answered. graphql-core's
+        executor refers to itself (and so to the context and these loaders) in a cycle that
+        only the garbage collector frees, and it runs rarely (gateway/edge/app.py); emptied
+        here, the records loaded go as soon as the answer has left."""
+        for loader in (*vars(self).values(), *self._groups.values()):
+            if isinstance(loader, DataLoader):
+                loader.clear_all()
+        self._groups.clear()
+
     @cached_property
     def parcel_by_id(self) -> RecordByKey[parcels.Parcel]:
         return RecordByKey(self.planning, PARCEL_BY_ID)
