@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal
 
 import strawberry
 from starlette.requests import Request
@@ -10,7 +11,7 @@ from starlette.responses import Response
 
 from connectors.agencies import Agencies
 from db.engines import Databases
-from gateway.access.audit import AuditTrail
+from gateway.access.audit import AuditEntry, AuditTrail
 from gateway.access.principals import Principal
 from gateway.cost import RequestCost
 from gateway.events import Events
@@ -36,6 +37,27 @@ class Context:
     purpose: str | None = None
     # The X-Request-Id the caller sent, if sane; request_id is always the gateway's own.
     caller_request_id: str | None = None
+
+    def audit_entry(
+        self,
+        action: Literal["read", "change"],
+        operation: str,
+        subject_type: str,
+        subject_id: str,
+    ) -> AuditEntry:
+        """A record of what this request read ("read") or changed ("change"), by whom, for
+        which case and under which request ids."""
+        return AuditEntry(
+            principal_kind=self.principal.kind.value,
+            principal_id=self.principal.id,
+            action=action,
+            operation=operation,
+            subject_type=subject_type,
+            subject_id=subject_id,
+            purpose=self.purpose,
+            request_id=self.request_id,
+            caller_request_id=self.caller_request_id,
+        )
 
 
 Info = strawberry.Info[Context, None]

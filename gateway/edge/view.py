@@ -29,7 +29,7 @@ from connectors import correlation
 from connectors.agencies import Agencies
 from connectors.resilience import current_request_id
 from db.engines import Databases
-from gateway.access.audit import AuditEntry, GroupCommit, open_audit_trail
+from gateway.access.audit import GroupCommit, open_audit_trail
 from gateway.access.authentication import Authenticator
 from gateway.access.permissions import PersonalReads, operation_reads
 from gateway.access.principals import ANONYMOUS, Principal
@@ -356,19 +356,8 @@ class GatewayGraphQL(HardenedGraphQL):
 
     async def audit_reads(self, context: Context, reads: PersonalReads) -> bool:
         """Writes one operation's personal-data reads to the audit trail before answering."""
-        principal = context.principal
         entries = [
-            AuditEntry(
-                principal_kind=principal.kind.value,
-                principal_id=principal.id,
-                action="read",
-                operation=served_by,
-                subject_type=subject_type,
-                subject_id=subject_id,
-                purpose=context.purpose,
-                request_id=context.request_id,
-                caller_request_id=context.caller_request_id,
-            )
+            context.audit_entry("read", served_by, subject_type, subject_id)
             for (subject_type, subject_id), served_by in reads.items()
         ]
         try:

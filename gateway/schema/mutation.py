@@ -30,7 +30,6 @@ from typing import TypeVar
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from gateway.access.audit import AuditEntry
 from gateway.context import Context, Info
 from gateway.errors import AuditUnavailable
 from gateway.events import Topic
@@ -73,7 +72,9 @@ async def change(info: Info, database: str = "gateway") -> AsyncIterator[Change]
     failure: Exception | None = None
     if unit.changed:
         try:
-            await context.audit_trail.append([_entry(context, *done) for done in unit.changed])
+            await context.audit_trail.append(
+                [context.audit_entry("change", *done) for done in unit.changed]
+            )
         except Exception as exc:
             log.exception(
                 "a committed change is not in the audit trail (request %s)", context.request_id
@@ -83,18 +84,3 @@ async def change(info: Info, database: str = "gateway") -> AsyncIterator[Change]
         await announcement(context)
     if failure is not None:
         raise AuditUnavailable() from failure
-
-
-def _entry(context: Context, operation: str, subject_type: str, subject_id: str) -> AuditEntry:
-    principal = context.principal
-    return AuditEntry(
-        principal_kind=principal.kind.value,
-        principal_id=principal.id,
-        action="change",
-        operation=operation,
-        subject_type=subject_type,
-        subject_id=subject_id,
-        purpose=context.purpose,
-        request_id=context.request_id,
-        caller_request_id=context.caller_request_id,
-    )

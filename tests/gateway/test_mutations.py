@@ -10,7 +10,7 @@ import asyncio
 import datetime as dt
 import uuid
 from collections.abc import AsyncIterator
-from types import SimpleNamespace
+from types import MethodType, SimpleNamespace
 from typing import Any
 
 import httpx
@@ -20,6 +20,7 @@ from db.engines import Databases
 from gateway.access import keys as api_keys
 from gateway.access.audit import AuditTrail, open_audit_trail
 from gateway.access.principals import Principal, PrincipalKind, scopes_for
+from gateway.context import Context
 from gateway.edge.app import create_app
 from gateway.errors import ERROR_CODES
 from gateway.events import Events, listening
@@ -268,6 +269,8 @@ async def test_a_failing_mutation_rolls_back_and_records_nothing(
         request_id=uuid.uuid4().hex,
         caller_request_id=None,
     )
+    # The real way a Context writes its audit entries, on this stand-in.
+    context.audit_entry = MethodType(Context.audit_entry, context)
     info: Any = SimpleNamespace(context=context)
 
     class Abandoned(Exception):
