@@ -304,13 +304,21 @@ class AgencyGuard:
         fn: Callable[[], Awaitable[T]],
         *,
         idempotent: bool = True,
+        fresh: bool = False,
     ) -> T:
+        """`fresh`: the answer must come from the agency now, neither from the cache nor from
+        a call already in flight (which may have started before a change the caller must
+        see); it still refreshes the cache for others."""
         started = self._clock()
         attempts = _Attempts()
         outcome: Outcome = "error"
         try:
             if key is None or not idempotent:
                 result = await self._guarded(operation, fn, idempotent, attempts)
+            elif fresh:
+                result = await self._guarded(operation, fn, True, attempts)
+                if self.policy.cache_ttl_s > 0:
+                    self._cache_put((operation, key), result)
             else:
                 slot: _Slot = (operation, key)
                 found, cached = self._cache_get(slot)

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextvars
+import random
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -10,7 +13,9 @@ from typing import Any
 
 from sqlalchemy import event, text
 from sqlalchemy.engine import URL, make_url
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.ext.asyncio import (
+    AsyncConnection,
     AsyncEngine,
     AsyncSession,
     async_sessionmaker,
@@ -121,3 +126,41 @@ def _must_exist(url: URL) -> URL:
     if url.get_backend_name() != "sqlite" or not url.database or url.database == ":memory:":
         return url
     return url.set(database=f"file:{url.database}").update_query_dict({"mode": "rw", "uri": "true"})
+
+
+# How long a writer waits for SQLite's write lock in all, and how long between tries.
+SQLITE_LOCK_WAIT_S = 5.0
+SQLITE_LOCK_RETRY_S = (0.0002, 0.002)
+
+
+async def begin_write(connection: AsyncConnection) -> None:
+    """Begins a transaction that will write after it reads. On SQLite the driver would begin
+    only at the first write, after the reads, so two writers could read the same state;
+    BEGIN IMMEDIATE takes the write lock first. Elsewhere the transaction begins as usual and
+    the reads lock what they need (SELECT … FOR UPDATE)."""
+    if connection.dialect.name == "sqlite":
+        await _begin_immediate(connection)
+    elif not connection.in_transaction():
+        await connection.begin()
+
+
+async def _begin_immediate(connection: AsyncConnection) -> None:
+    """BEGIN IMMEDIATE, waiting for another process's writer with short, jittered tries.
+
+    SQLite's own busy handler sleeps 1, 2, 5, 10 … up to 100 ms between tries, so two
+    gateway processes writing to one file stall each other for hundreds of milliseconds; a
+    write here holds the lock for about a millisecond.
+    """
+    deadline = time.monotonic() + SQLITE_LOCK_WAIT_S
+    await connection.exec_driver_sql("PRAGMA busy_timeout = 0")
+    try:
+        while True:
+            try:
+                await connection.exec_driver_sql("BEGIN IMMEDIATE")
+                return
+            except OperationalError as exc:
+                if "locked" not in str(exc).lower() or time.monotonic() > deadline:
+                    raise
+            await asyncio.sleep(random.uniform(*SQLITE_LOCK_RETRY_S))
+    finally:
+        await connection.exec_driver_sql(f"PRAGMA busy_timeout = {int(SQLITE_LOCK_WAIT_S * 1000)}")

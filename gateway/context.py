@@ -13,8 +13,11 @@ from connectors.agencies import Agencies
 from db.engines import Databases
 from gateway.access.audit import AuditEntry, AuditTrail
 from gateway.access.principals import Principal
+from gateway.clock import WallClock, utc_now
 from gateway.cost import RequestCost
 from gateway.events import Events
+from gateway.inquiries.config import InquirySettings, inquiry_settings
+from gateway.jobs import JobQueue
 from gateway.loaders import Loaders
 from gateway.settings import Settings
 
@@ -37,6 +40,12 @@ class Context:
     purpose: str | None = None
     # The X-Request-Id the caller sent, if sane; request_id is always the gateway's own.
     caller_request_id: str | None = None
+    wall_clock: WallClock = utc_now  # the one "now" of records (gateway/clock.py)
+    job_queue: JobQueue | None = None  # durable work (gateway/jobs), once the app runs
+
+    @property
+    def inquiries(self) -> InquirySettings:
+        return inquiry_settings(self.settings)
 
     def audit_entry(
         self,

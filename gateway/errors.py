@@ -26,10 +26,15 @@ ERROR_CODES: dict[str, str] = {
     ),
     "CONFLICT": (
         "The record a mutation names is not in a state the change applies to (a key "
-        "already revoked); nothing was changed."
+        "already revoked, an inquiry check answered already), or an idempotency key was "
+        "used before with a different input (extensions.field); nothing was changed."
     ),
     "UNAUTHENTICATED": "A credential was sent but is unknown, expired or revoked (HTTP 401).",
-    "FORBIDDEN": "The caller lacks the scope a field needs; the field is null (extensions.scope).",
+    "FORBIDDEN": (
+        "The caller lacks the scope a field needs; the field is null (extensions.scope). "
+        "For submitInquiry: a kind of inquiry this kind of caller may not ask "
+        "(extensions.scope is inquiries:ask:<KIND>)."
+    ),
     "QUERY_TOO_COMPLEX": (
         "The operation exceeds a limit, named by extensions.limit: depth, tokens, aliases, "
         "rootFields, fields (once fragments are spread), repeatedFields, introspectionDepth, "

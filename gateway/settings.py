@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -154,6 +155,31 @@ class Settings(BaseSettings):
     jobs_heartbeat_s: float = Field(default=5.0, gt=0)
     jobs_lease_s: float = Field(default=30.0, gt=0)
     jobs_shutdown_grace_s: int = Field(default=10, ge=0)
+
+    # Inquiries (gateway/inquiries). Answers are signed with Ed25519: the first of
+    # inquiry_signing_keys (PEM or JWK text, from the environment) or of
+    # inquiry_signing_key_files signs, the others are published beside it; retired keys
+    # (public halves) stay in /.well-known/jwks.json so that old letters still verify. In
+    # development without any key, one is generated once under data_dir.
+    inquiry_signing_keys: list[SecretStr] = Field(default_factory=list)
+    inquiry_signing_key_files: list[Path] = Field(default_factory=list)
+    inquiry_retired_keys: list[str] = Field(default_factory=list)
+    # The answer's issuer, the letters' letterhead, and the address answers name for their
+    # status list and letters print for verification (this gateway as the public reaches it).
+    municipality_code: str = Field(default="urmia", pattern=r"^[a-z0-9_.-]{1,32}$")
+    municipality_name: str = "شهرداری ارومیه"
+    public_url: str = "http://127.0.0.1:8000"
+    # How long an answer stays valid, and how many working days a department has for a
+    # manual check; planning reviews a building against its permit when its newest
+    # certificate is older than inquiry_certificate_max_age_years.
+    inquiry_validity_days: int = Field(default=30, ge=1, le=3650)
+    inquiry_manual_deadline_days: int = Field(default=5, ge=1, le=365)
+    inquiry_certificate_max_age_years: int = Field(default=10, ge=1, le=100)
+    # Public holidays (ISO dates) that deadlines skip, besides Thursdays and Fridays.
+    inquiry_holidays: list[dt.date] = Field(default_factory=list)
+    # How often a process looks for accepted work whose job was never started (a process
+    # killed between committing an inquiry and queueing its checks).
+    inquiry_sweep_s: float = Field(default=30, gt=0)
 
     # Browsers: origins allowed to call /graphql cross-origin (none by default).
     cors_allowed_origins: list[str] = Field(default_factory=list)

@@ -279,7 +279,12 @@ def settings_for(
     database_settings = {
         registry.DATABASES[name].url_setting: url for name, url in backend.urls.items()
     }
-    return Settings(**{**database_settings, **audit_settings, **agency_settings, **overrides})
+    # One job engine runs per process (DBOS), and test apps are many: a test that needs the
+    # app to run its jobs says so (jobs_in_app=True); the others only queue them.
+    job_settings: dict[str, Any] = {"jobs_in_app": False}
+    return Settings(
+        **{**database_settings, **audit_settings, **agency_settings, **job_settings, **overrides}
+    )
 
 
 @pytest.fixture(scope="session")
@@ -396,6 +401,7 @@ async def gateway_process(backend: Backend, env: dict[str, str]) -> AsyncIterato
         "GATEWAY_PORT": str(port),
         "GATEWAY_SEED_PARCELS": "0",
         "GATEWAY_LOG_LEVEL": "info",  # uvicorn says when the application has started
+        "GATEWAY_JOBS_IN_APP": "false",  # processes that run jobs say so (their own data dir)
         **env,
     }
     process = await asyncio.create_subprocess_exec(

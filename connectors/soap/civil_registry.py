@@ -57,9 +57,10 @@ class CivilRegistry(SoapConnector):
     binding = "CivilRegistrySoap11Binding"
 
     async def person(
-        self, national_code: str, birth_date: dt.date | None = None
+        self, national_code: str, birth_date: dt.date | None = None, *, fresh: bool = False
     ) -> CivilRecord | None:
-        """The record of `national_code`, or None when the registry knows no such person.
+        """The record of `national_code`, or None when the registry knows no such person;
+        `fresh` asks the registry now, bypassing the cache.
 
         With `birth_date`, a record born on another day is refused: AgencyRejected with
         fault_code BIRTH_DATE_MISMATCH.
@@ -77,4 +78,4 @@ class CivilRegistry(SoapConnector):
             with reading(AGENCY, GET_PERSON):
                 return _record(answer)
 
-        return await self.guard.call(GET_PERSON, (national_code, birth_date), fetch)
+        return await self.guard.call(GET_PERSON, (national_code, birth_date), fetch, fresh=fresh)

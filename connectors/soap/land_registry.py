@@ -156,8 +156,9 @@ class LandRegistry(SoapConnector):
     def __repr__(self) -> str:
         return f"LandRegistry(soap_version={self.soap_version!r})"
 
-    async def deed(self, plate: Plate) -> Deed | None:
-        """The deed of `plate`, or None when the registry has no deed for it."""
+    async def deed(self, plate: Plate, *, fresh: bool = False) -> Deed | None:
+        """The deed of `plate`, or None when the registry has no deed for it; `fresh` asks the
+        registry now, bypassing the cache (an inquiry must see a seizure registered since)."""
 
         async def fetch() -> Deed | None:
             answer = await self._service.call(
@@ -169,7 +170,7 @@ class LandRegistry(SoapConnector):
                     raise Malformed("the deed is for another plate")
             return deed
 
-        return await self.guard.call(GET_DEED, plate, fetch)
+        return await self.guard.call(GET_DEED, plate, fetch, fresh=fresh)
 
     async def deeds(self, plates: Sequence[Plate]) -> dict[Plate, Deed | None]:
         """The deed (or None) of every plate, in the order given, without repeats."""

@@ -12,8 +12,6 @@ import getpass
 import hashlib
 import hmac
 import json
-import random
-import time
 import uuid
 from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass, fields
@@ -31,10 +29,10 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.dialects.mysql import BINARY
-from sqlalchemy.exc import IntegrityError, OperationalError
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from db.engines import Databases, statement_counter
+from db.engines import Databases, begin_write, statement_counter
 from db.gateway import AuditHead, AuditRecord
 from gateway.access.audit_checkpoints import (
     Checkpoint,
@@ -260,7 +258,7 @@ class AuditTrail:
     ) -> Head | None:
         """The new head, or None when the head row is missing."""
         async with self.engine.connect() as connection:
-            await _begin_write(connection)
+            await begin_write(connection)
             head = await read_head(connection, lock=True)
             if head is None:
                 return None
@@ -450,7 +448,7 @@ async def read_head(connection: AsyncConnection, *, lock: bool = False) -> Head 
         _head.c.id == HEAD_ID
     )
     if lock:
-        # Appenders of every process queue here (SQLite ignores it: _begin_write locks).
+        # Appenders of every process queue here (SQLite ignores it: begin_write locks).
         statement = statement.with_for_update()
     row = (await connection.execute(statement)).one_or_none()
     return None if row is None else Head(*row)
@@ -486,40 +484,6 @@ def _uncounted() -> Iterator[None]:
         yield
     finally:
         statement_counter.reset(token)
-
-
-async def _begin_write(connection: AsyncConnection) -> None:
-    if connection.dialect.name == "sqlite":
-        # The driver would begin at the first INSERT, after we read the head, and two writers
-        # could read the same head; IMMEDIATE takes SQLite's write lock before the read.
-        await _begin_immediate(connection)
-
-
-# How long a writer waits for SQLite's write lock in all, and how long between tries.
-SQLITE_LOCK_WAIT_S = 5.0
-SQLITE_LOCK_RETRY_S = (0.0002, 0.002)
-
-
-async def _begin_immediate(connection: AsyncConnection) -> None:
-    """BEGIN IMMEDIATE, waiting for another process's writer with short, jittered tries.
-
-    SQLite's own busy handler sleeps 1, 2, 5, 10 … up to 100 ms between tries, so two
-    gateway processes appending to one file stall each other for hundreds of
-    milliseconds; a write here holds the lock for about a millisecond.
-    """
-    deadline = time.monotonic() + SQLITE_LOCK_WAIT_S
-    await connection.exec_driver_sql("PRAGMA busy_timeout = 0")
-    try:
-        while True:
-            try:
-                await connection.exec_driver_sql("BEGIN IMMEDIATE")
-                return
-            except OperationalError as exc:
-                if "locked" not in str(exc).lower() or time.monotonic() > deadline:
-                    raise
-            await asyncio.sleep(random.uniform(*SQLITE_LOCK_RETRY_S))
-    finally:
-        await connection.exec_driver_sql(f"PRAGMA busy_timeout = {int(SQLITE_LOCK_WAIT_S * 1000)}")
 
 
 async def _keeps_microseconds(connection: AsyncConnection) -> bool:

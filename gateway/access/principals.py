@@ -42,6 +42,8 @@ class Scope:
     AGENCIES_READ = "agencies:read"  # agency health, for operators
     AUDIT_READ = "audit:read"  # the whole audit trail (inspection, operators)
     KEYS_READ = "keys:read"  # one's own API keys
+    INQUIRIES_ALL = "inquiries:all"  # every partner's inquiries (operators)
+    INQUIRY_STATS_ALL = "inquiries:stats"  # every partner's inquiry figures (inspection)
 
 
 _PARTNER = frozenset({Scope.PARCELS_READ, Scope.DUES_READ, Scope.KEYS_READ})
@@ -55,7 +57,14 @@ SCOPES_BY_KIND: dict[PrincipalKind, frozenset[str]] = {
     PrincipalKind.COUNTER: _PARTNER,
     PrincipalKind.DEPARTMENT: _PARTNER | {Scope.PERSONAL_READ, Scope.PAYMENTS_VERIFY},
     PrincipalKind.OPERATOR: _PARTNER
-    | {Scope.PERSONAL_READ, Scope.PAYMENTS_VERIFY, Scope.AGENCIES_READ, Scope.AUDIT_READ},
+    | {
+        Scope.PERSONAL_READ,
+        Scope.PAYMENTS_VERIFY,
+        Scope.AGENCIES_READ,
+        Scope.AUDIT_READ,
+        Scope.INQUIRIES_ALL,
+        Scope.INQUIRY_STATS_ALL,
+    },
     # Anyone may look up a parcel and what is owed on it (as the citizen portal does by
     # renewal code); who owns it is personal.
     PrincipalKind.PUBLIC: frozenset({Scope.PARCELS_READ, Scope.DUES_READ}),
@@ -63,7 +72,7 @@ SCOPES_BY_KIND: dict[PrincipalKind, frozenset[str]] = {
 
 # Departments with more than every department has.
 EXTRA_DEPARTMENT_SCOPES: dict[str, frozenset[str]] = {
-    "inspection": frozenset({Scope.AUDIT_READ}),
+    "inspection": frozenset({Scope.AUDIT_READ, Scope.INQUIRY_STATS_ALL}),
 }
 
 
@@ -84,6 +93,15 @@ class Principal:
 
     def has(self, scope: str) -> bool:
         return scope in self.scopes
+
+    @property
+    def partner_code(self) -> str | None:
+        """The partner as its inquiries name it: its organisation (a bank's code) when it has
+        one, so that every key of the organisation sees them, else the principal itself;
+        None for callers that are not partners."""
+        if not self.kind.partner:
+            return None
+        return self.organisation or f"{self.kind.value}:{self.id}"
 
     @property
     def label(self) -> str:

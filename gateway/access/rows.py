@@ -45,7 +45,7 @@ from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.elements import False_, True_
 from sqlalchemy.sql.visitors import InternalTraversal
 
-from db.gateway import ApiKey, AuditRecord
+from db.gateway import ApiKey, AuditRecord, InquiryCheckRecord, InquiryRecord, WebhookDelivery
 from gateway.access.principals import Principal, PrincipalKind, Scope
 
 # From the principal, the condition a record must meet to be seen by it.
@@ -98,6 +98,11 @@ def caller_id(principal: Principal) -> str | None:
     """The caller as records name it (its principal id, `jwt:<sub>` for a JWT client); the
     anonymous public is everyone, and owns nothing."""
     return None if principal.kind is PrincipalKind.PUBLIC else principal.id
+
+
+def partner_code(principal: Principal) -> str | None:
+    """A partner as its inquiries name it (Principal.partner_code); None for others."""
+    return principal.partner_code
 
 
 def key_holder(principal: Principal) -> int | None:
@@ -239,6 +244,25 @@ RULES = RowRules(
         ApiKey: owned_by(ApiKey.__table__.c.principal_id, owner=key_holder),
         AuditRecord: any_of(
             holding(Scope.AUDIT_READ), owned_by(AuditRecord.__table__.c.principal_id)
+        ),
+        # The partner that asked (every key of its organisation), each department holding one
+        # of its checks, operators.
+        InquiryRecord: any_of(
+            holding(Scope.INQUIRIES_ALL),
+            owned_by(InquiryRecord.__table__.c.organisation, owner=partner_code),
+            assigned_to_department(
+                InquiryCheckRecord.__table__.c.authority,
+                via=InquiryCheckRecord.__table__.c.inquiry_id == InquiryRecord.__table__.c.id,
+            ),
+        ),
+        # Checks a department answers are its own (operators see every queue).
+        InquiryCheckRecord: any_of(
+            holding(Scope.INQUIRIES_ALL),
+            assigned_to_department(InquiryCheckRecord.__table__.c.authority),
+        ),
+        WebhookDelivery: any_of(
+            holding(Scope.INQUIRIES_ALL),
+            owned_by(WebhookDelivery.__table__.c.organisation, owner=partner_code),
         ),
     }
 )

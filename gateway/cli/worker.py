@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 from gateway.cli.configuration import load_settings
-from gateway.edge.work import job_kinds
+from gateway.edge.work import ProcessJobs, sweeping_in_thread, worker_notify
 from gateway.jobs import jobs_config, run_worker
 
 
@@ -21,4 +21,7 @@ def worker(executor_id: str | None) -> None:
     settings = load_settings()
     config = jobs_config(settings, executor_id)
     click.echo(f"Worker {config.executor_id} running jobs.")
-    run_worker(config, job_kinds())
+    jobs = ProcessJobs(settings)
+    jobs.runtime.notify = worker_notify(settings)
+    with sweeping_in_thread(jobs, config):
+        run_worker(config, jobs.kinds)

@@ -51,6 +51,7 @@ from gateway.errors import AuditUnavailable
 from gateway.events import Events, build_events
 from gateway.guards.execution import Clock
 from gateway.guards.ratelimit import RateLimits
+from gateway.jobs import JobQueue
 from gateway.loaders import Loaders
 from gateway.schema import build_schema
 from gateway.settings import Settings
@@ -250,6 +251,9 @@ class GatewayGraphQL(HardenedGraphQL):
             settings, authenticator or Authenticator(settings, databases), rate_limits
         )
         self.audit_trail = open_audit_trail(settings, databases, wall_clock)
+        self.wall_clock = wall_clock
+        # The process's durable-work queue, once the app's lifespan has opened it.
+        self.job_queue: JobQueue | None = None
         self.audit_writer = GroupCommit(self.audit_trail)
 
     async def get_context(self, request: Any, response: Any) -> Context:
@@ -288,6 +292,8 @@ class GatewayGraphQL(HardenedGraphQL):
             report_cost=(self.settings.development or principal.kind.internal)
             and request.headers.get("x-gateway-debug", "").lower() == "cost",
             purpose=purpose,
+            wall_clock=self.wall_clock,
+            job_queue=self.job_queue,
         )
         request.scope[CONTEXT_KEY] = context
         return context

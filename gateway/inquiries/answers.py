@@ -13,8 +13,8 @@ Claims (short names, because every byte is printed inside the QR code):
     a, c    applicant and counterparty: the last four digits of their national IDs (never more)
     v       verdict: C clear, N not clear
     ck      checks, each "name:authority:outcome:age[:role]": the check's code, the department
-            or agency that answered it, P or F, how many seconds before `iat` its data was read,
-            and for a manual check the approving officer's role
+            or agency that answered it, P, F or I (a statement), how many seconds before
+            `iat` its data was read, and for a manual check the approving officer's role
     o       outstanding amounts, each "due:period:rials" (omitted when none)
     iat, nbf, exp   issued, not before, expires (seconds since the epoch, RFC 7519)
     sup     the id of the answer this one supersedes (omitted when none)
@@ -95,6 +95,7 @@ class Verdict(StrEnum):
 class Outcome(StrEnum):
     PASS = "P"
     FAIL = "F"
+    INFO = "I"  # a statement: facts reported, nothing judged (PROPERTY_STATUS)
 
 
 def _utc_seconds(moment: dt.datetime, name: str) -> dt.datetime:
@@ -179,9 +180,9 @@ class Answer:
         object.__setattr__(self, "verdict", Verdict(self.verdict))
         if not self.checks:
             raise ValueError("an answer states at least one check")
-        passed = all(check.outcome is Outcome.PASS for check in self.checks)
-        if passed != (self.verdict is Verdict.CLEAR):
-            raise ValueError("the verdict is CLEAR exactly when every check passed")
+        failed = any(check.outcome is Outcome.FAIL for check in self.checks)
+        if failed == (self.verdict is Verdict.CLEAR):
+            raise ValueError("the verdict is CLEAR exactly when no check failed")
         for name in ("issued_at", "not_before", "expires_at"):
             object.__setattr__(self, name, _utc_seconds(getattr(self, name), name))
         if not self.not_before < self.expires_at or self.expires_at <= self.issued_at:

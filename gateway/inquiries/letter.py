@@ -76,6 +76,7 @@ class Labels:
         default_factory=lambda: {
             "dues": "تسویه عوارض شهرداری (مفاصاحساب)",
             "cert": "گواهی پایان کار یا عدم خلاف",
+            "comp": "گواهی پایان کار",
             "viol": "نبود تخلف رسیدگی‌نشده",
             "a100": "نبود رأی اجرانشده کمیسیون ماده ۱۰۰",
             "deed": "انطباق سند با مالکان",
@@ -102,7 +103,7 @@ class Labels:
 
 
 _VERDICTS = {Verdict.CLEAR: "بلامانع (CLEAR)", Verdict.NOT_CLEAR: "دارای مانع (NOT CLEAR)"}
-_OUTCOMES = {Outcome.PASS: "تأیید", Outcome.FAIL: "رد"}
+_OUTCOMES = {Outcome.PASS: "تأیید", Outcome.FAIL: "رد", Outcome.INFO: "گزارش"}
 _STATUSES = {
     AnswerStatus.VALID: "معتبر (VALID)",
     AnswerStatus.EXPIRED: "منقضی (EXPIRED)",

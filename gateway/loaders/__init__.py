@@ -13,7 +13,8 @@ from gateway import dues, parcels
 from gateway.access.audit import AuditRecordRow
 from gateway.access.keys import KeyInfo
 from gateway.access.principals import Principal
-from gateway.loaders import access
+from gateway.inquiries.records import Inquiry, InquiryCheck
+from gateway.loaders import access, inquiries
 from gateway.loaders.agencies import DeedsByPlate
 from gateway.loaders.batching import AgencyLoader, GroupLoader, RecordByKey, RecordsByKey
 from gateway.loaders.planning import (
@@ -167,3 +168,19 @@ class Loaders:
     @cached_property
     def audit_record_by_id(self) -> RecordByKey[AuditRecordRow]:
         return access.audit_record_by_id(self.gateway, self.principal)
+
+    @cached_property
+    def inquiry_by_id(self) -> RecordByKey[Inquiry]:
+        return inquiries.inquiry_by_id(self.gateway, self.principal)
+
+    @cached_property
+    def inquiry_by_tracking_code(self) -> RecordByKey[Inquiry]:
+        return inquiries.inquiry_by_tracking_code(self.gateway, self.principal)
+
+    @cached_property
+    def check_by_id(self) -> RecordByKey[InquiryCheck]:
+        return inquiries.check_by_id(self.gateway, self.principal)
+
+    @cached_property
+    def checks_by_inquiry(self) -> RecordsByKey[InquiryCheck]:
+        return inquiries.checks_by_inquiry(self.gateway)

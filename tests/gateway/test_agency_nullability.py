@@ -30,12 +30,15 @@ from db.engines import Databases
 from db.revenue import Payment
 from gateway.access.principals import ANONYMOUS
 from gateway.edge.app import create_app
+from gateway.inquiries.tracking import damm_check_digit
 from gateway.loaders import Loaders
 from gateway.schema import build_schema
 from gateway.schema.node import to_global_id
 from gateway.settings import Settings
 from tests.conftest import Backend, GraphQLClient, settings_for
 
+# A well-formed tracking code no inquiry has.
+TRACKING_CODE = "100000000000000" + damm_check_digit("100000000000000")
 AGENCY_CODES = {"AGENCY_UNAVAILABLE", "AGENCY_TIMEOUT", "AGENCY_REJECTED"}
 AGENCY_URLS = ("land_registry_url", "civil_registry_url", "bank_url", "postal_url")
 
@@ -265,6 +268,9 @@ async def test_with_every_agency_down_only_agency_fields_are_null(
             "nationalCode": f'"{KNOWN_NATIONAL_CODE}"',
             "id": f'"{to_global_id("Parcel", 1)}"',
             "first": "3",
+            "trackingCode": f'"{TRACKING_CODE}"',
+            "answer": '"not-an-answer"',
+            "groupBy": "[KIND]",
         },
     )
     query = walk.query()

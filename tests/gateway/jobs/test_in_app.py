@@ -27,7 +27,11 @@ async def test_the_app_runs_the_jobs_of_its_kinds_in_its_lifespan(tmp_path: Path
         ran.set()
 
     settings = settings_for(
-        backend, data_dir=tmp_path / "data", jobs_heartbeat_s=0.2, jobs_lease_s=1.0
+        backend,
+        data_dir=tmp_path / "data",
+        jobs_heartbeat_s=0.2,
+        jobs_lease_s=1.0,
+        jobs_in_app=True,
     )
     app = create_app(settings, kinds=kinds)
     async with app.router.lifespan_context(app):

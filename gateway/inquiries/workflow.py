@@ -1,0 +1,565 @@
+"""The inquiry workflow: a partner submits once; every check a machine can answer runs at once,
+concurrently, as a durable job; the checks that need a person wait in their department's
+queue; when every check has an outcome the inquiry is decided and its answer signed.
+
+Exactly once, across crashes and N processes, without a distributed lock: every change is one
+transaction on the gateway's database that locks the inquiry's row first (SELECT … FOR UPDATE;
+BEGIN IMMEDIATE on SQLite) and changes a check only from the state it expects. A job replayed
+after a crash, or run twice by two processes after a takeover, finds the check done and
+records nothing; the inquiry is decided by whichever transaction records its last outcome,
+once. Jobs are queued after the transaction that accepts the work commits; a process killed
+in between leaves work that `sweep` (run periodically by every process that runs jobs) queues
+again, by the same idempotency key, so nothing accepted is lost.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from sqlalchemy import select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from connectors.errors import AgencyError
+from db.engines import Databases, begin_write
+from db.gateway import InquiryCheckRecord, InquiryRecord
+from gateway.access.principals import Principal, PrincipalKind
+from gateway.clock import WallClock
+from gateway.errors import BadUserInput, Conflict, Forbidden, NotFound
+from gateway.events import Topic
+from gateway.inquiries import answers, webhooks
+from gateway.inquiries.answering import build_answer, sign_answer
+from gateway.inquiries.checks import CHECKS, AutomaticCheck, CheckOutcome, ManualCheck
+from gateway.inquiries.config import InquirySettings
+from gateway.inquiries.facts import Outcome
+from gateway.inquiries.reading import find_parcel, read_facts
+from gateway.inquiries.records import (
+    CHECK_DONE,
+    CHECK_PENDING,
+    CHECK_QUEUED,
+    DECIDED,
+    PENDING,
+    WAITING_FOR_DEPARTMENT,
+    naive,
+    stored,
+)
+from gateway.inquiries.runtime import JobRuntime
+from gateway.inquiries.tracking import new_tracking_code
+from gateway.jobs import JobContext, JobKinds, JobQueue, Payload, RetryPolicy
+from identifiers import RegistryPlate
+
+log = logging.getLogger("gateway.inquiries")
+
+CHECK_JOB = "inquiry.check"
+# An agency down for hours must not end a check: retries back off to every 5 minutes, for
+# about a day; an operator can retry a dead job (gateway jobs retry).
+CHECK_RETRY = RetryPolicy(max_attempts=300, base_delay_s=1.0, multiplier=2.0, max_delay_s=300.0)
+MAX_IDEMPOTENCY_KEY = 200
+# Work accepted this long ago whose job has not started is queued again by `sweep`.
+SWEEP_AFTER = dt.timedelta(seconds=30)
+
+# The process's job queue, once its lifespan has opened it (None: no jobs run here).
+QueueOf = Callable[[], "JobQueue | None"]
+
+
+@dataclass(frozen=True)
+class InquiryChanged:
+    """An inquiry's status changed (subscribers read the rest through the row rules)."""
+
+    tracking_code: str
+    status: str
+
+
+INQUIRY_UPDATED: Topic[InquiryChanged] = Topic("inquiry-updated", InquiryChanged)
+
+
+# --- Submitting ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Submission:
+    kind: str
+    renewal_code: str | None
+    registry_plate: RegistryPlate | None
+    applicant_national_code: str
+    counterparty_national_code: str | None
+    idempotency_key: str
+
+    def digest(self) -> str:
+        """What "the same input" means for an idempotency key: every field but the key."""
+        canonical = json.dumps(
+            [
+                self.kind,
+                self.renewal_code,
+                None if self.registry_plate is None else str(self.registry_plate),
+                self.applicant_national_code,
+                self.counterparty_national_code,
+            ],
+            separators=(",", ":"),
+        )
+        return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def _check_submission(
+    submission: Submission, config: InquirySettings, principal: Principal
+) -> None:
+    kind = config.kinds.get(submission.kind)
+    if kind is None:
+        raise BadUserInput("Unknown inquiry kind.", field="kind")
+    if not kind.may_ask(principal.kind) or principal.partner_code is None:
+        raise Forbidden(
+            f"A {principal.kind.value} may not ask a {submission.kind} inquiry.",
+            scope=f"inquiries:ask:{submission.kind}",
+        )
+    if (submission.renewal_code is None) == (submission.registry_plate is None):
+        raise BadUserInput(
+            "Name the property by exactly one of renewalCode and registryPlate.",
+            field="renewalCode",
+        )
+    key = submission.idempotency_key
+    if not 1 <= len(key) <= MAX_IDEMPOTENCY_KEY or not key.isprintable() or key != key.strip():
+        raise BadUserInput(
+            f"An idempotency key is 1 to {MAX_IDEMPOTENCY_KEY} printable characters.",
+            field="idempotencyKey",
+        )
+    if submission.counterparty_national_code == submission.applicant_national_code:
+        raise BadUserInput(
+            "The counterparty is another person than the applicant.",
+            field="counterpartyNationalCode",
+        )
+
+
+async def _existing(
+    session: AsyncSession, principal: Principal, submission: Submission
+) -> InquiryRecord | None:
+    found = await session.scalar(
+        select(InquiryRecord).where(
+            InquiryRecord.partner_id == principal.id,
+            InquiryRecord.idempotency_key == submission.idempotency_key,
+        )
+    )
+    if found is not None and found.input_digest != submission.digest():
+        raise Conflict(
+            "This idempotency key was used for another inquiry with a different input.",
+            field="idempotencyKey",
+            trackingCode=found.tracking_code,
+        )
+    return found
+
+
+async def submit(
+    databases: Databases,
+    config: InquirySettings,
+    principal: Principal,
+    submission: Submission,
+    now: WallClock,
+) -> tuple[InquiryRecord, bool]:
+    """The inquiry, committed before this returns, and whether this call created it (False:
+    the same key from the same partner named it already). Refused, with nothing stored: an
+    unknown kind or one this partner may not ask, a property named twice or not at all, a
+    parcel that does not exist, a key reused with another input (CONFLICT)."""
+    _check_submission(submission, config, principal)
+    async with databases.session("gateway") as session:
+        found = await _existing(session, principal, submission)
+        if found is not None:
+            return found, False
+    parcel = await find_parcel(
+        databases, renewal_code=submission.renewal_code, plate=submission.registry_plate
+    )
+    if parcel is None:
+        field = "renewalCode" if submission.renewal_code is not None else "registryPlate"
+        raise NotFound("No parcel has this code.", field=field)
+    kind = config.kinds[submission.kind]
+    partner = principal.partner_code
+    assert partner is not None
+    for _attempt in range(5):  # a tracking code already taken: draw another
+        moment = naive(now())
+        inquiry = InquiryRecord(
+            tracking_code=new_tracking_code(),
+            kind=kind.name,
+            partner_kind=principal.kind.value,
+            partner_id=principal.id,
+            organisation=partner,
+            idempotency_key=submission.idempotency_key,
+            input_digest=submission.digest(),
+            parcel_id=parcel.id,
+            region=parcel.region_id,
+            renewal_code=parcel.renewal_code,
+            registry_plate=parcel.registry_plate,
+            applicant_national_code=submission.applicant_national_code,
+            counterparty_national_code=submission.counterparty_national_code,
+            status=PENDING,
+            submitted_at=moment,
+        )
+        async with databases.session("gateway") as session:
+            try:
+                async with session.begin():
+                    # Writers take SQLite's lock up front, with short retries (db/engines.py).
+                    await begin_write(await session.connection())
+                    session.add(inquiry)
+                    await session.flush()
+                    session.add_all(
+                        InquiryCheckRecord(
+                            inquiry_id=inquiry.id,
+                            name=check.name,
+                            authority=check.authority.name,
+                            manual=isinstance(check, ManualCheck),
+                            state=CHECK_PENDING,
+                            attempts=0,
+                        )
+                        for check in kind.checks
+                    )
+                return inquiry, True
+            except IntegrityError:
+                pass
+        # Either the same key arrived at the same moment (it won: answer with its inquiry)
+        # or the tracking code was taken (draw again).
+        async with databases.session("gateway") as session:
+            found = await _existing(session, principal, submission)
+            if found is not None:
+                return found, False
+    raise RuntimeError("no free tracking code after five draws")
+
+
+async def pending_check_ids(databases: Databases, inquiry_id: int) -> list[int]:
+    async with databases.gateway.connect() as connection:
+        rows = await connection.execute(
+            select(InquiryCheckRecord.id).where(
+                InquiryCheckRecord.inquiry_id == inquiry_id,
+                InquiryCheckRecord.state == CHECK_PENDING,
+            )
+        )
+        return [row.id for row in rows]
+
+
+async def start_checks(queue: JobQueue, check_ids: Sequence[int]) -> None:
+    """Queues each check's job; the check's id is the job's idempotency key, so queueing one
+    again (a retried submission, the sweeper) starts nothing new."""
+    for check_id in check_ids:
+        await queue.enqueue(CHECK_JOB, {"check": check_id}, idempotency_key=str(check_id))
+
+
+# --- Recording outcomes, deciding ---------------------------------------------------------
+
+
+async def _lock(session: AsyncSession, inquiry_id: int) -> InquiryRecord:
+    await begin_write(await session.connection())
+    inquiry = await session.scalar(
+        select(InquiryRecord)
+        .where(InquiryRecord.id == inquiry_id)
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    )
+    assert inquiry is not None
+    return inquiry
+
+
+async def _checks_of(session: AsyncSession, inquiry_id: int) -> list[InquiryCheckRecord]:
+    # A locking read: under REPEATABLE READ (MariaDB) a plain one would see the snapshot of
+    # the transaction's first read, taken before the inquiry's lock, and miss an outcome
+    # another transaction recorded in between (then neither would decide).
+    return list(
+        await session.scalars(
+            select(InquiryCheckRecord)
+            .where(InquiryCheckRecord.inquiry_id == inquiry_id)
+            .order_by(InquiryCheckRecord.id)
+            .with_for_update()
+            .execution_options(populate_existing=True)
+        )
+    )
+
+
+def _apply(check: InquiryCheckRecord, outcome: CheckOutcome) -> None:
+    check.state = CHECK_DONE
+    check.outcome = outcome.outcome.value
+    check.reasons = stored(outcome.reasons)
+    check.details = outcome.details
+    check.read_at = naive(outcome.read_at)
+    check.officer_role = outcome.officer_role
+    check.note = outcome.note
+    check.last_error = None
+
+
+async def _advance(
+    session: AsyncSession,
+    inquiry: InquiryRecord,
+    config: InquirySettings,
+    now: dt.datetime,
+) -> bool:
+    """Moves the inquiry to where its checks put it; decides and signs when every check has
+    an outcome. Returns whether its status changed."""
+    checks = await _checks_of(session, inquiry.id)
+    before = inquiry.status
+    if any(check.state != CHECK_DONE for check in checks):
+        queued = any(check.state == CHECK_QUEUED for check in checks)
+        inquiry.status = WAITING_FOR_DEPARTMENT if queued else PENDING
+        return inquiry.status != before
+    await _decide(session, inquiry, checks, config, now)
+    return True
+
+
+async def _decide(
+    session: AsyncSession,
+    inquiry: InquiryRecord,
+    checks: list[InquiryCheckRecord],
+    config: InquirySettings,
+    now: dt.datetime,
+) -> None:
+    kind = config.kinds[inquiry.kind]
+    by_name = {check.name: check for check in checks}
+    ordered = [by_name[definition.name] for definition in kind.checks]
+    failed = [check for check in ordered if check.outcome == Outcome.FAIL.value]
+    if failed:
+        reasons = [reason for check in failed for reason in check.reasons or ()]
+    else:  # a statement-only kind reports its statements (gateway/inquiries/verdict.py)
+        reasons = [
+            reason
+            for check in ordered
+            if check.outcome == Outcome.INFO.value
+            for reason in check.reasons or ()
+        ]
+    # A newer answer for the same parcel and kind supersedes the older ones.
+    older = list(
+        await session.scalars(
+            select(InquiryRecord)
+            .where(
+                InquiryRecord.parcel_id == inquiry.parcel_id,
+                InquiryRecord.kind == inquiry.kind,
+                InquiryRecord.answer_id.is_not(None),
+                InquiryRecord.superseded_by.is_(None),
+                InquiryRecord.id != inquiry.id,
+            )
+            .order_by(InquiryRecord.decided_at.desc(), InquiryRecord.id.desc())
+            .with_for_update()
+        )
+    )
+    issued = now.astimezone(dt.UTC).replace(microsecond=0)
+    answer = build_answer(
+        inquiry,
+        ordered,
+        config,
+        issued_at=issued,
+        answer_id=answers.new_answer_id(),
+        supersedes=older[0].answer_id if older else None,
+    )
+    inquiry.status = DECIDED
+    inquiry.verdict = "NOT_CLEAR" if failed else "CLEAR"
+    inquiry.reasons = reasons
+    inquiry.decided_at = naive(issued)
+    inquiry.valid_until = naive(answer.expires_at)
+    inquiry.answer_id = answer.answer_id
+    inquiry.answer = sign_answer(answer, config)
+    for previous in older:
+        previous.superseded_by = inquiry.id
+
+
+@dataclass(frozen=True)
+class Changed:
+    """What a committed change must tell: the inquiry's new status and the webhook
+    deliveries it recorded (queued by the caller)."""
+
+    tracking_code: str
+    status: str
+    deliveries: tuple[str, ...]
+
+
+async def _events(
+    session: AsyncSession, inquiry: InquiryRecord, now: dt.datetime
+) -> tuple[str, ...]:
+    event = "inquiry.decided" if inquiry.status == DECIDED else "inquiry.updated"
+    return tuple(await webhooks.record_event(session, inquiry, event, now))
+
+
+async def record_outcome(
+    databases: Databases,
+    config: InquirySettings,
+    check_id: int,
+    outcome: CheckOutcome | None,
+    now: WallClock,
+) -> Changed | None:
+    """Records a machine's answer to a pending check (`outcome`), or with None sends a
+    manual check to its department's queue with its deadline. Nothing when the check is no
+    longer pending (a replayed or duplicated job): the first recording stands."""
+    async with databases.session("gateway") as session:
+        check = await session.get(InquiryCheckRecord, check_id)
+        if check is None or check.state != CHECK_PENDING:
+            return None
+        inquiry = await _lock(session, check.inquiry_id)
+        await session.refresh(check, with_for_update=True)
+        if check.state != CHECK_PENDING:
+            await session.rollback()
+            return None
+        moment = now()
+        if outcome is None:
+            kind = config.kinds[inquiry.kind]
+            check.state = CHECK_QUEUED
+            check.queued_at = naive(moment)
+            check.due_at = naive(kind.manual_due_at(moment))
+            check.last_error = None
+        else:
+            _apply(check, outcome)
+        changed = await _advance(session, inquiry, config, moment)
+        deliveries = await _events(session, inquiry, moment) if changed else ()
+        result = Changed(inquiry.tracking_code, inquiry.status, deliveries)
+        await session.commit()
+    return result if changed else Changed(result.tracking_code, result.status, ())
+
+
+async def note_failure(databases: Databases, check_id: int, error: str) -> None:
+    """Why a machine has not answered a check yet, as the partner sees it."""
+    async with databases.session("gateway") as session, session.begin():
+        await session.execute(
+            update(InquiryCheckRecord)
+            .where(InquiryCheckRecord.id == check_id, InquiryCheckRecord.state == CHECK_PENDING)
+            .values(
+                attempts=InquiryCheckRecord.attempts + 1,
+                last_error=error[:200],
+            )
+        )
+
+
+async def answer_check(
+    session: AsyncSession,
+    config: InquirySettings,
+    principal: Principal,
+    check_id: int,
+    outcome: Outcome,
+    note: str,
+    now: WallClock,
+) -> tuple[InquiryCheckRecord, Changed]:
+    """An officer's answer to a check in their department's queue, inside the mutation's
+    transaction. NOT_FOUND for a check that is not their department's (another department's
+    reads as absent); CONFLICT for one answered already or not (yet) in the queue."""
+    if principal.kind is not PrincipalKind.DEPARTMENT or principal.department is None:
+        raise NotFound("No check with this id waits for your department.", field="checkId")
+    if outcome is Outcome.INFO:
+        raise BadUserInput("An officer answers PASS or FAIL.", field="outcome")
+    note = note.strip()
+    if not note or len(note) > 2000:
+        raise BadUserInput("A note of 1 to 2,000 characters says why.", field="note")
+    check = await session.get(InquiryCheckRecord, check_id)
+    if check is None or check.authority != principal.department:
+        raise NotFound("No check with this id waits for your department.", field="checkId")
+    inquiry = await _lock(session, check.inquiry_id)
+    await session.refresh(check, with_for_update=True)
+    if check.state == CHECK_DONE:
+        raise Conflict("This check has been answered already.", field="checkId")
+    if check.state != CHECK_QUEUED:
+        raise Conflict("This check is not in your department's queue yet.", field="checkId")
+    definition = CHECKS[check.name]
+    assert isinstance(definition, ManualCheck)
+    moment = now()
+    answered = definition.answer(outcome, note=note, officer_role="officer", answered_at=moment)
+    _apply(check, answered)
+    check.answered_by = principal.id
+    check.answered_at = naive(moment)
+    changed = await _advance(session, inquiry, config, moment)
+    deliveries = await _events(session, inquiry, moment) if changed else ()
+    return check, Changed(inquiry.tracking_code, inquiry.status, deliveries)
+
+
+async def revoke(
+    session: AsyncSession, tracking_code: str, reason: str, now: WallClock
+) -> InquiryRecord:
+    """Withdraws a decided inquiry's answer (an operator's act): its status reads REVOKED."""
+    reason = reason.strip()
+    if not reason or len(reason) > 500:
+        raise BadUserInput("A reason of 1 to 500 characters is recorded.", field="reason")
+    inquiry = await session.scalar(
+        select(InquiryRecord).where(InquiryRecord.tracking_code == tracking_code)
+    )
+    if inquiry is None:
+        raise NotFound("No inquiry has this tracking code.", field="trackingCode")
+    inquiry = await _lock(session, inquiry.id)
+    if inquiry.answer is None:
+        raise Conflict("The inquiry has no answer yet.", field="trackingCode")
+    if inquiry.revoked_at is not None:
+        raise Conflict("The answer is revoked already.", field="trackingCode")
+    inquiry.revoked_at = naive(now())
+    inquiry.revocation_reason = reason
+    return inquiry
+
+
+# --- Jobs -----------------------------------------------------------------------------------
+
+
+def _describe(error: Exception) -> str:
+    if isinstance(error, AgencyError):
+        return f"{error.code}: {error.agency}.{error.operation}"
+    return type(error).__name__
+
+
+def register_jobs(kinds: JobKinds, runtime: JobRuntime, queue_of: QueueOf) -> None:
+    """The check job, on every process that runs jobs."""
+
+    @kinds.handler(CHECK_JOB, retry=CHECK_RETRY)
+    async def run_check(job: JobContext, payload: Payload) -> None:
+        check_id = int(payload["check"])
+        databases = runtime.databases
+        config = runtime.config
+        async with databases.session("gateway") as session:
+            check = await session.get(InquiryCheckRecord, check_id)
+            if check is None or check.state != CHECK_PENDING:
+                return
+            inquiry = await session.get(InquiryRecord, check.inquiry_id)
+            assert inquiry is not None
+            name, parcel_id = check.name, inquiry.parcel_id
+            applicant, tracking_code = inquiry.applicant_national_code, inquiry.tracking_code
+        definition = CHECKS[name]
+        try:
+            facts = await read_facts(
+                databases,
+                runtime.agencies,
+                parcel_id=parcel_id,
+                applicant_national_code=applicant,
+                tracking_code=tracking_code,
+                needs=definition.needs,
+                now=runtime.wall_clock,
+            )
+        except Exception as error:
+            await note_failure(databases, check_id, _describe(error))
+            raise
+        if isinstance(definition, AutomaticCheck):
+            outcome: CheckOutcome | None = definition.evaluate(facts, config.checks)
+        else:
+            outcome = definition.screened(facts, config.checks)
+        changed = await record_outcome(databases, config, check_id, outcome, runtime.wall_clock)
+        if changed is not None:
+            await tell(runtime, queue_of(), changed)
+
+
+async def tell(runtime: JobRuntime, queue: JobQueue | None, changed: Changed) -> None:
+    """After the commit: subscribers hear of the change, and its webhook deliveries start."""
+    runtime.notify(changed.tracking_code)
+    if queue is not None:
+        for delivery in changed.deliveries:
+            await webhooks.enqueue_delivery(queue, delivery)
+
+
+async def sweep(databases: Databases, queue: JobQueue, now: WallClock) -> int:
+    """Queues again the accepted work whose job never started (a process killed between a
+    commit and its queueing). Returns how many jobs it queued (most already exist: queueing
+    is idempotent)."""
+    before = naive(now() - SWEEP_AFTER)
+    async with databases.session("gateway") as session:
+        checks = list(
+            await session.scalars(
+                select(InquiryCheckRecord.id)
+                .join(InquiryRecord, InquiryRecord.id == InquiryCheckRecord.inquiry_id)
+                .where(
+                    InquiryCheckRecord.state == CHECK_PENDING,
+                    InquiryRecord.submitted_at < before,
+                )
+                .limit(10_000)
+            )
+        )
+        deliveries = await webhooks.deliveries_to_start(session, before)
+    await start_checks(queue, checks)
+    for delivery in deliveries:
+        await webhooks.enqueue_delivery(queue, delivery)
+    return len(checks) + len(deliveries)
