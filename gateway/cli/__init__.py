@@ -7,7 +7,7 @@ import logging
 
 import click
 
-from gateway.cli import audit, data, keys, operations, run, schema, worker
+from gateway.cli import audit, data, keys, operations, run, schema, webhooks, worker
 
 
 @click.group()
@@ -25,5 +25,6 @@ for command in (
     keys.keys,
     audit.audit,
     operations.operations,
+    webhooks.webhooks,
 ):
     main.add_command(command)
