@@ -16,9 +16,10 @@ from starlette.routing import Route, WebSocketRoute
 from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from db.engines import Databases
-from gateway.access.authentication import Authenticator
+from gateway.access.authentication import PUBLIC_PATHS, Authenticator
 from gateway.agencies import build_agencies, build_http_client
 from gateway.clock import WallClock, utc_now
+from gateway.edge import inquiries
 from gateway.edge.middleware import (
     AuthenticationMiddleware,
     BodySizeLimit,
@@ -30,7 +31,7 @@ from gateway.edge.middleware import (
 )
 from gateway.edge.requests import http_exception, trusted_proxies
 from gateway.edge.view import GatewayGraphQL
-from gateway.edge.work import job_kinds, running_jobs
+from gateway.edge.work import ProcessJobs, running_jobs
 from gateway.guards.execution import Clock
 from gateway.guards.ratelimit import RateLimits
 from gateway.jobs import JobKinds
@@ -48,7 +49,9 @@ def create_app(
     """`clock` times operations (gateway/guards/execution.py); `wall_clock` is the one "now"
     of keys, the audit trail and rate-limit windows (gateway/clock.py). Tests inject either."""
     settings = settings or Settings()
-    kinds = job_kinds() if kinds is None else kinds
+    jobs = ProcessJobs(settings, wall_clock=wall_clock)
+    if kinds is not None:  # tests run kinds of their own
+        jobs.kinds = kinds
     databases = Databases(settings.database_urls, echo=settings.database_echo)
     proxies = trusted_proxies(settings.trusted_proxies)
     rate_limits = RateLimits(settings, wall_clock=wall_clock)
@@ -57,6 +60,8 @@ def create_app(
     graphql = GatewayGraphQL(
         settings, databases, rate_limits, clock, wall_clock, authenticator=authenticator
     )
+    # The public keys, the status list, letters and the verification page.
+    inquiry_pages = inquiries.InquiryPages(settings, databases, rate_limits, wall_clock)
 
     @contextlib.asynccontextmanager
     async def lifespan(_app: Starlette) -> AsyncIterator[None]:
@@ -69,9 +74,11 @@ def create_app(
         # A request allocates thousands of short-lived objects; collecting the young
         # generation every 700 allocations made collections a visible share of p99.
         gc.set_threshold(20_000, 50, 100)
+        jobs.notify_through(graphql.events)
         try:
-            async with running_jobs(settings, kinds) as job_queue:
+            async with running_jobs(settings, jobs) as job_queue:
                 _app.state.job_queue = job_queue
+                graphql.job_queue = job_queue
                 yield
         finally:
             await http.aclose()
@@ -110,6 +117,7 @@ def create_app(
             WebSocketRoute("/graphql", graphql),  # subscriptions (gateway/edge/websocket.py)
             Route("/healthz", healthz),
             Route("/readyz", readyz),
+            *inquiry_pages.routes,
         ],
         lifespan=lifespan,
         # Unknown paths and methods answer as documented errors, not plain text.
@@ -120,7 +128,11 @@ def create_app(
     # The last added runs first: request ids, security headers, internal errors, trusted
     # proxies, CORS, body size, authentication, rate limits.
     app.add_middleware(RateLimit, limits=rate_limits, paths=frozenset({"/graphql"}))
-    app.add_middleware(AuthenticationMiddleware, authenticator=authenticator)
+    app.add_middleware(
+        AuthenticationMiddleware,
+        authenticator=authenticator,
+        public_paths=PUBLIC_PATHS | inquiries.PUBLIC_PATHS,
+    )
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
     app.add_middleware(CORSMiddleware, **cors_options(settings))
     if proxies:
