@@ -9,6 +9,8 @@ import click
 from db import demo
 from gateway.cli.configuration import load_settings
 from gateway.cli.databases import open_databases
+from gateway.clock import utc_now
+from gateway.inquiries import demo as demo_inquiries
 
 
 @click.command()
@@ -30,18 +32,24 @@ def migrate() -> None:
     default=None,
     help="How many parcels (default: GATEWAY_SEED_PARCELS).",
 )
-@click.option("--reset", is_flag=True, help="Delete existing planning and revenue rows first.")
+@click.option(
+    "--reset",
+    is_flag=True,
+    help="Delete existing planning and revenue rows, and every inquiry, first.",
+)
 def seed(parcels: int | None, reset: bool) -> None:
-    """Fill the planning and revenue databases with deterministic demo data."""
+    """Fill the planning and revenue databases with deterministic demo data, and the
+    gateway's with a year of past inquiries over it."""
     settings = load_settings()
     count = parcels or settings.seed_parcels
 
-    async def go() -> demo.SeedSummary:
+    async def go() -> tuple[demo.SeedSummary, demo_inquiries.DemoInquiries | None]:
         async with open_databases(settings) as databases:
             if await demo.is_seeded(databases):
                 if not reset:
                     raise click.ClickException("the databases already hold data; use --reset")
                 await demo.clear(databases)
+                await demo_inquiries.clear(databases)
             with click.progressbar(length=count, label="Seeding parcels") as bar:
                 done = 0
 
@@ -50,7 +58,13 @@ def seed(parcels: int | None, reset: bool) -> None:
                     bar.update(completed - done)
                     done = completed
 
-                return await demo.seed_demo(databases, parcels=count, progress=progress)
+                city = await demo.seed_demo(databases, parcels=count, progress=progress)
+            inquiries = await demo_inquiries.seed_demo_inquiries(
+                databases, settings, count=demo_inquiries.count_for(count), now=utc_now()
+            )
+            return city, inquiries
 
-    summary = asyncio.run(go())
+    summary, inquiries = asyncio.run(go())
     click.echo(", ".join(f"{n} {t}" for t, n in vars(summary).items()))
+    if inquiries is not None:
+        click.echo(", ".join(f"{n} {t.replace('_', ' ')}" for t, n in vars(inquiries).items()))

@@ -12,7 +12,9 @@ from gateway.access.audit_key import AuditKeyError, load_audit_key
 from gateway.access.keys import ensure_demo_principals
 from gateway.cli.configuration import load_settings
 from gateway.cli.databases import open_databases
+from gateway.clock import utc_now
 from gateway.edge.serve import serve
+from gateway.inquiries import demo as demo_inquiries
 from gateway.settings import Settings
 
 
@@ -30,6 +32,15 @@ async def _prepare(settings: Settings) -> dict[str, str]:
                     f"Seeding demo data ({name}): {settings.seed_parcels} parcels …"
                 ),
             )
+            # A year of past inquiries over the city, once (the gateway holds none yet).
+            seeded = await demo_inquiries.seed_demo_inquiries(
+                databases,
+                settings,
+                count=demo_inquiries.count_for(settings.seed_parcels),
+                now=utc_now(),
+            )
+            if seeded is not None:
+                click.echo(f"Seeded demo data (gateway): {seeded.inquiries} past inquiries.")
         return await ensure_demo_principals(databases)
 
 
