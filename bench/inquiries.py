@@ -1,0 +1,522 @@
+"""Inquiries under load: partners submit, real gateway processes run the checks, time to verdict.
+
+    .venv/bin/python bench/inquiries.py [--inquiries 1000] [--partners 16] [--latency-ms 200]
+                                        [--parcels 120] [--job-concurrency 16]
+                                        [--postgres postgresql+asyncpg://postgres@127.0.0.1/postgres]
+
+Seeds fresh databases (SQLite files; on PostgreSQL, throwaway databases of its own, the job
+engine's in one more), starts the sandbox agencies in a child process with every agency
+answering after --latency-ms, and `gateway run` processes that run their own jobs (one on
+SQLite, two sharing PostgreSQL). Half the partners are notaries asking PROPERTY_TRANSFER,
+half banks asking MORTGAGE, each with its own key, submitting one after another, all at once.
+A submission only commits the inquiry and queues its checks, so its latency does not include
+them. Time to verdict is from the client's sending of a submission to the moment a poll of
+the database (every POLL_S) first sees the inquiry DECIDED; inquiries left waiting for a
+department (a manual check) are counted, not timed. Then it counts what the database holds:
+nothing lost (submitted = stored = decided + waiting, no check left pending) and nothing done
+twice (one row a check, one answer a decided inquiry, no answer id twice). PostgreSQL runs
+when --postgres or GATEWAY_TEST_POSTGRES_URL names a server.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import os
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+from sqlalchemy import func, select, text
+from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import create_async_engine
+
+REPO_DIR = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO_DIR))
+
+from db import migrate, planning, registry  # noqa: E402
+from db.engines import Databases  # noqa: E402
+from db.gateway import InquiryCheckRecord, InquiryRecord  # noqa: E402
+from gateway.access.keys import create_key  # noqa: E402
+from gateway.access.principals import PrincipalKind  # noqa: E402
+from sandbox.run import AGENCIES, run_agencies  # noqa: E402
+from sandbox.wsse import Credentials  # noqa: E402
+
+POLL_S = 0.02
+SETTLE_TIMEOUT_S = 300.0  # a safety net against a hang, not a measure
+STARTUP_TIMEOUT_S = 120.0
+SUBMISSION_P99_TARGET_MS = 100.0
+CREDENTIALS = {
+    "land_registry": Credentials("bench-land", "bench-land-secret"),
+    "civil_registry": Credentials("bench-civil", "bench-civil-secret"),
+    "bank": Credentials("bench-bank", "bench-bank-secret"),
+}
+SUBMIT = """
+mutation($input: SubmitInquiryInput!) { submitInquiry(input: $input) { trackingCode } }
+"""
+
+
+class BenchError(Exception):
+    """Something went wrong that makes the measurement meaningless."""
+
+
+@dataclass(frozen=True)
+class Partner:
+    kind: str  # the inquiry kind it asks
+    key: str
+
+
+@dataclass(frozen=True)
+class Result:
+    database: str
+    processes: int
+    submitted: int
+    submit_seconds: float
+    submit_ms: list[float]
+    verdict_ms: list[float]
+    stored: int
+    decided: int
+    waiting: int
+    pending_checks: int
+    duplicates: int
+
+
+# --- Databases -------------------------------------------------------------------------------
+
+
+@contextlib.asynccontextmanager
+async def server_databases(admin: str) -> AsyncIterator[tuple[dict[str, str], str]]:
+    """Throwaway databases on a PostgreSQL server: the registry's, and one for the jobs."""
+    prefix = f"gwbench_{uuid.uuid4().hex[:8]}"
+    names = [f"{prefix}_{name}" for name in registry.DATABASES.names] + [f"{prefix}_jobs"]
+    server = create_async_engine(make_url(admin), isolation_level="AUTOCOMMIT")
+    created: list[str] = []
+    try:
+        async with server.connect() as connection:
+            for name in names:
+                await connection.execute(text(f"CREATE DATABASE {name}"))
+                created.append(name)
+        url = make_url(admin)
+        urls = {
+            name: url.set(database=f"{prefix}_{name}").render_as_string(hide_password=False)
+            for name in registry.DATABASES.names
+        }
+        yield urls, url.set(database=f"{prefix}_jobs").render_as_string(hide_password=False)
+    finally:
+        async with server.connect() as connection:
+            for name in created:
+                await connection.execute(text(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+        await server.dispose()
+
+
+async def prepare(urls: dict[str, str], parcels: int, partners: int) -> list[Partner]:
+    """Migrates and seeds every database; issues each partner its key."""
+    databases = Databases(urls)
+    try:
+        await migrate.upgrade(databases)
+        await registry.seed_empty(databases, parcels=parcels)
+        made = []
+        for index in range(partners):
+            if index % 2:
+                _, key = await create_key(
+                    databases, PrincipalKind.BANK, f"Bench bank {index}",
+                    organisation=f"{100 + index:03d}",
+                )  # fmt: skip
+                made.append(Partner("MORTGAGE", key))
+            else:
+                _, key = await create_key(databases, PrincipalKind.NOTARY, f"Bench notary {index}")
+                made.append(Partner("PROPERTY_TRANSFER", key))
+        return made
+    finally:
+        await databases.dispose()
+
+
+async def properties(planning_url: str) -> list[tuple[str, str]]:
+    """(renewal code, an owner's national ID) of every parcel with an owner."""
+    engine = create_async_engine(planning_url)
+    try:
+        async with engine.connect() as connection:
+            rows = await connection.execute(
+                select(planning.Parcel.renewal_code, func.min(planning.Person.national_code))
+                .join(planning.Ownership, planning.Ownership.parcel_id == planning.Parcel.id)
+                .join(planning.Person, planning.Person.id == planning.Ownership.person_id)
+                .group_by(planning.Parcel.id, planning.Parcel.renewal_code)
+                .order_by(planning.Parcel.id)
+            )
+            return [(str(row[0]), str(row[1])) for row in rows]
+    finally:
+        await engine.dispose()
+
+
+# --- Processes -------------------------------------------------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def start_agencies(
+    urls: dict[str, str], latency_ms: int
+) -> tuple[subprocess.Popen[str], dict[str, str]]:
+    """The sandbox agencies in a child process (its own CPU, not the driver's loop)."""
+    process = subprocess.Popen(
+        [sys.executable, __file__, "--agencies", urls["planning"], urls["revenue"]],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+        cwd=REPO_DIR,
+    )
+    assert process.stdout is not None
+    line = process.stdout.readline()
+    if not line:
+        raise BenchError("the sandbox agencies did not start")
+    agencies: dict[str, str] = json.loads(line)
+    with httpx.Client() as http:
+        for url in agencies.values():
+            http.put(f"{url}/_chaos", json={"latency_ms": latency_ms}).raise_for_status()
+    return process, agencies
+
+
+async def serve_agencies(planning_url: str, revenue_url: str) -> None:
+    async with run_agencies(
+        planning_url=planning_url, revenue_url=revenue_url, credentials=CREDENTIALS
+    ) as agencies:
+        print(json.dumps({name: agencies.url(name) for name in AGENCIES}), flush=True)
+        await asyncio.to_thread(sys.stdin.read)  # until the parent closes our stdin
+
+
+def gateway_env(
+    urls: dict[str, str], agencies: dict[str, str], data_dir: Path, extra: dict[str, str]
+) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("GATEWAY_")}
+    env.update(
+        GATEWAY_ENV="development",
+        GATEWAY_DATA_DIR=str(data_dir),
+        GATEWAY_SEED_PARCELS="0",
+        GATEWAY_LOG_LEVEL="info",  # uvicorn says when the application has started
+        GATEWAY_RATE_LIMIT_PARTNER="100000000/minute",  # throughput, not the rate limit
+        GATEWAY_RATE_LIMIT_STRATEGY="fixed-window",
+        GATEWAY_JOBS_IN_APP="true",
+        **extra,
+    )
+    for name, url in urls.items():
+        env[registry.DATABASES[name].url_variable] = url
+    for name, url in agencies.items():
+        env[f"GATEWAY_{name.upper()}_URL"] = url
+    for name, credentials in CREDENTIALS.items():
+        env[f"GATEWAY_{name.upper()}_USERNAME"] = credentials.username
+        env[f"GATEWAY_{name.upper()}_PASSWORD"] = credentials.password
+    return env
+
+
+def start_gateway(env: dict[str, str], log_path: Path) -> tuple[subprocess.Popen[bytes], str]:
+    port = free_port()
+    with log_path.open("wb") as log:
+        process = subprocess.Popen(
+            [str(Path(sys.executable).parent / "gateway"), "run"],
+            env={**env, "GATEWAY_PORT": str(port)},
+            cwd=REPO_DIR,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+    deadline = time.monotonic() + STARTUP_TIMEOUT_S
+    while b"Application startup complete" not in log_path.read_bytes():
+        if process.poll() is not None or time.monotonic() > deadline:
+            stop(process)
+            raise BenchError(f"`gateway run` did not start:\n{log_path.read_text()[-3000:]}")
+        time.sleep(0.1)
+    return process, f"http://127.0.0.1:{port}"
+
+
+def stop(process: subprocess.Popen[bytes]) -> None:
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(process.pid, signal.SIGTERM)
+    try:
+        process.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+
+
+# --- The load --------------------------------------------------------------------------------
+
+
+async def drive(
+    gateways: list[str],
+    partners: list[Partner],
+    places: list[tuple[str, str]],
+    inquiries: int,
+) -> tuple[dict[str, float], list[float], float]:
+    """Every partner submits its share one after another, all partners at once. Returns each
+    inquiry's send time (monotonic) by tracking code, the submissions' latencies in ms, and
+    the seconds the whole submitting took."""
+    sent: dict[str, float] = {}
+    latencies: list[float] = []
+
+    async def partner(index: int, who: Partner) -> None:
+        base = gateways[index % len(gateways)]
+        headers = {"Authorization": f"Bearer {who.key}"}
+        async with httpx.AsyncClient(base_url=base, headers=headers, timeout=60) as http:
+            for number in range(index, inquiries, len(partners)):
+                renewal_code, applicant = places[number % len(places)]
+                variables = {
+                    "input": {
+                        "kind": who.kind,
+                        "renewalCode": renewal_code,
+                        "applicantNationalCode": applicant,
+                        "idempotencyKey": f"bench-{number}",
+                    }
+                }
+                started = time.monotonic()
+                response = await http.post(
+                    "/graphql", json={"query": SUBMIT, "variables": variables}
+                )
+                latencies.append((time.monotonic() - started) * 1000)
+                body = response.json()
+                if response.status_code != 200 or "errors" in body:
+                    raise BenchError(f"submission {number} failed: {response.text[:500]}")
+                sent[body["data"]["submitInquiry"]["trackingCode"]] = started
+
+    began = time.monotonic()
+    await asyncio.gather(*(partner(i, who) for i, who in enumerate(partners)))
+    return sent, latencies, time.monotonic() - began
+
+
+async def watch_verdicts(gateway_url: str, seen: dict[str, float], stop: asyncio.Event) -> None:
+    """Notes when each inquiry is first seen DECIDED, polling every POLL_S."""
+    engine = create_async_engine(gateway_url)
+    try:
+        while not stop.is_set():
+            async with engine.connect() as connection:
+                rows = await connection.execute(
+                    select(InquiryRecord.tracking_code).where(InquiryRecord.status == "DECIDED")
+                )
+                now = time.monotonic()
+                for (code,) in rows:
+                    seen.setdefault(code, now)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), POLL_S)
+    finally:
+        await engine.dispose()
+
+
+async def settle(gateway_url: str) -> None:
+    """Until no check is pending (every automatic check answered, every manual one queued)."""
+    engine = create_async_engine(gateway_url)
+    deadline = time.monotonic() + SETTLE_TIMEOUT_S
+    try:
+        while True:
+            async with engine.connect() as connection:
+                left = await connection.scalar(
+                    select(func.count())
+                    .select_from(InquiryCheckRecord)
+                    .where(InquiryCheckRecord.state == "pending")
+                )
+            if not left:
+                return
+            if time.monotonic() > deadline:
+                raise BenchError(f"{left} checks still pending after {SETTLE_TIMEOUT_S:.0f} s")
+            await asyncio.sleep(0.2)
+    finally:
+        await engine.dispose()
+
+
+async def count(gateway_url: str) -> tuple[int, int, int, int, int]:
+    """(stored, decided, waiting, pending checks, duplicates) as the database holds them."""
+    engine = create_async_engine(gateway_url)
+    inquiries, checks = InquiryRecord, InquiryCheckRecord
+    try:
+        async with engine.connect() as connection:
+            stored = await connection.scalar(select(func.count()).select_from(inquiries))
+            by_status = dict(
+                (
+                    await connection.execute(
+                        select(inquiries.status, func.count()).group_by(inquiries.status)
+                    )
+                ).all()
+            )
+            pending = await connection.scalar(
+                select(func.count()).select_from(checks).where(checks.state == "pending")
+            )
+            answered = await connection.scalar(
+                select(func.count()).select_from(inquiries).where(inquiries.answer_id.is_not(None))
+            )
+            distinct_answers = await connection.scalar(
+                select(func.count(func.distinct(inquiries.answer_id)))
+            )
+            twice = await connection.scalar(
+                select(func.count()).select_from(
+                    select(checks.inquiry_id, checks.name)
+                    .group_by(checks.inquiry_id, checks.name)
+                    .having(func.count() > 1)
+                    .subquery()
+                )
+            )
+    finally:
+        await engine.dispose()
+    decided = int(by_status.get("DECIDED", 0))
+    # An answer on an undecided inquiry, an answer id twice, a check's row twice.
+    duplicates = abs(int(answered or 0) - decided) + (
+        int(answered or 0) - int(distinct_answers or 0)
+    )
+    duplicates += int(twice or 0)
+    return (
+        int(stored or 0),
+        decided,
+        int(by_status.get("WAITING_FOR_DEPARTMENT", 0)),
+        int(pending or 0),
+        duplicates,
+    )
+
+
+async def measure(
+    name: str,
+    urls: dict[str, str],
+    jobs_url: str | None,
+    processes: int,
+    args: argparse.Namespace,
+    workdir: Path,
+) -> Result:
+    print(f"{name}: seeding {args.parcels} parcels, {args.partners} partners' keys …", flush=True)
+    partners = await prepare(urls, args.parcels, args.partners)
+    places = await properties(urls["planning"])
+    agencies_process, agencies = start_agencies(urls, args.latency_ms)
+    extra = {"GATEWAY_JOBS_WORKER_CONCURRENCY": str(args.job_concurrency)}
+    if jobs_url is not None:
+        extra["GATEWAY_JOBS_DATABASE_URL"] = jobs_url
+    env = gateway_env(urls, agencies, workdir / "data", extra)
+    gateways: list[subprocess.Popen[bytes]] = []
+    try:
+        addresses = []
+        for index in range(processes):
+            process, address = start_gateway(env, workdir / f"{name}-gateway-{index}.log")
+            gateways.append(process)
+            addresses.append(address)
+        print(f"{name}: {processes} gateway process(es) up; submitting …", flush=True)
+        seen: dict[str, float] = {}
+        stopping = asyncio.Event()
+        watcher = asyncio.create_task(watch_verdicts(urls["gateway"], seen, stopping))
+        try:
+            sent, latencies, seconds = await drive(addresses, partners, places, args.inquiries)
+        except BenchError as exc:
+            log = (workdir / f"{name}-gateway-0.log").read_text(errors="replace")
+            raise BenchError(f"{exc}\ngateway log, last lines:\n{log[-4000:]}") from None
+        await settle(urls["gateway"])
+        stopping.set()
+        await watcher
+        stored, decided, waiting, pending, duplicates = await count(urls["gateway"])
+    finally:
+        for process in gateways:
+            stop(process)
+        assert agencies_process.stdin is not None
+        agencies_process.stdin.close()
+        agencies_process.wait(timeout=20)
+    verdicts = [(seen[code] - at) * 1000 for code, at in sent.items() if code in seen]
+    return Result(
+        name, processes, len(sent), seconds, latencies, verdicts,
+        stored, decided, waiting, pending, duplicates,
+    )  # fmt: skip
+
+
+def percentile(values: list[float], fraction: float) -> float:
+    if not values:
+        return float("nan")
+    if len(values) == 1:
+        return values[0]
+    return statistics.quantiles(values, n=100, method="inclusive")[round(fraction * 100) - 1]
+
+
+def table(results: list[Result], args: argparse.Namespace) -> str:
+    target = 2 * args.latency_ms
+    lines = [
+        f"{args.inquiries} inquiries by {args.partners} partners at once, every agency at "
+        f"{args.latency_ms} ms, {args.job_concurrency} jobs at once per process",
+        "",
+        "| Database | Processes | Submissions/s | Submit p50 ms | Submit p99 ms "
+        "| Verdict p50 ms | Verdict p99 ms | Submitted | Stored | Decided + waiting "
+        "| Pending checks | Duplicates |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for r in results:
+        lines.append(
+            f"| {r.database} | {r.processes} | {r.submitted / r.submit_seconds:,.0f} "
+            f"| {percentile(r.submit_ms, 0.5):.1f} | {percentile(r.submit_ms, 0.99):.1f} "
+            f"| {percentile(r.verdict_ms, 0.5):.0f} | {percentile(r.verdict_ms, 0.99):.0f} "
+            f"| {r.submitted} | {r.stored} | {r.decided} + {r.waiting} "
+            f"| {r.pending_checks} | {r.duplicates} |"
+        )
+    lines += [
+        "",
+        f"Targets: submit p99 < {SUBMISSION_P99_TARGET_MS:.0f} ms; verdict p50 < {target} ms "
+        "(decided inquiries only; those waiting for a department are not timed); "
+        "submitted = stored = decided + waiting; duplicates 0.",
+    ]
+    return "\n".join(lines)
+
+
+async def main(args: argparse.Namespace) -> int:
+    results = []
+    with tempfile.TemporaryDirectory(prefix="gateway-bench-inquiries-") as folder:
+        workdir = Path(folder)
+        try:
+            if not args.postgres_only:
+                sqlite_dir = workdir / "sqlite"
+                sqlite_dir.mkdir()
+                urls = {
+                    name: f"sqlite+aiosqlite:///{sqlite_dir / f'{name}.sqlite3'}"
+                    for name in registry.DATABASES.names
+                }
+                results.append(await measure("SQLite", urls, None, 1, args, sqlite_dir))
+            if args.postgres:
+                pg_dir = workdir / "postgres"
+                pg_dir.mkdir()
+                async with server_databases(args.postgres) as (urls, jobs_url):
+                    results.append(await measure("PostgreSQL", urls, jobs_url, 2, args, pg_dir))
+            else:
+                print("PostgreSQL skipped: pass --postgres or set GATEWAY_TEST_POSTGRES_URL")
+        except BenchError as exc:
+            print(f"\nbench failed: {exc}", file=sys.stderr)
+            return 1
+    print("\n" + table(results, args))
+    lost = any(r.submitted != r.stored or r.stored != r.decided + r.waiting for r in results)
+    return 1 if lost or any(r.duplicates or r.pending_checks for r in results) else 0
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
+    parser.add_argument("--inquiries", type=int, default=1000)
+    parser.add_argument("--partners", type=int, default=16, help="half notaries, half banks")
+    parser.add_argument("--latency-ms", type=int, default=200, help="every agency's latency")
+    parser.add_argument("--parcels", type=int, default=120, help="demo parcels to seed")
+    parser.add_argument(
+        "--job-concurrency", type=int, default=16, help="GATEWAY_JOBS_WORKER_CONCURRENCY"
+    )
+    parser.add_argument("--postgres", default=os.environ.get("GATEWAY_TEST_POSTGRES_URL"))
+    parser.add_argument("--postgres-only", action="store_true", help="skip SQLite")
+    args = parser.parse_args(argv)
+    if args.inquiries < 1 or args.partners < 2:
+        parser.error("--inquiries must be at least 1 and --partners at least 2")
+    return args
+
+
+if __name__ == "__main__":
+    if len(sys.argv) == 4 and sys.argv[1] == "--agencies":
+        asyncio.run(serve_agencies(sys.argv[2], sys.argv[3]))
+    else:
+        sys.exit(asyncio.run(main(parse_args())))
