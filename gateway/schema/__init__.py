@@ -29,17 +29,32 @@ from gateway.guards.execution import Clock, ExecutionPolicy, shared_loop_executi
 from gateway.guards.limits import CachedValidation, GatewayValidation, operation_limits
 from gateway.schema.access import AccessQuery
 from gateway.schema.agencies import AgenciesQuery
+from gateway.schema.inquiries import InquiriesMutation, InquiriesQuery, InquiriesSubscription
+from gateway.schema.inquiry_stats import InquiryStatsQuery
 from gateway.schema.keys import KeysMutation, KeysSubscription
 from gateway.schema.node import NodeQuery, check_every_node_registered
 from gateway.schema.planning import PlanningQuery
 from gateway.schema.revenue import RevenueQuery
 from gateway.schema.scalars import SCALARS
+from gateway.schema.webhooks import WebhooksQuery
 from gateway.settings import Settings
 
 # The root types, one part per area, in the order their fields appear in the schema.
-Query = merge_types("Query", (PlanningQuery, RevenueQuery, AgenciesQuery, AccessQuery, NodeQuery))
-Mutation = merge_types("Mutation", (KeysMutation,))
-Subscription = merge_types("Subscription", (KeysSubscription,))
+Query = merge_types(
+    "Query",
+    (
+        PlanningQuery,
+        RevenueQuery,
+        AgenciesQuery,
+        InquiriesQuery,
+        InquiryStatsQuery,
+        AccessQuery,
+        WebhooksQuery,
+        NodeQuery,
+    ),
+)
+Mutation = merge_types("Mutation", (InquiriesMutation, KeysMutation))
+Subscription = merge_types("Subscription", (InquiriesSubscription, KeysSubscription))
 
 
 class Schema(strawberry.Schema):
