@@ -49,11 +49,6 @@ _OUTCOMES = {
 }
 
 
-def aware(moment: dt.datetime) -> dt.datetime:
-    """A moment read from the database (naive UTC) as an aware one."""
-    return moment.replace(tzinfo=dt.UTC) if moment.tzinfo is None else moment
-
-
 def _outstanding(checks: Sequence[InquiryCheckRecord]) -> tuple[OutstandingDue, ...]:
     """What is owed, from the dues check's details: each unpaid due with its period."""
     dues: list[OutstandingDue] = []
@@ -91,7 +86,7 @@ def build_answer(
                 CHECK_CODES[check.name],
                 AUTHORITY_CODES[check.authority],
                 _OUTCOMES[check.outcome],
-                min(aware(check.read_at), issued_at),
+                min(check.read_at.replace(tzinfo=dt.UTC), issued_at),
                 OFFICER_ROLE if check.manual and check.officer_role else None,
             )
         )
