@@ -407,7 +407,7 @@ async def record_outcome(
         deliveries = await _events(session, inquiry, moment) if changed else ()
         result = Changed(inquiry.tracking_code, inquiry.status, deliveries)
         await session.commit()
-    return result if changed else Changed(result.tracking_code, result.status, ())
+    return result
 
 
 async def note_failure(databases: Databases, check_id: int, error: str) -> None:
