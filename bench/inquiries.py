@@ -2,15 +2,17 @@
 
     .venv/bin/python bench/inquiries.py [--inquiries 1000] [--partners 16] [--latency-ms 200]
                                         [--parcels 120] [--job-concurrency 16]
+                                        [--pg-processes 2] [--pool-size 4]
                                         [--postgres postgresql+asyncpg://postgres@127.0.0.1/postgres]
 
 Seeds fresh databases (SQLite files; on PostgreSQL, throwaway databases of its own, the job
 engine's in one more), starts the sandbox agencies in a child process with every agency
 answering after --latency-ms, and `gateway run` processes that run their own jobs (one on
-SQLite, two sharing PostgreSQL). Half the partners are notaries asking PROPERTY_TRANSFER,
-half banks asking MORTGAGE, each with its own key, submitting one after another, all at once.
-A submission only commits the inquiry and queues its checks, so its latency does not include
-them. Time to verdict is from the client's sending of a submission to the moment a poll of
+SQLite, --pg-processes sharing PostgreSQL, each with pools of --pool-size). Half the
+partners are notaries asking PROPERTY_TRANSFER, half banks asking MORTGAGE, each with its own
+key, submitting one after another, all at once. A submission commits the inquiry, queues its
+durable job and starts its checks beside the answer, so its latency does not include them.
+Time to verdict is from the client's sending of a submission to the moment a poll of
 the database (every POLL_S) first sees the inquiry DECIDED; inquiries left waiting for a
 department (a manual check) are counted, not timed. Then it counts what the database holds:
 nothing lost (submitted = stored = decided + waiting, no check left pending) and nothing done
@@ -90,6 +92,7 @@ class Result:
     waiting: int
     pending_checks: int
     duplicates: int
+    cpu_s: float  # the gateway processes' CPU, from their start to the end of the run
 
 
 # --- Databases -------------------------------------------------------------------------------
@@ -241,6 +244,16 @@ def start_gateway(env: dict[str, str], log_path: Path) -> tuple[subprocess.Popen
             raise BenchError(f"`gateway run` did not start:\n{log_path.read_text()[-3000:]}")
         time.sleep(0.1)
     return process, f"http://127.0.0.1:{port}"
+
+
+def cpu_seconds(pid: int) -> float:
+    """User and system CPU a live process has used so far (Linux /proc; NaN elsewhere): what
+    the work cost, whatever else the machine was doing meanwhile."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return float("nan")
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def stop(process: subprocess.Popen[bytes]) -> None:
@@ -397,7 +410,11 @@ async def measure(
     partners = await prepare(urls, args.parcels, args.partners)
     places = await properties(urls["planning"])
     agencies_process, agencies = start_agencies(urls, args.latency_ms)
-    extra = {"GATEWAY_JOBS_WORKER_CONCURRENCY": str(args.job_concurrency)}
+    extra = {
+        "GATEWAY_JOBS_WORKER_CONCURRENCY": str(args.job_concurrency),
+        # The processes and the agencies share one server's connections, with others.
+        "GATEWAY_DATABASE_POOL_SIZE": str(args.pool_size),
+    }
     if jobs_url is not None:
         extra["GATEWAY_JOBS_DATABASE_URL"] = jobs_url
     env = gateway_env(urls, agencies, workdir / "data", extra)
@@ -421,6 +438,7 @@ async def measure(
         stopping.set()
         await watcher
         stored, decided, waiting, pending, duplicates = await count(urls["gateway"])
+        cpu = sum(cpu_seconds(process.pid) for process in gateways)
     finally:
         for process in gateways:
             stop(process)
@@ -430,7 +448,7 @@ async def measure(
     verdicts = [(seen[code] - at) * 1000 for code, at in sent.items() if code in seen]
     return Result(
         name, processes, len(sent), seconds, latencies, verdicts,
-        stored, decided, waiting, pending, duplicates,
+        stored, decided, waiting, pending, duplicates, cpu,
     )  # fmt: skip
 
 
@@ -450,8 +468,8 @@ def table(results: list[Result], args: argparse.Namespace) -> str:
         "",
         "| Database | Processes | Submissions/s | Submit p50 ms | Submit p99 ms "
         "| Verdict p50 ms | Verdict p99 ms | Submitted | Stored | Decided + waiting "
-        "| Pending checks | Duplicates |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "| Pending checks | Duplicates | Gateway CPU ms an inquiry |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in results:
         lines.append(
@@ -459,13 +477,16 @@ def table(results: list[Result], args: argparse.Namespace) -> str:
             f"| {percentile(r.submit_ms, 0.5):.1f} | {percentile(r.submit_ms, 0.99):.1f} "
             f"| {percentile(r.verdict_ms, 0.5):.0f} | {percentile(r.verdict_ms, 0.99):.0f} "
             f"| {r.submitted} | {r.stored} | {r.decided} + {r.waiting} "
-            f"| {r.pending_checks} | {r.duplicates} |"
+            f"| {r.pending_checks} | {r.duplicates} | {r.cpu_s * 1000 / max(r.submitted, 1):.0f} |"
         )
     lines += [
         "",
         f"Targets: submit p99 < {SUBMISSION_P99_TARGET_MS:.0f} ms; verdict p50 < {target} ms "
         "(decided inquiries only; those waiting for a department are not timed); "
-        "submitted = stored = decided + waiting; duplicates 0.",
+        "submitted = stored = decided + waiting; duplicates 0. Gateway CPU includes each "
+        "process's start-up and idle polling; the machine's other load is not in it.",
+        f"Machine: {os.cpu_count()} CPUs, load average at the end "
+        f"{', '.join(f'{x:.1f}' for x in os.getloadavg())}.",
     ]
     return "\n".join(lines)
 
@@ -483,11 +504,14 @@ async def main(args: argparse.Namespace) -> int:
                     for name in registry.DATABASES.names
                 }
                 results.append(await measure("SQLite", urls, None, 1, args, sqlite_dir))
+                print("\n" + table(results[-1:], args) + "\n", flush=True)
             if args.postgres:
                 pg_dir = workdir / "postgres"
                 pg_dir.mkdir()
                 async with server_databases(args.postgres) as (urls, jobs_url):
-                    results.append(await measure("PostgreSQL", urls, jobs_url, 2, args, pg_dir))
+                    results.append(
+                        await measure("PostgreSQL", urls, jobs_url, args.pg_processes, args, pg_dir)
+                    )
             else:
                 print("PostgreSQL skipped: pass --postgres or set GATEWAY_TEST_POSTGRES_URL")
         except BenchError as exc:
@@ -509,6 +533,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--postgres", default=os.environ.get("GATEWAY_TEST_POSTGRES_URL"))
     parser.add_argument("--postgres-only", action="store_true", help="skip SQLite")
+    parser.add_argument(
+        "--pg-processes", type=int, default=2, help="gateway processes sharing PostgreSQL"
+    )
+    parser.add_argument(
+        "--pool-size", type=int, default=4, help="GATEWAY_DATABASE_POOL_SIZE (PostgreSQL)"
+    )
     args = parser.parse_args(argv)
     if args.inquiries < 1 or args.partners < 2:
         parser.error("--inquiries must be at least 1 and --partners at least 2")

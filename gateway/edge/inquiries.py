@@ -4,9 +4,9 @@ under a letter's QR code (or by pasting the answer the code holds).
 
 The keys, the status list and the form at /v need no key (PUBLIC_PATHS). The letter is the
 asking partner's alone: anyone else, anonymous or not, gets the same 404 as a code that does
-not exist. The letter and verification pages are charged to the caller's rate-limit window,
-as /graphql is, so that tracking codes cannot be tried quickly; the middleware matches exact
-paths, so these handlers charge it themselves. Pages are self-contained HTML with their own
+not exist. The letter and verification pages are charged to the caller's rate-limit window
+(CHARGED_PATHS, by the rate-limit middleware), as /graphql is, so that tracking codes cannot
+be tried quickly. Pages are self-contained HTML with their own
 Content-Security-Policy: no script, nothing fetched, printable offline.
 """
 
@@ -26,9 +26,8 @@ from gateway.access.principals import ANONYMOUS, Principal
 from gateway.access.rows import RULES, sees_none
 from gateway.clock import WallClock
 from gateway.edge.errors import error_response
-from gateway.edge.requests import bad_request, client_address, http_refusal, rate_limited
+from gateway.edge.requests import bad_request, http_refusal
 from gateway.errors import Conflict
-from gateway.guards.ratelimit import RateLimits
 from gateway.inquiries import answers
 from gateway.inquiries.config import (
     JWKS_PATH,
@@ -49,10 +48,15 @@ from gateway.inquiries.tracking import parse_tracking_code
 from gateway.settings import Settings
 from identifiers import InvalidIdentifier
 
-__all__ = ["PUBLIC_PATHS", "VERIFY_PATH", "InquiryPages"]
+__all__ = ["CHARGED_PATHS", "PUBLIC_PATHS", "VERIFY_PATH", "InquiryPages"]
 
 VERIFY_PATH = "/v"
 PUBLIC_PATHS = frozenset({JWKS_PATH, STATUS_LIST_PATH, VERIFY_PATH})
+LETTER_PATH = "/inquiries/{tracking_code}/letter"
+VERIFY_CODE_PATH = VERIFY_PATH + "/{tracking_code}"
+# What names or tries an inquiry is charged to the caller's window (gateway/edge/middleware.py
+# RateLimit); what verifiers fetch and cache (keys, status list) and the empty form are not.
+CHARGED_PATHS = frozenset({f"GET {LETTER_PATH}", f"POST {VERIFY_PATH}", f"GET {VERIFY_CODE_PATH}"})
 
 # Verifiers cache the keys for minutes; a new key is published ahead of its turn (keys.py).
 JWKS_MAX_AGE_S = 300
@@ -101,18 +105,16 @@ def _form_page(municipality: str, message: str) -> str:
 class InquiryPages:
     """The routes, with what they need from the app: its settings (the inquiries'
     configuration is read on first use, so an app without signing keys still serves the rest),
-    databases, rate limits and wall clock."""
+    databases and wall clock."""
 
     def __init__(
         self,
         settings: Settings,
         databases: Databases,
-        rate_limits: RateLimits,
         wall_clock: WallClock,
     ) -> None:
         self.settings = settings
         self.databases = databases
-        self.rate_limits = rate_limits
         self.wall_clock = wall_clock
         self.status_lists = StatusListCache()
 
@@ -121,10 +123,10 @@ class InquiryPages:
         return [
             Route(JWKS_PATH, self.jwks, methods=["GET"]),
             Route(STATUS_LIST_PATH, self.status_list, methods=["GET"]),
-            Route("/inquiries/{tracking_code}/letter", self.letter, methods=["GET"]),
+            Route(LETTER_PATH, self.letter, methods=["GET"]),
             Route(VERIFY_PATH, self.verify_form, methods=["GET"]),
             Route(VERIFY_PATH, self.verify_posted, methods=["POST"]),
-            Route(VERIFY_PATH + "/{tracking_code}", self.verify_code, methods=["GET"]),
+            Route(VERIFY_CODE_PATH, self.verify_code, methods=["GET"]),
         ]
 
     @property
@@ -155,9 +157,6 @@ class InquiryPages:
         )
 
     async def letter(self, request: Request) -> Response:
-        refused = await self._charge(request)
-        if refused is not None:
-            return refused
         try:
             code = parse_tracking_code(request.path_params["tracking_code"])
         except InvalidIdentifier as exc:
@@ -191,9 +190,6 @@ class InquiryPages:
         return self._form(200, "بررسی اصالت و اعتبار پاسخ استعلام")
 
     async def verify_posted(self, request: Request) -> Response:
-        refused = await self._charge(request)
-        if refused is not None:
-            return refused
         try:
             fields = parse_qs((await request.body()).decode("latin-1"), max_num_fields=_FORM_FIELDS)
         except ValueError:
@@ -206,9 +202,6 @@ class InquiryPages:
         return self._verification(verification)
 
     async def verify_code(self, request: Request) -> Response:
-        refused = await self._charge(request)
-        if refused is not None:
-            return refused
         try:
             code = parse_tracking_code(request.path_params["tracking_code"])
         except InvalidIdentifier:
@@ -230,13 +223,6 @@ class InquiryPages:
     def _form(self, status_code: int, message: str) -> Response:
         page = _form_page(self.settings.municipality_name, message)
         return _page(page, FORM_CSP, cache="no-store", status_code=status_code)
-
-    async def _charge(self, request: Request) -> Response | None:
-        """A 429 once the caller's window (the same as for /graphql) is spent, else None."""
-        retry_after = await self.rate_limits.charge(
-            _principal(request), client_address(request.scope)
-        )
-        return None if retry_after is None else rate_limited(retry_after)
 
 
 def _principal(request: Request) -> Principal:

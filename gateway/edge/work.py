@@ -14,11 +14,14 @@ import threading
 from collections.abc import AsyncIterator, Callable, Coroutine, Iterator
 from typing import Any
 
+from connectors.agencies import Agencies
+from db.engines import Databases
 from gateway.clock import WallClock, utc_now
 from gateway.events import Events, build_events
 from gateway.inquiries import webhooks, workflow
 from gateway.inquiries.runtime import JobRuntime
 from gateway.jobs import JobEngine, JobKinds, JobQueue, JobsConfig, jobs_config
+from gateway.requests import request_jobs
 from gateway.settings import Settings
 
 log = logging.getLogger("gateway.jobs")
@@ -40,16 +43,27 @@ class ProcessJobs:
     def __init__(self, settings: Settings, *, wall_clock: WallClock = utc_now) -> None:
         self.settings = settings
         self.queue: JobQueue | None = None
+        self.engine: JobEngine | None = None  # while this process runs jobs (for /readyz)
         self.runtime = JobRuntime(settings, wall_clock=wall_clock)
         self.kinds = job_kinds(self.runtime, lambda: self.queue)
 
-    def notify_through(self, events: Events) -> None:
+    def notify_through(
+        self,
+        events: Events,
+        *,
+        databases: Databases | None = None,
+        agencies: Agencies | None = None,
+    ) -> None:
         """Inquiries changed by a job are announced on `events`, from the loop calling this
-        (the app's), whichever loop the job ran on."""
+        (the app's), whichever loop the job ran on. With the app's `databases` and
+        `agencies`, jobs do their database and agency work with them, on this loop: one set
+        of connection pools for the process."""
         loop = asyncio.get_running_loop()
+        if databases is not None and agencies is not None:
+            self.runtime.adopt(databases, agencies)
 
-        def publish(tracking_code: str) -> None:
-            event = workflow.InquiryChanged(tracking_code, "")
+        def publish(tracking_code: str, status: str) -> None:
+            event = workflow.InquiryChanged(tracking_code, status)
 
             def start() -> None:
                 _spawn(loop, events.publish(workflow.INQUIRY_UPDATED, tracking_code, event))
@@ -66,6 +80,7 @@ def job_kinds(runtime: JobRuntime, queue_of: Callable[[], JobQueue | None]) -> J
     kinds = JobKinds()
     workflow.register_jobs(kinds, runtime, queue_of)
     webhooks.register_webhook_jobs(kinds, runtime)
+    request_jobs.register_request_jobs(kinds, runtime)
     return kinds
 
 
@@ -80,6 +95,20 @@ async def _sweep_forever(jobs: ProcessJobs) -> None:
             await workflow.sweep(jobs.runtime.databases, queue, jobs.runtime.wall_clock)
         except Exception:
             log.exception("inquiries: the sweep failed; it runs again")
+        await _sweep_requests(jobs, queue)
+
+
+async def _sweep_requests(jobs: ProcessJobs, queue: JobQueue) -> None:
+    """Queues the citizen requests' deadline, reminder, escalation and erasure jobs."""
+    try:
+        await request_jobs.sweep(
+            jobs.runtime.databases,
+            queue,
+            request_jobs.LifecyclePolicy.of(jobs.settings),
+            jobs.runtime.wall_clock,
+        )
+    except Exception:
+        log.exception("requests: the sweep failed; it runs again")
 
 
 @contextlib.asynccontextmanager
@@ -94,6 +123,7 @@ async def running_jobs(settings: Settings, jobs: ProcessJobs) -> AsyncIterator[J
     engine = JobEngine(config, jobs.kinds) if settings.jobs_in_app else None
     if engine is not None:
         await asyncio.to_thread(engine.start)
+        jobs.engine = engine
     queue = await JobQueue(config).open()
     jobs.queue = queue
     sweeper = asyncio.create_task(_sweep_forever(jobs)) if engine is not None else None
@@ -107,21 +137,22 @@ async def running_jobs(settings: Settings, jobs: ProcessJobs) -> AsyncIterator[J
         jobs.queue = None
         await queue.close()
         if engine is not None:
+            jobs.engine = None
             await asyncio.to_thread(engine.stop)
         await jobs.runtime.close()
 
 
-def worker_notify(settings: Settings) -> Callable[[str], None]:
+def worker_notify(settings: Settings) -> Callable[[str, str], None]:
     """For `gateway worker`, which serves no subscriptions: changes are published from the
     job's own loop, reaching other processes' subscribers through Redis when configured."""
     by_loop: dict[asyncio.AbstractEventLoop, Events] = {}
 
-    def publish(tracking_code: str) -> None:
+    def publish(tracking_code: str, status: str) -> None:
         loop = asyncio.get_running_loop()
         events = by_loop.get(loop)
         if events is None:
             events = by_loop[loop] = build_events(settings)
-        event = workflow.InquiryChanged(tracking_code, "")
+        event = workflow.InquiryChanged(tracking_code, status)
         _spawn(loop, events.publish(workflow.INQUIRY_UPDATED, tracking_code, event))
 
     return publish
@@ -144,6 +175,7 @@ def sweeping_in_thread(jobs: ProcessJobs, config: JobsConfig) -> Iterator[None]:
                     await workflow.sweep(jobs.runtime.databases, queue, jobs.runtime.wall_clock)
                 except Exception:
                     log.exception("inquiries: the sweep failed; it runs again")
+                await _sweep_requests(jobs, queue)
         finally:
             await jobs.runtime.close()
             await queue.close()

@@ -224,8 +224,8 @@ BUILDING_MATCHES_PERMIT = ManualCheck(
     "building_matches_permit",
     Text("تطابق ساختمان با پروانه", "Building matches its permit"),
     PLANNING,
-    frozenset({Fact.BUILDINGS, Fact.CERTIFICATES}),
-    rules.permit_review_needed,
+    frozenset({Fact.BUILDINGS, Fact.CERTIFICATES, Fact.OPEN_COMPLAINTS}),
+    rules.permit_review_or_complaint,
     passed=Text(
         "به تأیید شهرسازی، ساختمان با پروانه ساختمانی آن مطابقت دارد",
         "Urban planning confirms the building matches its building permit",

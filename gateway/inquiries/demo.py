@@ -37,7 +37,6 @@ from db.engines import Databases
 from db.gateway import InquiryCheckRecord, InquiryRecord, WebhookAttempt, WebhookDelivery
 from gateway import dues
 from gateway.access.principals import PrincipalKind
-from gateway.inquiries.answering import build_answer, sign_answer
 from gateway.inquiries.checks import AutomaticCheck, CheckOutcome, ManualCheck, facts_needed
 from gateway.inquiries.config import InquirySettings, inquiry_settings
 from gateway.inquiries.facts import Fact, Facts, Outcome
@@ -54,7 +53,7 @@ from gateway.inquiries.records import (
 )
 from gateway.inquiries.tracking import new_tracking_code
 from gateway.inquiries.workdays import FRIDAY, TEHRAN
-from gateway.inquiries.workflow import Submission
+from gateway.inquiries.workflow import Submission, decide
 from gateway.parcels import Building, Certificate, Ownership, Parcel, Person, Violation
 from gateway.settings import Settings
 from identifiers import make_national_code, parse_registry_plate
@@ -391,8 +390,9 @@ class _Demo:
         facts = Facts(
             parcel=records.parcel,
             applicant_national_code="",
+            # The demo's past inquiries met no open complaint about their parcels.
             read_at=dict.fromkeys(
-                (Fact.PARCEL, Fact.BUILDINGS, Fact.CERTIFICATES),
+                (Fact.PARCEL, Fact.BUILDINGS, Fact.CERTIFICATES, Fact.OPEN_COMPLAINTS),
                 self.now - dt.timedelta(days=30),
             ),
             certificates=records.certificates,
@@ -696,8 +696,9 @@ class _Demo:
         return _Made(inquiry, checks, finished)
 
     def decide(self, made: Sequence[_Made]) -> None:
-        """Signs every decided inquiry's answer, oldest decision first; each supersedes the
-        previous answer for its parcel and kind."""
+        """Signs every decided inquiry's answer, oldest decision first, as the workflow
+        does (workflow.decide): each supersedes the previous answer for its parcel and
+        kind."""
         decided = sorted(
             (m for m in made if m.inquiry.status == DECIDED),
             key=lambda m: (m.finished, m.inquiry.id),
@@ -705,31 +706,16 @@ class _Demo:
         latest: dict[tuple[int, str], InquiryRecord] = {}
         for item in decided:
             inquiry = item.inquiry
-            kind = self.kinds[inquiry.kind]
-            issued = (item.finished + dt.timedelta(seconds=self.dice.uniform(0.02, 0.4))).replace(
-                microsecond=0
-            )
-            by_name = {check.name: check for check in item.checks}
-            ordered = [by_name[definition.name] for definition in kind.checks]
-            failed = [check for check in ordered if check.outcome == Outcome.FAIL.value]
-            stated = [check for check in ordered if check.outcome == Outcome.INFO.value]
+            issued = item.finished + dt.timedelta(seconds=self.dice.uniform(0.02, 0.4))
             older = latest.get((inquiry.parcel_id, inquiry.kind))
-            answer = build_answer(
+            decide(
                 inquiry,
-                ordered,
+                item.checks,
                 self.config,
                 issued_at=issued,
                 answer_id=self._answer_id(),
-                supersedes=None if older is None else older.answer_id,
+                older=() if older is None else (older,),
             )
-            inquiry.verdict = "NOT_CLEAR" if failed else "CLEAR"
-            inquiry.reasons = [r for check in failed or stated for r in check.reasons or ()]
-            inquiry.decided_at = naive(issued)
-            inquiry.valid_until = naive(answer.expires_at)
-            inquiry.answer_id = answer.answer_id
-            inquiry.answer = sign_answer(answer, self.config)
-            if older is not None:
-                older.superseded_by = inquiry.id
             latest[(inquiry.parcel_id, inquiry.kind)] = inquiry
 
 

@@ -45,10 +45,22 @@ class Fact(Enum):
     OWNERSHIPS = "ownerships"  # planning: owners with their national IDs
     DEED = "deed"  # the land registry, by the parcel's registry plate
     APPLICANT_RECORD = "applicant_record"  # the civil registry, by the applicant's national ID
+    # The contact centre (137): citizens' open complaints about the parcel, by renewal code.
+    OPEN_COMPLAINTS = "open_complaints"
 
 
 # Facts about people: a kind that promises no personal data may not need any of them.
 PERSONAL_FACTS = frozenset({Fact.OWNERSHIPS, Fact.DEED, Fact.APPLICANT_RECORD})
+
+
+@dataclass(frozen=True, slots=True)
+class OpenComplaint:
+    """A citizen's complaint about the parcel that the municipality has not answered yet
+    (gateway/requests): its tracking code, service and when it was registered."""
+
+    tracking_code: str
+    service_code: str
+    registered_at: dt.datetime
 
 
 class MissingFacts(ValueError):
@@ -72,6 +84,7 @@ class Facts:
     ownerships: tuple[Ownership, ...] = ()
     deed: Deed | None = None
     applicant_record: CivilRecord | None = None
+    open_complaints: tuple[OpenComplaint, ...] = ()
 
     def __post_init__(self) -> None:
         # Facts of another parcel or person would make a rule's finding wrong but plausible.

@@ -7,10 +7,11 @@ import datetime as dt
 from dataclasses import dataclass
 from typing import Any, Self
 
-from sqlalchemy import Row
+from sqlalchemy import ColumnElement, Row
 
 from db.gateway import InquiryCheckRecord, InquiryRecord
 from gateway.inquiries.wording import Text
+from gateway.inquiries.workdays import is_overdue
 
 INQUIRIES = InquiryRecord.__table__
 CHECKS = InquiryCheckRecord.__table__
@@ -35,6 +36,12 @@ def aware(moment: dt.datetime | None) -> dt.datetime | None:
 def naive(moment: dt.datetime) -> dt.datetime:
     """An aware moment as the database keeps it (naive UTC)."""
     return moment.astimezone(dt.UTC).replace(tzinfo=None)
+
+
+def past_due(due_at: ColumnElement[Any], now: dt.datetime) -> ColumnElement[bool]:
+    """workdays.is_overdue as SQL over a due_at column: an answer at the deadline itself is
+    on time. `now` is aware, or naive UTC as the database keeps it."""
+    return due_at < (now if now.tzinfo is None else naive(now))
 
 
 def texts(value: Any) -> tuple[Text, ...]:
@@ -143,4 +150,6 @@ class InquiryCheck:
         )
 
     def overdue(self, now: dt.datetime) -> bool:
-        return self.state == CHECK_QUEUED and self.due_at is not None and now >= self.due_at
+        return (
+            self.state == CHECK_QUEUED and self.due_at is not None and is_overdue(self.due_at, now)
+        )

@@ -558,3 +558,13 @@ def permit_review_needed(facts: Facts, config: ChecksConfig) -> Finding | None:
             {"review_needed": False, "certificate": _certificate_json(newest)},
         )
     return None
+
+
+def permit_review_or_complaint(facts: Facts, config: ChecksConfig) -> Finding | None:
+    """Planning's review of the building, taking the neighbours into account: an open
+    complaint about the parcel at the 137 centre (a building going up without a permit, an
+    extra floor, a blocked passage…) sends the check to planning whatever the certificates
+    say; otherwise `permit_review_needed` decides."""
+    if facts.open_complaints:
+        return None
+    return permit_review_needed(facts, config)

@@ -4,7 +4,9 @@ to tell subscribers that an inquiry changed.
 DBOS runs job handlers on an event loop of its own (a background thread), while a gateway
 process serves requests on uvicorn's. Async engines and HTTP clients belong to the loop that
 made them, so each loop that runs a handler gets its own set, built on first use there and
-closed when the runtime closes.
+closed when the runtime closes. In a gateway process the app's loop lends its own (`adopt`)
+and handlers hand their database and agency work to it (`at_home`): one set of connection
+pools a process.
 """
 
 from __future__ import annotations
@@ -12,8 +14,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from typing import TypeVar
 
 import httpx
 
@@ -25,11 +28,13 @@ from gateway.inquiries.config import InquirySettings, inquiry_settings
 from gateway.settings import Settings
 
 log = logging.getLogger("gateway.inquiries")
+T = TypeVar("T")
 
 WEBHOOK_TIMEOUT_S = 10.0  # a partner's server answers a delivery within this, or it is retried
 
-# Told the tracking code of an inquiry that changed, from whichever loop changed it.
-Notify = Callable[[str], None]
+# Told the tracking code and new status of an inquiry that changed, from whichever loop
+# changed it.
+Notify = Callable[[str, str], None]
 
 
 @dataclass
@@ -58,8 +63,29 @@ class JobRuntime:
     ) -> None:
         self.settings = settings
         self.wall_clock = wall_clock
-        self.notify: Notify = notify or (lambda _code: None)
+        self.notify: Notify = notify or (lambda _code, _status: None)
         self._by_loop: dict[asyncio.AbstractEventLoop, _LoopResources] = {}
+        self._home: tuple[asyncio.AbstractEventLoop, Databases, Agencies] | None = None
+
+    def adopt(self, databases: Databases, agencies: Agencies) -> None:
+        """The calling loop (the app's) lends its databases and agencies: handlers' work runs
+        there (`at_home`), so that a gateway process keeps one set of connection pools, not
+        one for requests and another for jobs."""
+        self._home = (asyncio.get_running_loop(), databases, agencies)
+
+    async def at_home(self, work: Callable[[Databases, Agencies], Awaitable[T]]) -> T:
+        """`work` with the adopted databases and agencies, on their loop; in a process that
+        adopted none (`gateway worker`), or once that loop has stopped, with this loop's
+        own."""
+        loop = asyncio.get_running_loop()
+        home = self._home
+        if home is None or not home[0].is_running():
+            return await work(self.databases, self.agencies)
+        home_loop, databases, agencies = home
+        if home_loop is loop:
+            return await work(databases, agencies)
+        future = asyncio.run_coroutine_threadsafe(_coroutine(work(databases, agencies)), home_loop)
+        return await asyncio.wrap_future(future)
 
     @property
     def config(self) -> InquirySettings:
@@ -71,7 +97,9 @@ class JobRuntime:
         if found is None:
             http = build_http_client(self.settings)
             found = _LoopResources(
-                databases=Databases(self.settings.database_urls),
+                databases=Databases(
+                    self.settings.database_urls, pool_size=self.settings.database_pool_size
+                ),
                 http=http,
                 agencies=build_agencies(self.settings, http),
                 webhooks=httpx.AsyncClient(
@@ -81,9 +109,15 @@ class JobRuntime:
             self._by_loop[loop] = found
         return found
 
+    def _adopted(self) -> tuple[asyncio.AbstractEventLoop, Databases, Agencies] | None:
+        """The app's databases and agencies when called on the app's loop."""
+        home = self._home
+        return home if home is not None and home[0] is asyncio.get_running_loop() else None
+
     @property
     def databases(self) -> Databases:
-        return self._resources().databases
+        home = self._adopted()
+        return home[1] if home is not None else self._resources().databases
 
     @property
     def http(self) -> httpx.AsyncClient:
@@ -91,7 +125,8 @@ class JobRuntime:
 
     @property
     def agencies(self) -> Agencies:
-        return self._resources().agencies
+        home = self._adopted()
+        return home[2] if home is not None else self._resources().agencies
 
     @property
     def webhooks(self) -> httpx.AsyncClient:
@@ -108,3 +143,7 @@ class JobRuntime:
                 future = asyncio.run_coroutine_threadsafe(resources.close(), loop)
                 with contextlib.suppress(Exception):
                     await asyncio.wrap_future(future)
+
+
+async def _coroutine(awaitable: Awaitable[T]) -> T:
+    return await awaitable

@@ -8,47 +8,52 @@ per group), never every duration; Python only folds groups. On SQLite, a million
 take seconds for an operator's total, a partner's own a fraction of that (the organisation
 index).
 
-Months are Iran's: a Jalali month starts at midnight in Tehran. Rather than compute a local
-date per row (dialect-specific, and blind to the zone's history), the UTC moments at which the
-months of the range start are computed here with the zone database and the rows are put in
-their month by a CASE over those moments: exact, portable, and as cheap as a comparison.
+Months are Iran's, each starting at midnight in Tehran, put in their month by a CASE over the
+moments they start (gateway/figures.py, shared with the citizen requests' figures).
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import Enum
-from fractions import Fraction
 from typing import Any
 
-import jdatetime
 from sqlalchemy import (
     ColumnElement,
-    Float,
     Select,
     and_,
     case,
     exists,
     func,
-    literal,
     select,
     true,
 )
 from sqlalchemy.ext.asyncio import AsyncEngine
-from sqlalchemy.ext.compiler import compiles
-from sqlalchemy.sql.compiler import SQLCompiler
-from sqlalchemy.sql.visitors import InternalTraversal
 
 from db.gateway import InquiryCheckRecord, InquiryRecord
 from gateway.access.principals import Principal, Scope
 from gateway.access.rows import RULES, sees_none
 from gateway.clock import naive_utc
 from gateway.errors import BadUserInput
-from gateway.inquiries.records import CHECK_QUEUED, DECIDED, PENDING, WAITING_FOR_DEPARTMENT
-from gateway.inquiries.workdays import TEHRAN
+from gateway.figures import (
+    MEDIAN,
+    P90,
+    SecondsBetween,
+    jalali_month,
+    month_index,
+    months_between,
+    needed_rank,
+    percentile,
+)
+from gateway.inquiries.records import (
+    CHECK_QUEUED,
+    DECIDED,
+    PENDING,
+    WAITING_FOR_DEPARTMENT,
+    past_due,
+)
 
 __all__ = ["MAX_RANGE", "Grouping", "StatsGroup", "inquiry_stats", "jalali_month"]
 
@@ -85,104 +90,6 @@ class StatsGroup:
     p90_seconds_to_verdict: float | None
 
 
-# --- Months -------------------------------------------------------------------------------
-
-
-def jalali_month(moment: dt.datetime) -> str:
-    """The Jalali month (in Tehran) of a moment, as "1404-07"; naive moments are UTC."""
-    local = moment.replace(tzinfo=dt.UTC) if moment.tzinfo is None else moment
-    day = jdatetime.date.fromgregorian(date=local.astimezone(TEHRAN).date())
-    return f"{day.year:04d}-{day.month:02d}"
-
-
-def _month_start(year: int, month: int) -> dt.datetime:
-    """When a Jalali month starts, as naive UTC (the database's moments)."""
-    first = jdatetime.date(year, month, 1).togregorian()
-    return naive_utc(dt.datetime.combine(first, dt.time(), TEHRAN))
-
-
-def _months(first: dt.datetime, last: dt.datetime) -> list[tuple[str, dt.datetime]]:
-    """Every Jalali month from the one holding `first` to the one holding `last` (naive UTC),
-    as (label, start)."""
-    year, month = (int(part) for part in jalali_month(first).split("-"))
-    months: list[tuple[str, dt.datetime]] = []
-    while True:
-        start = _month_start(year, month)
-        if start > last:
-            return months
-        months.append((f"{year:04d}-{month:02d}", start))
-        year, month = (year + 1, 1) if month == 12 else (year, month + 1)
-
-
-def _month_index(column: Any, months: Sequence[tuple[str, dt.datetime]]) -> ColumnElement[int]:
-    """The index in `months` of the month holding `column`'s moment."""
-    if len(months) == 1:
-        return literal(0)
-    return case(
-        *((column < start, index) for index, (_, start) in enumerate(months[1:])),
-        else_=len(months) - 1,
-    )
-
-
-# --- Durations ----------------------------------------------------------------------------
-
-
-class _SecondsBetween(ColumnElement[float]):
-    """`end - start` in seconds, to the millisecond (SQLite's clock resolution)."""
-
-    __visit_name__ = "seconds_between"
-    inherit_cache = True
-    type = Float()
-    _traverse_internals = [  # noqa: RUF012 (SQLAlchemy's protocol for the cache key)
-        ("start", InternalTraversal.dp_clauseelement),
-        ("end", InternalTraversal.dp_clauseelement),
-    ]
-
-    def __init__(self, start: ColumnElement[Any], end: ColumnElement[Any]) -> None:
-        self.start = start
-        self.end = end
-
-
-@compiles(_SecondsBetween)
-def _seconds_sqlite(element: _SecondsBetween, compiler: SQLCompiler, **kw: Any) -> str:
-    start, end = compiler.process(element.start, **kw), compiler.process(element.end, **kw)
-    return f"((julianday({end}) - julianday({start})) * 86400.0)"
-
-
-@compiles(_SecondsBetween, "postgresql")
-def _seconds_postgresql(element: _SecondsBetween, compiler: SQLCompiler, **kw: Any) -> str:
-    start, end = compiler.process(element.start, **kw), compiler.process(element.end, **kw)
-    return f"EXTRACT(EPOCH FROM ({end} - {start}))"
-
-
-@compiles(_SecondsBetween, "mysql")
-def _seconds_mysql(element: _SecondsBetween, compiler: SQLCompiler, **kw: Any) -> str:
-    start, end = compiler.process(element.start, **kw), compiler.process(element.end, **kw)
-    return f"(TIMESTAMPDIFF(MICROSECOND, {start}, {end}) / 1000000.0)"
-
-
-# The percentiles reported, as fractions a/b (integers, so that SQL can pick their rows).
-_MEDIAN = (1, 2)
-_P90 = (9, 10)
-
-
-def _needed_rank(rank: Any, size: Any, p: tuple[int, int]) -> ColumnElement[bool]:
-    """Whether the `rank`-th (1-based) of `size` ordered values enters the percentile a/b,
-    interpolated linearly between the values at ranks floor(h)+1 and ceil(h)+1, where
-    h = (size-1)·a/b: exactly when |(size-1)·a - (rank-1)·b| < b. Written without
-    subtraction, because MySQL's ROW_NUMBER() is unsigned and would overflow below zero."""
-    a, b = p
-    return and_(size * a < rank * b + a, rank * b + a < size * a + 2 * b)
-
-
-def _percentile(ranked: dict[int, float], size: int, p: tuple[int, int]) -> float:
-    a, b = p
-    h = Fraction((size - 1) * a, b)
-    low, high = math.floor(h), math.ceil(h)
-    below, above = ranked[low + 1], ranked[high + 1]
-    return round(below + float(h - low) * (above - below), 3)
-
-
 # --- The statements -----------------------------------------------------------------------
 
 
@@ -209,7 +116,7 @@ class _Query:
         columns: dict[Grouping, ColumnElement[Any]] = {
             Grouping.REGION: _inquiries.c.region,
             Grouping.KIND: _inquiries.c.kind,
-            Grouping.MONTH: _month_index(_inquiries.c.submitted_at, self.months),
+            Grouping.MONTH: month_index(_inquiries.c.submitted_at, self.months),
             Grouping.PARTNER: _inquiries.c.organisation,
         }
         return [columns[grouping].label(grouping.value) for grouping in self.groupings]
@@ -222,7 +129,7 @@ class _Query:
         late = exists().where(
             _checks.c.inquiry_id == _inquiries.c.id,
             _checks.c.state == CHECK_QUEUED,
-            _checks.c.due_at < now,
+            past_due(_checks.c.due_at, now),
         )
         rows = (
             select(
@@ -262,9 +169,7 @@ class _Query:
         durations = (
             select(
                 *self.keys(),
-                _SecondsBetween(_inquiries.c.submitted_at, _inquiries.c.decided_at).label(
-                    "seconds"
-                ),
+                SecondsBetween(_inquiries.c.submitted_at, _inquiries.c.decided_at).label("seconds"),
             )
             .where(
                 *self.conditions(),
@@ -289,7 +194,7 @@ class _Query:
             ranked.c.seconds,
             rank,
             size,
-        ).where(_needed_rank(rank, size, _MEDIAN) | _needed_rank(rank, size, _P90))
+        ).where(needed_rank(rank, size, MEDIAN) | needed_rank(rank, size, P90))
 
 
 # --- Computing ----------------------------------------------------------------------------
@@ -349,7 +254,7 @@ async def _months_of(
         if low is None:
             return ()
         first, last = first or low, last or high
-    return tuple(_months(first, last))
+    return tuple(months_between(first, last))
 
 
 def _int(value: Any) -> int:
@@ -412,8 +317,8 @@ async def inquiry_stats(
                 clear=_int(row.clear),
                 not_clear=_int(row.not_clear),
                 overdue=_int(row.overdue),
-                median_seconds_to_verdict=_percentile(ranked, size, _MEDIAN) if size else None,
-                p90_seconds_to_verdict=_percentile(ranked, size, _P90) if size else None,
+                median_seconds_to_verdict=percentile(ranked, size, MEDIAN) if size else None,
+                p90_seconds_to_verdict=percentile(ranked, size, P90) if size else None,
             )
         )
     groups.sort(key=lambda group: tuple(getattr(group, g.value) for g in groupings))

@@ -18,10 +18,18 @@ valid when folding all its digits through the table ends at 0.
 from __future__ import annotations
 
 import re
-import secrets
-from collections.abc import Callable
 
 from identifiers import InvalidIdentifier, normalize_digits
+
+# The digits themselves live below the gateway, where the databases' demo seeders draw codes.
+from identifiers.tracking import (
+    _DAMM,  # noqa: F401 (the table, whose properties tests/gateway/inquiries/test_tracking.py checks)
+    TRACKING_CODE_DIGITS,
+    damm_check_digit,
+    damm_interim,
+    is_damm_valid,
+    new_tracking_code,
+)
 
 __all__ = [
     "TRACKING_CODE_DIGITS",
@@ -32,51 +40,9 @@ __all__ = [
     "parse_tracking_code",
 ]
 
-TRACKING_CODE_DIGITS = 16
-_RANDOM_DIGITS = TRACKING_CODE_DIGITS - 1
-
-# Damm's table (H. M. Damm, 2004): row = interim digit, column = next digit.
-_DAMM = (
-    (0, 3, 1, 7, 5, 9, 8, 6, 4, 2),
-    (7, 0, 9, 2, 1, 5, 4, 8, 6, 3),
-    (4, 2, 0, 6, 8, 7, 1, 3, 5, 9),
-    (1, 7, 5, 0, 9, 8, 3, 4, 2, 6),
-    (6, 1, 2, 3, 0, 4, 5, 9, 7, 8),
-    (3, 6, 7, 4, 2, 0, 9, 5, 8, 1),
-    (5, 8, 6, 9, 7, 2, 0, 1, 3, 4),
-    (8, 9, 4, 5, 3, 6, 2, 0, 1, 7),
-    (9, 4, 3, 8, 6, 1, 7, 2, 0, 5),
-    (2, 5, 8, 1, 4, 3, 6, 7, 9, 0),
-)
-
 _ASCII_DIGITS = re.compile(r"[0-9]+", re.ASCII)
 # People copy the printed grouping ("1234 5678 …") or dash it; nothing else is accepted.
 _SEPARATORS = re.compile(r"[ \-\u00a0\u200c]+")
-
-
-def _interim(digits: str) -> int:
-    interim = 0
-    for digit in digits:
-        interim = _DAMM[interim][ord(digit) - 48]
-    return interim
-
-
-def damm_check_digit(digits: str) -> str:
-    """The digit that makes `digits` + it valid under Damm's algorithm (ASCII digits only)."""
-    if _ASCII_DIGITS.fullmatch(digits) is None:
-        raise ValueError("Damm's algorithm takes ASCII digits")
-    return str(_interim(digits))
-
-
-def is_damm_valid(digits: str) -> bool:
-    return _ASCII_DIGITS.fullmatch(digits) is not None and _interim(digits) == 0
-
-
-def new_tracking_code(randbelow: Callable[[int], int] = secrets.randbelow) -> str:
-    """A fresh code from the operating system's CSPRNG (`randbelow` is injectable for tests);
-    the caller's unique index refuses the rare repeat and asks again."""
-    body = str(10 ** (_RANDOM_DIGITS - 1) + randbelow(9 * 10 ** (_RANDOM_DIGITS - 1)))
-    return body + damm_check_digit(body)
 
 
 def parse_tracking_code(text: str) -> str:
@@ -94,7 +60,7 @@ def parse_tracking_code(text: str) -> str:
         raise InvalidIdentifier("tracking_code", f"must be {TRACKING_CODE_DIGITS} digits")
     if code[0] == "0":
         raise InvalidIdentifier("tracking_code", "does not start with 0")
-    if _interim(code) != 0:
+    if damm_interim(code) != 0:
         raise InvalidIdentifier("tracking_code", "wrong check digit (a digit mistyped?)")
     return code
 

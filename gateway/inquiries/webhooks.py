@@ -19,6 +19,7 @@ reference).
 from __future__ import annotations
 
 import asyncio
+import base64
 import datetime as dt
 import hashlib
 import hmac
@@ -30,6 +31,10 @@ from dataclasses import dataclass
 from typing import Any
 
 import httpx
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from sqlalchemy import ColumnElement, String, case, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -40,12 +45,15 @@ from db.gateway import (
     WebhookAttempt,
     WebhookDelivery,
 )
+from gateway.access.audit_key import load_audit_key
 from gateway.access.principals import Principal
 from gateway.access.rows import RULES, sees_none
 from gateway.clock import as_utc, naive_utc
 from gateway.errors import BadUserInput, NotFound
 from gateway.inquiries.runtime import WEBHOOK_TIMEOUT_S, JobRuntime
 from gateway.jobs import JobContext, JobKinds, JobQueue, Payload, RetryPolicy
+from gateway.paging import Page, Window, beyond, paged, windowed
+from gateway.settings import Settings
 
 INQUIRY_UPDATED = "inquiry.updated"  # the inquiry's status changed
 INQUIRY_DECIDED = "inquiry.decided"  # it has its verdict and signed answer
@@ -152,11 +160,65 @@ def new_secret() -> str:
     return "whsec_" + secrets.token_urlsafe(32)
 
 
+# --- Secrets at rest ------------------------------------------------------------------------
+# HMAC needs the secret itself, so it cannot be kept as a hash; it is kept sealed instead
+# (AES-256-GCM), under a key derived from the audit key, which lives outside the database
+# (GATEWAY_AUDIT_KEY, gateway/access/audit_key.py): a reader of the database alone cannot sign
+# as the gateway. The organisation is the associated data, so a sealed secret copied onto
+# another partner's row does not open. Changing the audit key means setting each webhook again.
+
+_SEALED = "v1:"
+_NONCE_BYTES = 12
+
+
+class UnreadableSecret(Exception):
+    """A stored webhook secret does not open with this key (the audit key changed since it
+    was set: `gateway webhooks set` again), or was tampered with."""
+
+
+def sealing_key(settings: Settings) -> bytes:
+    """The key webhook secrets are sealed with, derived from the audit key."""
+    return sealing_key_of(load_audit_key(settings))
+
+
+def sealing_key_of(audit_key: bytes) -> bytes:
+    return HKDF(
+        algorithm=hashes.SHA256(), length=32, salt=None, info=b"gateway webhook secrets v1"
+    ).derive(audit_key)
+
+
+def seal(key: bytes, organisation: str, secret: str) -> str:
+    nonce = secrets.token_bytes(_NONCE_BYTES)
+    sealed = AESGCM(key).encrypt(nonce, secret.encode(), organisation.encode())
+    return _SEALED + base64.urlsafe_b64encode(nonce + sealed).decode().rstrip("=")
+
+
+def unseal(key: bytes, organisation: str, stored: str) -> str:
+    if not stored.startswith(_SEALED):
+        raise UnreadableSecret("the webhook's secret is not sealed: set the webhook again")
+    text = stored.removeprefix(_SEALED)
+    try:
+        raw = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+        opened = AESGCM(key).decrypt(raw[:_NONCE_BYTES], raw[_NONCE_BYTES:], organisation.encode())
+        return opened.decode()
+    except (ValueError, InvalidTag) as exc:
+        raise UnreadableSecret(
+            "the webhook's secret does not open with this audit key: set the webhook again"
+        ) from exc
+
+
 async def set_webhook(
-    session: AsyncSession, organisation: str, url: str, now: dt.datetime, *, production: bool
+    session: AsyncSession,
+    organisation: str,
+    url: str,
+    now: dt.datetime,
+    *,
+    production: bool,
+    key: bytes,
 ) -> tuple[Webhook, str]:
     """Creates or replaces the organisation's webhook with a new secret; returns it with the
-    secret, which is shown this once. Deliveries not yet delivered go to the new URL."""
+    secret, which is shown this once and stored sealed under `key` (sealing_key).
+    Deliveries not yet delivered go to the new URL."""
     organisation = parse_organisation(organisation)
     url = parse_webhook_url(url, production=production)
     await _must_be_a_partner(session, organisation)
@@ -167,7 +229,8 @@ async def set_webhook(
     if found is None:
         found = PartnerWebhook(organisation=organisation)
         session.add(found)
-    found.url, found.secret, found.created_at = url, secret, naive_utc(now)
+    found.url, found.created_at = url, naive_utc(now)
+    found.secret = seal(key, organisation, secret)
     await session.flush()
     return _webhook(found), secret
 
@@ -388,6 +451,7 @@ async def _load(runtime: JobRuntime, delivery_id: str) -> _Pending | None:
             WebhookDelivery.event,
             WebhookDelivery.body,
             WebhookDelivery.state,
+            WebhookDelivery.organisation,
             PartnerWebhook.url,
             PartnerWebhook.secret,
         )
@@ -398,7 +462,10 @@ async def _load(runtime: JobRuntime, delivery_id: str) -> _Pending | None:
         row = (await session.execute(statement)).one_or_none()
     if row is None:
         return None
-    return _Pending(row.id, row.event, row.body, row.state, row.url, row.secret)
+    secret = None
+    if row.secret is not None:
+        secret = unseal(sealing_key(runtime.settings), row.organisation, row.secret)
+    return _Pending(row.id, row.event, row.body, row.state, row.url, secret)
 
 
 async def _post(
@@ -481,22 +548,29 @@ _DELIVERIES = select(
 ).join_from(WebhookDelivery, InquiryRecord, WebhookDelivery.inquiry_id == InquiryRecord.id)
 
 
-async def list_deliveries(
-    session: AsyncSession, principal: Principal, *, first: int, after_id: int = 0
-) -> tuple[list[Delivery], bool]:
-    """A page of the deliveries `principal` may see (the WebhookDelivery rule: its
-    organisation's, or all for operators), newest first, after the delivery `after_id` (0:
-    from the newest); and whether more follow."""
+async def count_deliveries(session: AsyncSession, principal: Principal) -> int:
+    """How many deliveries `principal` may see (the WebhookDelivery rule)."""
     visible = RULES.condition(WebhookDelivery, principal)
     if sees_none(visible):
-        return [], False
-    statement = _DELIVERIES.where(visible)
-    if after_id:
-        statement = statement.where(WebhookDelivery.id < after_id)
-    rows = (
-        await session.execute(statement.order_by(WebhookDelivery.id.desc()).limit(first + 1))
-    ).all()
-    page = rows[:first]
+        return 0
+    statement = select(func.count()).select_from(WebhookDelivery).where(visible)
+    return int((await session.execute(statement)).scalar_one())
+
+
+async def list_deliveries(
+    session: AsyncSession, principal: Principal, window: Window
+) -> Page[Delivery]:
+    """A page of the deliveries `principal` may see (the WebhookDelivery rule: its
+    organisation's, or all for operators), newest first, in `window`."""
+    visible = RULES.condition(WebhookDelivery, principal)
+    if sees_none(visible):
+        return Page([], has_next=False, has_previous=False)
+    statement = windowed(_DELIVERIES.where(visible), WebhookDelivery.id, window, descending=True)
+    rows = (await session.execute(statement)).all()
+    other_side = beyond(WebhookDelivery.id, [visible], window, descending=True)
+    past = other_side is not None and bool((await session.execute(other_side)).scalar())
+    found = paged(rows, window, beyond_cursor=past)
+    page = found.items
     log: dict[int, list[DeliveryAttempt]] = {row.id: [] for row in page}
     if page:
         attempts = await session.execute(
@@ -527,4 +601,4 @@ async def list_deliveries(
         )
         for row in page
     ]
-    return deliveries, len(rows) > first
+    return Page(deliveries, has_next=found.has_next, has_previous=found.has_previous)

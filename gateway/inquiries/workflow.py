@@ -1,40 +1,51 @@
 """The inquiry workflow: a partner submits once; every check a machine can answer runs at once,
-concurrently, as a durable job; the checks that need a person wait in their department's
-queue; when every check has an outcome the inquiry is decided and its answer signed.
+concurrently: first in the process that accepted the submission, right after its commit, with
+a durable job (one an inquiry) as the backstop that finds the work done or finishes it; the
+checks that need a person wait in their department's queue; when every check has an outcome
+the inquiry is decided and its answer signed.
 
 Exactly once, across crashes and N processes, without a distributed lock: every change is one
 transaction on the gateway's database that locks the inquiry's row first (SELECT … FOR UPDATE;
 BEGIN IMMEDIATE on SQLite) and changes a check only from the state it expects. A job replayed
 after a crash, or run twice by two processes after a takeover, finds the check done and
 records nothing; the inquiry is decided by whichever transaction records its last outcome,
-once. Jobs are queued after the transaction that accepts the work commits; a process killed
+once. The job is queued after the transaction that accepts the work commits; a process killed
 in between leaves work that `sweep` (run periodically by every process that runs jobs) queues
 again, by the same idempotency key, so nothing accepted is lost.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import datetime as dt
 import hashlib
 import json
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from connectors.agencies import Agencies
 from connectors.errors import AgencyError
 from db.engines import Databases, begin_write
 from db.gateway import InquiryCheckRecord, InquiryRecord
 from gateway.access.principals import Principal, PrincipalKind
 from gateway.clock import WallClock
 from gateway.errors import BadUserInput, Conflict, Forbidden, NotFound
-from gateway.events import Topic
+from gateway.events import Events, Topic
 from gateway.inquiries import answers, webhooks
 from gateway.inquiries.answering import build_answer, sign_answer
-from gateway.inquiries.checks import CHECKS, AutomaticCheck, CheckOutcome, ManualCheck
+from gateway.inquiries.checks import (
+    CHECKS,
+    AutomaticCheck,
+    CheckOutcome,
+    ManualCheck,
+    facts_needed,
+)
 from gateway.inquiries.config import InquirySettings
 from gateway.inquiries.facts import Outcome
 from gateway.inquiries.reading import find_parcel, read_facts
@@ -55,7 +66,11 @@ from identifiers import RegistryPlate
 
 log = logging.getLogger("gateway.inquiries")
 
-CHECK_JOB = "inquiry.check"
+CHECKS_JOB = "inquiry.checks"  # one job an inquiry, keyed by its id: its pending checks
+CHECK_JOB = "inquiry.check"  # one job a check, as queued by earlier versions
+# A submission's checks first run at once in the process that accepted it; their durable
+# job starts this much later, to find them done or finish them.
+BACKSTOP_S = 10.0
 # An agency down for hours must not end a check: retries back off to every 5 minutes, for
 # about a day; an operator can retry a dead job (gateway jobs retry).
 CHECK_RETRY = RetryPolicy(max_attempts=300, base_delay_s=1.0, multiplier=2.0, max_delay_s=300.0)
@@ -76,6 +91,27 @@ class InquiryChanged:
 
 
 INQUIRY_UPDATED: Topic[InquiryChanged] = Topic("inquiry-updated", InquiryChanged)
+
+
+# SQLite has one writer at a time. A process's own writers take turns on a lock here before
+# asking for SQLite's (BEGIN IMMEDIATE), instead of all polling SQLite's at once: under load,
+# dozens of pollers starve the one writer holding it of the event loop, and a write that takes
+# a millisecond alone takes hundreds. Other databases lock rows, and writers run side by side.
+_WRITE_TURNS: dict[tuple[int, asyncio.AbstractEventLoop], asyncio.Lock] = {}
+
+
+@contextlib.asynccontextmanager
+async def _turn_to_write(databases: Databases) -> AsyncIterator[None]:
+    engine = databases.gateway
+    if engine.dialect.name != "sqlite":
+        yield
+        return
+    key = (id(engine.sync_engine), asyncio.get_running_loop())
+    lock = _WRITE_TURNS.get(key)
+    if lock is None:
+        lock = _WRITE_TURNS[key] = asyncio.Lock()
+    async with lock:
+        yield
 
 
 # --- Submitting ---------------------------------------------------------------------------
@@ -196,7 +232,7 @@ async def submit(
             status=PENDING,
             submitted_at=moment,
         )
-        async with databases.session("gateway") as session:
+        async with _turn_to_write(databases), databases.session("gateway") as session:
             try:
                 async with session.begin():
                     # Writers take SQLite's lock up front, with short retries (db/engines.py).
@@ -226,22 +262,14 @@ async def submit(
     raise RuntimeError("no free tracking code after five draws")
 
 
-async def pending_check_ids(databases: Databases, inquiry_id: int) -> list[int]:
-    async with databases.gateway.connect() as connection:
-        rows = await connection.execute(
-            select(InquiryCheckRecord.id).where(
-                InquiryCheckRecord.inquiry_id == inquiry_id,
-                InquiryCheckRecord.state == CHECK_PENDING,
-            )
+async def start_checks(queue: JobQueue, inquiry_ids: Sequence[int], *, delay_s: float = 0) -> None:
+    """Queues each inquiry's checks job, to start after `delay_s`; the inquiry's id is the
+    job's idempotency key, so queueing it again (a retried submission, the sweeper) starts
+    nothing new."""
+    for inquiry_id in inquiry_ids:
+        await queue.enqueue(
+            CHECKS_JOB, {"inquiry": inquiry_id}, idempotency_key=str(inquiry_id), delay_s=delay_s
         )
-        return [row.id for row in rows]
-
-
-async def start_checks(queue: JobQueue, check_ids: Sequence[int]) -> None:
-    """Queues each check's job; the check's id is the job's idempotency key, so queueing one
-    again (a retried submission, the sweeper) starts nothing new."""
-    for check_id in check_ids:
-        await queue.enqueue(CHECK_JOB, {"check": check_id}, idempotency_key=str(check_id))
 
 
 # --- Recording outcomes, deciding ---------------------------------------------------------
@@ -310,19 +338,6 @@ async def _decide(
     config: InquirySettings,
     now: dt.datetime,
 ) -> None:
-    kind = config.kinds[inquiry.kind]
-    by_name = {check.name: check for check in checks}
-    ordered = [by_name[definition.name] for definition in kind.checks]
-    failed = [check for check in ordered if check.outcome == Outcome.FAIL.value]
-    if failed:
-        reasons = [reason for check in failed for reason in check.reasons or ()]
-    else:  # a statement-only kind reports its statements (gateway/inquiries/verdict.py)
-        reasons = [
-            reason
-            for check in ordered
-            if check.outcome == Outcome.INFO.value
-            for reason in check.reasons or ()
-        ]
     # A newer answer for the same parcel and kind supersedes the older ones.
     older = list(
         await session.scalars(
@@ -338,13 +353,43 @@ async def _decide(
             .with_for_update()
         )
     )
-    issued = now.astimezone(dt.UTC).replace(microsecond=0)
+    decide(inquiry, checks, config, issued_at=now, answer_id=answers.new_answer_id(), older=older)
+
+
+def decide(
+    inquiry: InquiryRecord,
+    checks: Sequence[InquiryCheckRecord],
+    config: InquirySettings,
+    *,
+    issued_at: dt.datetime,
+    answer_id: str,
+    older: Sequence[InquiryRecord],
+) -> None:
+    """Gives an inquiry whose every check has an outcome its verdict, reasons and signed
+    answer, issued at `issued_at` (to the second); the answer supersedes `older`, the
+    parcel's answers for the same kind still in force, newest first, which are marked
+    superseded. The one way an inquiry is decided: the workflow's, and the demo's past
+    inquiries (gateway/inquiries/demo.py)."""
+    kind = config.kinds[inquiry.kind]
+    by_name = {check.name: check for check in checks}
+    ordered = [by_name[definition.name] for definition in kind.checks]
+    failed = [check for check in ordered if check.outcome == Outcome.FAIL.value]
+    if failed:
+        reasons = [reason for check in failed for reason in check.reasons or ()]
+    else:  # a statement-only kind reports its statements (gateway/inquiries/verdict.py)
+        reasons = [
+            reason
+            for check in ordered
+            if check.outcome == Outcome.INFO.value
+            for reason in check.reasons or ()
+        ]
+    issued = issued_at.astimezone(dt.UTC).replace(microsecond=0)
     answer = build_answer(
         inquiry,
         ordered,
         config,
         issued_at=issued,
-        answer_id=answers.new_answer_id(),
+        answer_id=answer_id,
         supersedes=older[0].answer_id if older else None,
     )
     inquiry.status = DECIDED
@@ -375,34 +420,38 @@ async def _events(
     return tuple(await webhooks.record_event(session, inquiry, event, now))
 
 
-async def record_outcome(
+async def record_outcomes(
     databases: Databases,
     config: InquirySettings,
-    check_id: int,
-    outcome: CheckOutcome | None,
+    inquiry_id: int,
+    outcomes: Mapping[int, CheckOutcome | None],
     now: WallClock,
 ) -> Changed | None:
-    """Records a machine's answer to a pending check (`outcome`), or with None sends a
-    manual check to its department's queue with its deadline. Nothing when the check is no
-    longer pending (a replayed or duplicated job): the first recording stands."""
-    async with databases.session("gateway") as session:
-        check = await session.get(InquiryCheckRecord, check_id)
-        if check is None or check.state != CHECK_PENDING:
-            return None
-        inquiry = await _lock(session, check.inquiry_id)
-        await session.refresh(check, with_for_update=True)
-        if check.state != CHECK_PENDING:
+    """Records, in one transaction, machines' answers to an inquiry's pending checks (by the
+    check's id), each None sending a manual check to its department's queue with its
+    deadline. A check no longer pending (a replayed or duplicated job, or another process
+    that was quicker) is left as it is: the first recording stands. None when nothing
+    changed."""
+    async with _turn_to_write(databases), databases.session("gateway") as session:
+        inquiry = await _lock(session, inquiry_id)
+        moment = now()
+        recorded = False
+        for check in await _checks_of(session, inquiry_id):
+            if check.id not in outcomes or check.state != CHECK_PENDING:
+                continue
+            outcome = outcomes[check.id]
+            if outcome is None:
+                kind = config.kinds[inquiry.kind]
+                check.state = CHECK_QUEUED
+                check.queued_at = naive(moment)
+                check.due_at = naive(kind.manual_due_at(moment))
+                check.last_error = None
+            else:
+                _apply(check, outcome)
+            recorded = True
+        if not recorded:
             await session.rollback()
             return None
-        moment = now()
-        if outcome is None:
-            kind = config.kinds[inquiry.kind]
-            check.state = CHECK_QUEUED
-            check.queued_at = naive(moment)
-            check.due_at = naive(kind.manual_due_at(moment))
-            check.last_error = None
-        else:
-            _apply(check, outcome)
         changed = await _advance(session, inquiry, config, moment)
         deliveries = await _events(session, inquiry, moment) if changed else ()
         result = Changed(inquiry.tracking_code, inquiry.status, deliveries)
@@ -410,17 +459,21 @@ async def record_outcome(
     return result
 
 
-async def note_failure(databases: Databases, check_id: int, error: str) -> None:
-    """Why a machine has not answered a check yet, as the partner sees it."""
-    async with databases.session("gateway") as session, session.begin():
-        await session.execute(
-            update(InquiryCheckRecord)
-            .where(InquiryCheckRecord.id == check_id, InquiryCheckRecord.state == CHECK_PENDING)
-            .values(
-                attempts=InquiryCheckRecord.attempts + 1,
-                last_error=error[:200],
+async def note_failures(databases: Databases, errors: Mapping[int, str]) -> None:
+    """Why a machine has not answered these checks yet (by the check's id), as the partner
+    sees it."""
+    async with (
+        _turn_to_write(databases),
+        databases.session("gateway") as session,
+        session.begin(),
+    ):
+        await begin_write(await session.connection())
+        for check_id, error in errors.items():
+            await session.execute(
+                update(InquiryCheckRecord)
+                .where(InquiryCheckRecord.id == check_id, InquiryCheckRecord.state == CHECK_PENDING)
+                .values(attempts=InquiryCheckRecord.attempts + 1, last_error=error[:200])
             )
-        )
 
 
 async def answer_check(
@@ -494,48 +547,144 @@ def _describe(error: Exception) -> str:
     return type(error).__name__
 
 
+class ChecksUnanswered(Exception):
+    """Some of an inquiry's checks could not be answered yet (an agency down): the job that
+    ran them is retried, with backoff, for those alone."""
+
+
+@dataclass(frozen=True)
+class Run:
+    """What one run of an inquiry's checks did: the change it committed (None: nothing was
+    pending any more, or nothing could be answered) and, by check id, why those it left
+    pending could not be answered yet."""
+
+    changed: Changed | None
+    errors: Mapping[int, str]
+
+
+async def run_checks(
+    databases: Databases,
+    agencies: Agencies,
+    config: InquirySettings,
+    inquiry_id: int,
+    now: WallClock,
+) -> Run:
+    """Runs every pending check of an inquiry at once: reads the facts they need once (the
+    department databases and the agencies concurrently), judges each check, and records
+    every outcome in one transaction. A check whose facts could not be read stays pending
+    with why; the others are recorded all the same. Safe to run twice, or in two processes
+    at once: only the first recording of a check stands (record_outcomes)."""
+    async with databases.session("gateway") as session:
+        inquiry = await session.get(InquiryRecord, inquiry_id)
+        if inquiry is None:
+            return Run(None, {})
+        pending = [
+            (check.id, CHECKS[check.name])
+            for check in await session.scalars(
+                select(InquiryCheckRecord).where(
+                    InquiryCheckRecord.inquiry_id == inquiry_id,
+                    InquiryCheckRecord.state == CHECK_PENDING,
+                )
+            )
+        ]
+        parcel_id, applicant = inquiry.parcel_id, inquiry.applicant_national_code
+        tracking_code = inquiry.tracking_code
+    if not pending:
+        return Run(None, {})
+    reading = await read_facts(
+        databases,
+        agencies,
+        parcel_id=parcel_id,
+        applicant_national_code=applicant,
+        tracking_code=tracking_code,
+        needs=facts_needed(definition for _, definition in pending),
+        now=now,
+    )
+    outcomes: dict[int, CheckOutcome | None] = {}
+    errors: dict[int, str] = {}
+    for check_id, definition in pending:
+        failed = [reading.failures[fact] for fact in definition.needs if fact in reading.failures]
+        if failed:
+            errors[check_id] = _describe(failed[0])
+        elif isinstance(definition, AutomaticCheck):
+            outcomes[check_id] = definition.evaluate(reading.facts, config.checks)
+        else:
+            outcomes[check_id] = definition.screened(reading.facts, config.checks)
+    changed = None
+    if outcomes:
+        changed = await record_outcomes(databases, config, inquiry_id, outcomes, now)
+    if errors:
+        await note_failures(databases, errors)
+    return Run(changed, errors)
+
+
 def register_jobs(kinds: JobKinds, runtime: JobRuntime, queue_of: QueueOf) -> None:
-    """The check job, on every process that runs jobs."""
+    """The inquiry's checks job, on every process that runs jobs."""
+
+    async def run(inquiry_id: int) -> None:
+        config, now = runtime.config, runtime.wall_clock
+        run = await runtime.at_home(
+            lambda databases, agencies: run_checks(databases, agencies, config, inquiry_id, now)
+        )
+        if run.changed is not None:
+            await tell(runtime, queue_of(), run.changed)
+        if run.errors:
+            raise ChecksUnanswered("; ".join(sorted(set(run.errors.values()))))
+
+    @kinds.handler(CHECKS_JOB, retry=CHECK_RETRY)
+    async def run_inquiry_checks(job: JobContext, payload: Payload) -> None:
+        await run(int(payload["inquiry"]))
 
     @kinds.handler(CHECK_JOB, retry=CHECK_RETRY)
     async def run_check(job: JobContext, payload: Payload) -> None:
-        check_id = int(payload["check"])
-        databases = runtime.databases
-        config = runtime.config
-        async with databases.session("gateway") as session:
-            check = await session.get(InquiryCheckRecord, check_id)
-            if check is None or check.state != CHECK_PENDING:
-                return
-            inquiry = await session.get(InquiryRecord, check.inquiry_id)
-            assert inquiry is not None
-            name, parcel_id = check.name, inquiry.parcel_id
-            applicant, tracking_code = inquiry.applicant_national_code, inquiry.tracking_code
-        definition = CHECKS[name]
-        try:
-            facts = await read_facts(
-                databases,
-                runtime.agencies,
-                parcel_id=parcel_id,
-                applicant_national_code=applicant,
-                tracking_code=tracking_code,
-                needs=definition.needs,
-                now=runtime.wall_clock,
-            )
-        except Exception as error:
-            await note_failure(databases, check_id, _describe(error))
-            raise
-        if isinstance(definition, AutomaticCheck):
-            outcome: CheckOutcome | None = definition.evaluate(facts, config.checks)
-        else:
-            outcome = definition.screened(facts, config.checks)
-        changed = await record_outcome(databases, config, check_id, outcome, runtime.wall_clock)
-        if changed is not None:
-            await tell(runtime, queue_of(), changed)
+        # One check's job, as queued before checks ran by the inquiry: runs its inquiry's.
+        async def inquiry_of(databases: Databases, _agencies: Agencies) -> int | None:
+            async with databases.gateway.connect() as connection:
+                return await connection.scalar(
+                    select(InquiryCheckRecord.inquiry_id).where(
+                        InquiryCheckRecord.id == int(payload["check"])
+                    )
+                )
+
+        inquiry_id = await runtime.at_home(inquiry_of)
+        if inquiry_id is not None:
+            await run(inquiry_id)
+
+
+async def run_checks_at_once(
+    databases: Databases,
+    agencies: Agencies,
+    config: InquirySettings,
+    inquiry_id: int,
+    now: WallClock,
+    told: Callable[[Changed], Awaitable[None]],
+) -> None:
+    """A submission's first run of its checks, in the process that accepted it, right after
+    the commit (JobQueue.spawn): the verdict does not wait for the job queue to be polled.
+    Its durable job, queued to start BACKSTOP_S later, finds the work done or finishes it:
+    after an agency's failure (with backoff), or when this process died meanwhile."""
+    run = await run_checks(databases, agencies, config, inquiry_id, now)
+    if run.changed is not None:
+        await told(run.changed)
+
+
+def announcer(events: Events, queue: JobQueue | None) -> Callable[[Changed], Awaitable[None]]:
+    """What a committed change tells, from the loop `events` serves: subscribers hear of it,
+    and its webhook deliveries start."""
+
+    async def told(changed: Changed) -> None:
+        event = InquiryChanged(changed.tracking_code, changed.status)
+        await events.publish(INQUIRY_UPDATED, changed.tracking_code, event)
+        if queue is not None:
+            for delivery in changed.deliveries:
+                await webhooks.enqueue_delivery(queue, delivery)
+
+    return told
 
 
 async def tell(runtime: JobRuntime, queue: JobQueue | None, changed: Changed) -> None:
     """After the commit: subscribers hear of the change, and its webhook deliveries start."""
-    runtime.notify(changed.tracking_code)
+    runtime.notify(changed.tracking_code, changed.status)
     if queue is not None:
         for delivery in changed.deliveries:
             await webhooks.enqueue_delivery(queue, delivery)
@@ -547,19 +696,20 @@ async def sweep(databases: Databases, queue: JobQueue, now: WallClock) -> int:
     is idempotent)."""
     before = naive(now() - SWEEP_AFTER)
     async with databases.session("gateway") as session:
-        checks = list(
+        inquiries = list(
             await session.scalars(
-                select(InquiryCheckRecord.id)
+                select(InquiryCheckRecord.inquiry_id)
                 .join(InquiryRecord, InquiryRecord.id == InquiryCheckRecord.inquiry_id)
                 .where(
                     InquiryCheckRecord.state == CHECK_PENDING,
                     InquiryRecord.submitted_at < before,
                 )
+                .distinct()
                 .limit(10_000)
             )
         )
         deliveries = await webhooks.deliveries_to_start(session, before)
-    await start_checks(queue, checks)
+    await start_checks(queue, inquiries)
     for delivery in deliveries:
         await webhooks.enqueue_delivery(queue, delivery)
-    return len(checks) + len(deliveries)
+    return len(inquiries) + len(deliveries)

@@ -48,6 +48,12 @@ class JobsConfig:
             raise ValueError("lease_s must exceed two heartbeat intervals")
 
     @property
+    def system_pool_size(self) -> int:
+        """Connections the engine keeps to its database: its bookkeeping writes a few rows a
+        job, briefly; a PostgreSQL server shared by several processes has few to give."""
+        return max(4, self.worker_concurrency // 2)
+
+    @property
     def takeover_bound_s(self) -> float:
         """The longest a dead process's jobs wait before another process resumes them."""
         return self.lease_s + self.heartbeat_interval_s + self.polling_interval_s

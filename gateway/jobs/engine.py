@@ -100,6 +100,7 @@ class JobEngine:
             "application_version": config.application_version,
             "log_level": config.log_level,
             "notification_listener_polling_interval_sec": config.polling_interval_s,
+            "sys_db_pool_size": config.system_pool_size,
         }
         prepare_sqlite(config.system_database_url)
         DBOS(config=dbos_config)
@@ -132,6 +133,11 @@ class JobEngine:
             self._leases.engine.dispose()
         _engine = None
         log.info("jobs: executor %s stopped", self.config.executor_id)
+
+    @property
+    def alive(self) -> bool:
+        """Started and not stopped: its heartbeat thread runs (for /readyz)."""
+        return self._beats is not None and self._beats.is_alive()
 
     def tick(self) -> dict[str, int]:
         """One beat: renews this executor's lease and takes over expired ones."""

@@ -7,7 +7,8 @@ process, in `gateway worker`, in the CLI and in tests, whether or not this proce
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+import logging
+from collections.abc import Coroutine, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -24,6 +25,12 @@ from gateway.jobs.config import (
 )
 from gateway.jobs.engine import ATTEMPT_STEP
 from gateway.jobs.kinds import Payload
+
+log = logging.getLogger(__name__)
+
+# Connections the queue's client keeps to the engine's database: each enqueue is one short
+# write, and a PostgreSQL server shared by several processes has few to give.
+CLIENT_POOL_SIZE = 2
 
 DEAD_STATES = ("ERROR", "MAX_RECOVERY_ATTEMPTS_EXCEEDED")
 STATES = {
@@ -89,18 +96,53 @@ class JobQueue:
     def __init__(self, config: JobsConfig) -> None:
         self.config = config
         self._client: DBOSClient | None = None
+        self._spawned: set[asyncio.Task[None]] = set()
+        self._turns: asyncio.Semaphore | None = None
 
     async def open(self) -> JobQueue:
         def connect() -> DBOSClient:
             # A client never creates the system database; an engine may not have run yet.
             prepare_sqlite(self.config.system_database_url)
             DBOS.migrate(self.config.system_database_url)
-            return DBOSClient(system_database_url=self.config.system_database_url)
+            return DBOSClient(
+                system_database_url=self.config.system_database_url,
+                system_database_pool_size=CLIENT_POOL_SIZE,
+            )
 
         self._client = await asyncio.to_thread(connect)
         return self
 
+    def spawn(self, work: Coroutine[Any, Any, None]) -> None:
+        """Runs `work` now, in this process, on the caller's loop, beside the request that
+        queued a job: the job's first attempt, when it should not wait for the queue to be
+        polled. It must be safe to run beside, or before, the durable job, which stays the
+        backstop: `work` may be cut short at any point (the queue closing, the process dying).
+        Its failures are logged, never raised."""
+        if self._turns is None:
+            # As many at once as the engine runs jobs (more wait their turn): each holds
+            # database connections while it reads, and pools are sized for that.
+            self._turns = asyncio.Semaphore(self.config.worker_concurrency)
+        turns = self._turns
+
+        async def run() -> None:
+            async with turns:
+                try:
+                    await work
+                except Exception:
+                    log.exception("jobs: work started at once failed; its job is the backstop")
+
+        task = asyncio.get_running_loop().create_task(run())
+        self._spawned.add(task)
+        task.add_done_callback(self._spawned.discard)
+
     async def close(self) -> None:
+        """Cancels the work spawned here that is still running (its jobs finish it), then
+        lets go of the engine's database."""
+        spawned = list(self._spawned)
+        for task in spawned:
+            task.cancel()
+        if spawned:
+            await asyncio.wait(spawned)
         if self._client is not None:
             await asyncio.to_thread(self._client.destroy)
             self._client = None

@@ -34,8 +34,8 @@ def test_the_table_states_rates_latencies_and_counts(bench: ModuleType) -> None:
     args = bench.parse_args(["--inquiries", "4", "--partners", "2"])
     result = bench.Result(
         "SQLite", 1, 4, 2.0, [10.0, 20.0, 30.0, 40.0], [300.0, 500.0],
-        4, 2, 2, 0, 0,
+        4, 2, 2, 0, 0, 0.6,
     )  # fmt: skip
     table = bench.table([result], args)
     assert "4 inquiries by 2 partners" in table
-    assert "| SQLite | 1 | 2 | 25.0 | 39.7 | 400 | 498 | 4 | 4 | 2 + 2 | 0 | 0 |" in table
+    assert "| SQLite | 1 | 2 | 25.0 | 39.7 | 400 | 498 | 4 | 4 | 2 + 2 | 0 | 0 | 150 |" in table

@@ -21,6 +21,7 @@ from gateway.access.principals import PrincipalKind
 from gateway.clock import naive_utc
 from gateway.edge.app import create_app
 from gateway.edge.inquiries import FORM_CSP, PAGE_CSP
+from gateway.edge.middleware import ChargedPath
 from gateway.inquiries import answers
 from gateway.inquiries.config import InquirySettings, inquiry_settings
 from gateway.inquiries.keys import VerificationKeys, generate_private_pem
@@ -367,3 +368,28 @@ async def test_letters_and_verification_pages_count_against_the_callers_rate_lim
         for _ in range(5):
             assert (await limited.http.get("/.well-known/jwks.json")).status_code == 200
             assert (await limited.http.get("/inquiries/status-list")).status_code == 200
+            assert (await limited.http.get("/v")).status_code == 200  # the empty form
+        # A malformed code is charged as well: the middleware charges before the handler.
+        malformed = await limited.http.get("/inquiries/12/letter", headers=limited.as_("notary_a"))
+        documented_error(malformed, 429, "RATE_LIMITED")
+
+
+def test_the_rate_limit_middleware_charges_path_templates_by_method() -> None:
+    letter = ChargedPath("GET /inquiries/{tracking_code}/letter")
+    assert letter.matches("GET", "/inquiries/1234567890123452/letter")
+    assert letter.matches("HEAD", "/inquiries/anything/letter")  # refused later, still charged
+    assert not letter.matches("POST", "/inquiries/1234567890123452/letter")
+    assert not letter.matches("GET", "/inquiries//letter")
+    assert not letter.matches("GET", "/inquiries/1/2/letter")
+    assert not letter.matches("GET", "/inquiries/1234567890123452/letter/x")
+    assert not letter.matches("GET", "/inquiries/status-list")
+    posted = ChargedPath("POST /v")
+    assert posted.matches("POST", "/v")
+    assert not posted.matches("GET", "/v")
+    assert not posted.matches("POST", "/v/1234")
+    anything = ChargedPath("/graphql")
+    assert anything.matches("GET", "/graphql")
+    assert anything.matches("POST", "/graphql")
+    assert not anything.matches("POST", "/graphql/")
+    literal = ChargedPath("GET /a.b")
+    assert not literal.matches("GET", "/axb")  # a dot is a dot, not any character

@@ -101,6 +101,7 @@ _FIELDS = {
     "ownerships": Fact.OWNERSHIPS,
     "deed": Fact.DEED,
     "applicant_record": Fact.APPLICANT_RECORD,
+    "open_complaints": Fact.OPEN_COMPLAINTS,
 }
 
 
@@ -108,6 +109,8 @@ def facts(
     *, parcel: Parcel = PARCEL, applicant: str = SELLER, read_at: dt.datetime = READ_AT, **read: Any
 ) -> Facts:
     """Facts with every field given marked read at `read_at` (None for `deed` or
-    `applicant_record` is read too: the agency had none)."""
-    moments = {Fact.PARCEL: read_at} | {_FIELDS[name]: read_at for name in read}
+    `applicant_record` is read too: the agency had none). The contact centre is always read:
+    no open complaint about the parcel unless `open_complaints` names some."""
+    always = {Fact.PARCEL: read_at, Fact.OPEN_COMPLAINTS: read_at}
+    moments = always | {_FIELDS[name]: read_at for name in read}
     return Facts(parcel=parcel, applicant_national_code=applicant, read_at=moments, **read)

@@ -11,7 +11,7 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from connectors.soap.land_registry import Plate, Seizure
@@ -134,6 +134,7 @@ _due_items = st.lists(
 )
 
 
+@settings(deadline=None)  # timing on a loaded machine is no failure
 @given(_due_items)
 def test_dues_fail_exactly_when_something_is_outstanding_with_a_reason_per_unpaid_due(
     drawn: list[tuple[str, int, int, float]],
@@ -373,6 +374,7 @@ _codes = st.sampled_from([SELLER, CO_OWNER, STRANGER])
 _shares = st.sampled_from(["1", "1.5", "2", "3", "4.5", "6"])
 
 
+@settings(deadline=None)  # timing on a loaded machine is no failure
 @given(
     st.dictionaries(_codes, _shares, max_size=3),
     st.dictionaries(_codes, _shares, max_size=3),
@@ -744,6 +746,7 @@ def test_every_value_of_the_planning_and_revenue_vocabularies_has_a_name_in_both
     assert set(rules.LAND_USES) == set(db.planning.LAND_USES)
 
 
+@settings(deadline=None)  # timing on a loaded machine is no failure
 @given(st.integers(0, 10**15))
 def test_persian_amounts_read_back_as_the_same_number(amount: int) -> None:
     from gateway.inquiries.wording import THOUSANDS_SEPARATOR, rials_fa

@@ -23,6 +23,7 @@ from gateway.access.principals import PrincipalKind
 from gateway.edge.app import create_app
 from gateway.inquiries import answers
 from gateway.inquiries.config import inquiry_settings
+from gateway.inquiries.tracking import new_tracking_code
 from gateway.settings import Settings
 from sandbox.dataset import DECEASED, OTHER_OWNER, SEIZED
 from sandbox.run import Agencies as SandboxAgencies
@@ -488,3 +489,80 @@ async def test_refusals_store_nothing(world: World) -> None:
     listed = await notary("{ inquiries(first: 100) { edges { node { renewalCode } } } }")
     assert "errors" not in listed
     assert "9-99-999-999" not in str(listed)
+
+
+async def test_another_partner_learns_nothing_of_an_inquiry_by_any_path(world: World) -> None:
+    """A hostile partner holding another partner's tracking code, inquiry id and check id:
+    every path answers as for a code that does not exist, and nothing it may call changes
+    the inquiry."""
+    notary, rival = world.client("notary"), world.client("notary_b")
+    renewal_code, applicant = await _parcel(world, "old_certificate")
+    key = uuid.uuid4().hex
+    submitted = await _submit(notary, "PROPERTY_TRANSFER", renewal_code, applicant, key)
+    code = submitted["trackingCode"]
+    waiting = await _until(
+        lambda: _inquiry(notary, code), lambda i: i["status"] == "WAITING_FOR_DEPARTMENT"
+    )
+    permit = next(c for c in waiting["checks"] if c["name"] == "building_matches_permit")
+    unknown = new_tracking_code()  # well formed, and given to nobody
+
+    # The root field, with the code in any digits, says what it says of an unknown code.
+    persian = code.translate(str.maketrans("0123456789", "۰۱۲۳۴۵۶۷۸۹"))
+    for asked in (code, persian):
+        theirs = await rival(READ, {"code": asked})
+        assert theirs == await rival(READ, {"code": unknown}) == {"data": {"inquiry": None}}
+    # node(id) for the inquiry and for its check; the list of the rival's own.
+    for node_id in (submitted["id"], permit["id"]):
+        body = await rival("query($id: ID!) { node(id: $id) { id } }", {"id": node_id})
+        assert body == {"data": {"node": None}}, body
+    listed = await rival("{ inquiries(first: 100) { edges { node { trackingCode } } } }")
+    assert "errors" not in listed, listed
+    assert code not in {e["node"]["trackingCode"] for e in listed["data"]["inquiries"]["edges"]}
+    # The subscription ends at once, with nothing, as for an unknown code.
+    subscription = "subscription($code: String!) { inquiryUpdated(trackingCode: $code) { status } }"
+    async with websocket(world.address, world.keys["notary_b"]) as subscriber:
+        assert await subscriber.subscribe("s1", subscription, {"code": code}) == [
+            {"id": "s1", "type": "complete"}
+        ]
+        assert await subscriber.subscribe("s2", subscription, {"code": unknown}) == [
+            {"id": "s2", "type": "complete"}
+        ]
+    # The letter: the same 404 as an unknown code (not the owner's 409 "not decided yet").
+    async with httpx.AsyncClient(base_url=f"http://{world.address}") as http:
+        headers = {"Authorization": f"Bearer {world.keys['notary_b']}"}
+        letter = await http.get(f"/inquiries/{code}/letter", headers=headers)
+        nothing = await http.get(f"/inquiries/{unknown}/letter", headers=headers)
+        assert letter.status_code == nothing.status_code == 404
+        assert letter.json()["errors"][0]["extensions"]["code"] == "NOT_FOUND"
+        own = await http.get(
+            f"/inquiries/{code}/letter",
+            headers={"Authorization": f"Bearer {world.keys['notary']}"},
+        )
+        assert own.status_code == 409  # the owner is told it waits
+    # Stats: the rival counts none of it (it asked nothing).
+    stats = await rival("{ inquiryStats(groupBy: []) { total } }")
+    assert stats["data"]["inquiryStats"] in ([], [{"total": 0}]), stats
+    # Webhook deliveries: none of the owner's.
+    deliveries = await rival("{ webhookDeliveries(first: 100) { totalCount } }")
+    assert deliveries["data"]["webhookDeliveries"]["totalCount"] == 0, deliveries
+    # Nothing it may call changes the inquiry: answering its check, revoking, reusing the
+    # owner's idempotency key (that makes the rival an inquiry of its own).
+    answered = await rival(
+        ANSWER, {"input": {"checkId": permit["id"], "outcome": "FAIL", "note": "no"}}
+    )
+    assert answered["errors"][0]["extensions"]["code"] == "NOT_FOUND", answered
+    revoked = await rival(
+        'mutation($c: String!) { revokeInquiryAnswer(trackingCode: $c, reason: "x") { status } }',
+        {"c": code},
+    )
+    assert revoked["errors"][0]["extensions"]["code"] == "FORBIDDEN", revoked
+    queue = await rival(QUEUE)
+    assert queue["errors"][0]["extensions"]["code"] == "FORBIDDEN", queue
+    copied = await _submit(rival, "PROPERTY_TRANSFER", renewal_code, applicant, key)
+    assert copied["trackingCode"] != code
+    after = await _inquiry(notary, code)
+    assert after["status"] == "WAITING_FOR_DEPARTMENT"
+    assert (
+        next(c for c in after["checks"] if c["name"] == "building_matches_permit")["outcome"]
+        is None
+    )

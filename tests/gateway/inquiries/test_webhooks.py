@@ -30,7 +30,13 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from db.engines import Databases
-from db.gateway import AuditRecord, InquiryRecord, WebhookAttempt, WebhookDelivery
+from db.gateway import (
+    AuditRecord,
+    InquiryRecord,
+    PartnerWebhook,
+    WebhookAttempt,
+    WebhookDelivery,
+)
 from gateway.access.principals import PrincipalKind
 from gateway.cli import main
 from gateway.edge.app import create_app
@@ -40,6 +46,7 @@ from gateway.inquiries.tracking import new_tracking_code
 from gateway.inquiries.webhooks import (
     INQUIRY_DECIDED,
     INQUIRY_UPDATED,
+    UnreadableSecret,
     deliver,
     deliveries_to_start,
     enqueue_delivery,
@@ -47,12 +54,16 @@ from gateway.inquiries.webhooks import (
     record_event,
     register_webhook_jobs,
     remove_webhook,
+    seal,
+    sealing_key_of,
     set_webhook,
     signature,
+    unseal,
     verify_signature,
 )
 from gateway.jobs import JobEngine, JobKinds, JobQueue, JobsConfig, RetryPolicy
 from tests.conftest import (
+    AUDIT_KEY,
     SECRETS,
     Backend,
     GraphQLClient,
@@ -64,6 +75,7 @@ from tests.conftest import (
 from tests.gateway.jobs.conftest import wait_until
 
 NOW = dt.datetime(2026, 11, 30, 7, 12, 5, tzinfo=dt.UTC)
+WEBHOOK_KEY = sealing_key_of(AUDIT_KEY.encode())  # what the tests' settings derive
 APPLICANT = "0084575948"  # valid national IDs, which no body may carry
 COUNTERPARTY = "0013542419"
 # Three attempts, milliseconds apart: the engine's backoff without the waiting.
@@ -196,7 +208,9 @@ async def new_partner(databases: Databases) -> str:
 async def configure(databases: Databases, organisation: str, url: str) -> str:
     """Sets the organisation's webhook; returns its secret (kept out of every log)."""
     async with databases.session("gateway") as session, session.begin():
-        _, secret = await set_webhook(session, organisation, url, NOW, production=False)
+        _, secret = await set_webhook(
+            session, organisation, url, NOW, production=False, key=WEBHOOK_KEY
+        )
     SECRETS.add(secret)
     return secret
 
@@ -685,9 +699,18 @@ async def test_a_webhook_for_a_principal_that_does_not_exist_is_refused(
 ) -> None:
     async with databases.session("gateway") as session:
         with pytest.raises(NotFound):
-            await set_webhook(session, "notary:999999", "https://p.example", NOW, production=False)
+            await set_webhook(
+                session,
+                "notary:999999",
+                "https://p.example",
+                NOW,
+                production=False,
+                key=WEBHOOK_KEY,
+            )
         with pytest.raises(BadUserInput):
-            await set_webhook(session, "notary:", "https://p.example", NOW, production=False)
+            await set_webhook(
+                session, "notary:", "https://p.example", NOW, production=False, key=WEBHOOK_KEY
+            )
 
 
 def test_production_takes_https_webhooks_only() -> None:
@@ -696,3 +719,30 @@ def test_production_takes_https_webhooks_only() -> None:
     with pytest.raises(BadUserInput) as raised:
         parse_webhook_url("http://p.example/h", production=True)
     assert raised.value.extensions["field"] == "url"
+
+
+async def test_a_stored_secret_is_sealed_and_opens_only_for_its_partner_with_the_audit_key(
+    databases: Databases,
+) -> None:
+    organisation = await new_partner(databases)
+    secret = await configure(databases, organisation, "https://p.example/hook")
+    async with databases.gateway.connect() as connection:
+        stored = await connection.scalar(
+            select(PartnerWebhook.secret).where(PartnerWebhook.organisation == organisation)
+        )
+    assert stored is not None
+    assert secret not in stored
+    assert secret.removeprefix("whsec_") not in stored
+    assert unseal(WEBHOOK_KEY, organisation, stored) == secret
+    # Copied onto another partner's row, or read with another key, it does not open.
+    with pytest.raises(UnreadableSecret):
+        unseal(WEBHOOK_KEY, "notary:1", stored)
+    with pytest.raises(UnreadableSecret):
+        unseal(sealing_key_of(b"another-audit-key-of-enough-length"), organisation, stored)
+    with pytest.raises(UnreadableSecret):
+        unseal(WEBHOOK_KEY, organisation, secret)  # a secret stored in clear is refused
+    tampered = stored[:-2] + ("A" if stored[-2] != "A" else "B") + stored[-1]
+    with pytest.raises(UnreadableSecret):
+        unseal(WEBHOOK_KEY, organisation, tampered)
+    # Sealing twice gives two different texts (a fresh nonce each time).
+    assert seal(WEBHOOK_KEY, organisation, secret) != seal(WEBHOOK_KEY, organisation, secret)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import datetime as dt
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from gateway.inquiries.workdays import (
@@ -91,6 +91,7 @@ _holidays = st.frozensets(
 )
 
 
+@settings(deadline=None)  # a loaded machine must not fail it: no example is slow by nature
 @given(_moments, st.integers(1, 30), _holidays)
 def test_n_working_days_end_at_closing_on_the_nth_working_day_after_arrival(
     assigned: dt.datetime, days: int, holidays: frozenset[dt.date]
