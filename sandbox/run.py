@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import os
 import signal
 import socket
 import sys
-from collections.abc import AsyncIterator, Generator, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Generator, Mapping
 from dataclasses import dataclass
 
 import uvicorn
@@ -186,6 +187,41 @@ async def _parcel_count(url: str) -> int | None:
         await engine.dispose()
 
 
+# On a first `make run` the gateway, started beside the agencies, migrates and seeds the
+# planning database while they start: they wait for it quietly, and warn only when it is
+# still empty after this long (seeding the default 2,000 parcels takes a few seconds).
+SEED_GRACE_S = 120.0
+SEED_POLL_S = 1.0
+NOT_SEEDED = (
+    "warning: the planning database still holds no parcels; run the gateway once (it seeds "
+    "the demo data) or point SANDBOX_PLANNING_DATABASE_URL at a seeded one"
+)
+
+
+def _say(line: str) -> None:
+    print(line, flush=True)
+
+
+async def warn_unless_seeded(
+    count: Callable[[], Awaitable[int | None]],
+    *,
+    grace_s: float = SEED_GRACE_S,
+    poll_s: float = SEED_POLL_S,
+    sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    say: Callable[[str], None] | None = None,
+) -> bool:
+    """Waits for planning to hold parcels (`count`: None while the database is not there
+    yet); says NOT_SEEDED once if it still holds none after `grace_s`. True once seeded."""
+    waited = 0.0
+    while not await count():
+        if waited >= grace_s:
+            (say or _say)(NOT_SEEDED)
+            return False
+        await sleep(poll_s)
+        waited += poll_s
+    return True
+
+
 async def serve(host: str | None = None, ports: Mapping[str, int] | None = None) -> None:
     """Serve until SIGINT or SIGTERM, printing one line per agency."""
     host = host or os.environ.get("SANDBOX_HOST") or DEFAULT_HOST
@@ -198,15 +234,15 @@ async def serve(host: str | None = None, ports: Mapping[str, int] | None = None)
         async with run_agencies(ports or configured_ports(), host=host) as agencies:
             for name in AGENCIES:
                 print(f"{name:<15} {agencies.url(name)}", flush=True)
-            parcels = await _parcel_count(planning_url)
-            if not parcels:
-                print(
-                    "warning: the planning database holds no parcels; "
-                    "run the gateway once (it seeds the demo data) or point "
-                    "SANDBOX_PLANNING_DATABASE_URL at a seeded one",
-                    flush=True,
-                )
-            await stop.wait()
+            watch = asyncio.create_task(
+                warn_unless_seeded(functools.partial(_parcel_count, planning_url))
+            )
+            try:
+                await stop.wait()
+            finally:
+                watch.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await watch
     finally:
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.remove_signal_handler(sig)

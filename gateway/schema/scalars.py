@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
+from decimal import Decimal, InvalidOperation
 from typing import NewType
 
 import jdatetime
@@ -44,6 +45,24 @@ def _identifier(
     )
 
 
+def _serialize_decimal(value: object) -> str:
+    # One spelling per number, whichever source it came from: a database column's scale
+    # ("6.0000") and an agency's canonical xs:decimal ("6") both read "6"; never an exponent.
+    if not isinstance(value, Decimal):
+        raise TypeError("Decimal fields hold Decimal values")
+    return format(value.normalize(), "f")
+
+
+def _parse_decimal(value: object) -> Decimal:
+    try:
+        parsed = Decimal(str(value))
+    except InvalidOperation:
+        raise ValueError("expected a decimal number") from None
+    if not parsed.is_finite():
+        raise ValueError("expected a decimal number")
+    return parsed
+
+
 def _serialize_money(value: object) -> int:
     if isinstance(value, bool) or not isinstance(value, int):
         raise TypeError("Money must be integer rials")
@@ -73,6 +92,13 @@ SCALARS: dict[object, ScalarDefinition] = {
         "A land-registry plate (پلاک ثبتی) as section-main/sub, e.g. 11-45/123: registry "
         "section 11, main plate 45, sub plate 123.",
         identifiers.parse_registry_plate,
+    ),
+    Decimal: strawberry.scalar(
+        name="Decimal",
+        description="A decimal number, as a string in its shortest plain form: `6`, `1.5`, "
+        "`2260.16` (never `6.0000` or `6E+1`).",
+        serialize=_serialize_decimal,
+        parse_value=_parse_decimal,
     ),
     Money: strawberry.scalar(
         name="Money",
