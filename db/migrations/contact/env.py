@@ -1,0 +1,3 @@
+from db.migrations.env_common import run
+
+run()

@@ -1,0 +1,2 @@
+"""Citizen requests (درخواست‌های شهروندی) and the 137 contact centre: the services catalogue,
+registration, routing, lifecycle, appointments and their figures."""
