@@ -1,19 +1,27 @@
-"""Load benchmark of the real gateway: seed, start `gateway run`, drive it with wrk, report.
+"""Load benchmark of the real gateway beside a hand-written baseline: seed, start `gateway run`
+and `bench/baseline.py`, drive both with wrk in turns, report.
 
     .venv/bin/python bench/run.py [--parcels 50000] [--duration 10] [--workers 2]
                                   [--port 8090] [--data-dir .data-bench] [--keep-data]
+                                  [--backends sqlite,postgres] [--postgres URL]
+                                  [--connections 1,16] [--rotate 5000]
 
-Seeds its own data directory (reused by later runs while it holds the same number of parcels;
-removed at the end unless --keep-data), starts the server as a subprocess, checks every query
-once with httpx (status 200, no "errors"), then runs each scenario with wrk at 1 and at 16
-connections and prints a Markdown table with the targets. Missing a target is a measurement
+Seeds its own data (a data directory per backend, reused by later runs while it holds the
+same number of parcels; on PostgreSQL databases named gwbench_<name> on the server of
+--postgres, default $GATEWAY_TEST_POSTGRES_URL; the directories are removed at the end unless
+--keep-data), starts both servers as subprocesses, checks every query once with httpx
+(status 200, no "errors"; the baseline's `data` byte for byte the gateway's, on a sample of
+the rotating parcels too), then runs each scenario with wrk at each number of connections,
+the baseline then the gateway, and prints a Markdown table per backend with the gateway's
+throughput as a ratio of the baseline's, and the targets. Missing a target is a measurement
 and exits 0; anything that makes the numbers untrustworthy (a server that will not start,
-GraphQL errors, non-2xx responses, socket errors) exits non-zero.
+GraphQL errors, different answers, non-2xx responses, socket errors) exits non-zero.
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import contextlib
 import datetime as dt
 import json
@@ -41,19 +49,23 @@ REPO_DIR = BENCH_DIR.parent
 QUERIES_DIR = BENCH_DIR / "queries"
 RESULTS_DIR = BENCH_DIR / "results"
 WRK_SCRIPT = BENCH_DIR / "post.lua"
+ROTATE_SCRIPT = BENCH_DIR / "rotate.lua"  # a different parcel each request
+BASELINE = BENCH_DIR / "baseline.py"
+CODE_PLACEHOLDER = "__RENEWAL_CODE__"
+EQUALITY_SAMPLE = 50  # rotating parcels whose answers are compared before the runs
 
 MARKER = "bench-seeded.json"  # in the data dir: owned by this benchmark, and how many parcels
 LOOKUP_PARCEL_ID = 777
 WARMUP_SECONDS = 2
 WRK_TIMEOUT = "10s"
 HEALTH_TIMEOUT = 90.0
-LOADS = ((1, 1), (2, 16))  # (wrk threads, connections)
 
-# Targets, from the issue.
+# Targets, from the issue: on SQLite absolute figures, on PostgreSQL ratios to the baseline.
 LOOKUP_MIN_RPS = 1_000.0
 LOOKUP_MAX_P99_MS = 30.0
 PAGE_MIN_RPS = 40.0
 MAX_WORKER_MB = 250.0
+MIN_RATIO = 0.5
 
 
 # Who the benchmark acts as (`gateway keys create --kind …`); keys are issued for each run.
@@ -72,16 +84,25 @@ class Query:
     file: Path
     variables: dict[str, Any]
     caller: str  # a key of CALLERS: who sends it
+    baseline: bool = False  # bench/baseline.py answers it too
+    rotating: list[str] | None = None  # renewal codes to take in turn, one per request
+
+    def __hash__(self) -> int:
+        return hash(self.key)
 
     @property
     def document(self) -> str:
         return self.file.read_text(encoding="utf-8")
 
-    def body(self) -> bytes:
+    def body(self, variables: dict[str, Any] | None = None) -> bytes:
         payload: dict[str, Any] = {"query": self.document}
-        if self.variables:
-            payload["variables"] = self.variables
+        if variables or self.variables:
+            payload["variables"] = variables or self.variables
         return json.dumps(payload).encode()
+
+    def template(self) -> bytes:
+        """The body with a placeholder for the renewal code, for rotate.lua."""
+        return self.body({"renewalCode": CODE_PLACEHOLDER})
 
 
 @dataclass(frozen=True)
@@ -101,6 +122,13 @@ class Row:
     connections: int
     result: WrkResult
     sql_statements: int | None
+    baseline: WrkResult | None = None
+
+    @property
+    def ratio(self) -> float | None:
+        if self.baseline is None or not self.baseline.requests_per_second:
+            return None
+        return self.result.requests_per_second / self.baseline.requests_per_second
 
 
 # ---------------------------------------------------------------------------------------------
@@ -166,9 +194,9 @@ def parse_wrk(output: str) -> WrkResult:
     )
 
 
-def check_wrk(result: WrkResult, label: str) -> None:
+def check_wrk(result: WrkResult, label: str, *, warmup: bool = False) -> None:
     problems = []
-    if result.requests == 0:
+    if result.requests == 0 and not warmup:  # a warm-up may end before a slow page does
         problems.append("no request completed")
     if result.non_2xx:
         problems.append(f"{result.non_2xx} non-2xx/3xx responses")
@@ -212,7 +240,11 @@ def run_wrk(
     connections: int,
     seconds: int,
     authorization: str,
+    codes_file: Path | None = None,
 ) -> WrkResult:
+    """wrk against `url`: the body in `body_file`, or, given `codes_file`, that body with its
+    placeholder replaced by each renewal code of the file in turn (rotate.lua)."""
+    script = WRK_SCRIPT if codes_file is None else ROTATE_SCRIPT
     command = [
         wrk,
         f"-t{threads}",
@@ -220,10 +252,12 @@ def run_wrk(
         f"-d{seconds}s",
         f"--timeout={WRK_TIMEOUT}",
         "--latency",
-        f"--script={WRK_SCRIPT}",
+        f"--script={script}",
         url,
     ]
     env = os.environ | {"BENCH_BODY_FILE": str(body_file), "BENCH_AUTHORIZATION": authorization}
+    if codes_file is not None:
+        env |= {"BENCH_CODES_FILE": str(codes_file), "BENCH_PLACEHOLDER": CODE_PLACEHOLDER}
     done = subprocess.run(command, env=env, capture_output=True, text=True, check=False)
     if done.returncode != 0:
         raise BenchError(f"wrk exited with {done.returncode}:\n{done.stdout}{done.stderr}".rstrip())
@@ -244,9 +278,89 @@ def gateway_command() -> list[str]:
     return [sys.executable, "-c", "from gateway.cli import main; main()"]
 
 
-def gateway_env(data_dir: Path, **settings: str) -> dict[str, str]:
+@dataclass(frozen=True)
+class Store:
+    """Where one backend's data lives: the gateway's data dir, and its databases' URLs."""
+
+    name: str  # "sqlite" or "postgres"
+    data_dir: Path
+    urls: dict[str, str]  # database name → URL; none given: SQLite files in the data dir
+
+    def __hash__(self) -> int:
+        return hash(self.name)
+
+    def url(self, database: str) -> str:
+        return self.urls.get(database) or f"sqlite+aiosqlite:///{self.data_dir / database}.sqlite3"
+
+    @property
+    def title(self) -> str:
+        return "PostgreSQL" if self.name == "postgres" else "SQLite"
+
+
+def postgres_store(admin_url: str, data_dir: Path) -> Store:
+    from db import registry  # the databases the gateway knows, each its own on the server
+
+    base = admin_url.rsplit("/", 1)[0]
+    urls = {name: f"{base}/gwbench_{name}" for name in registry.DATABASES.names}
+    return Store("postgres", data_dir, urls)
+
+
+def _pg(url: str) -> str:
+    return url.replace("postgresql+asyncpg://", "postgresql://", 1)
+
+
+def pg_fetch(url: str, statement: str, *args: Any) -> list[Any]:
+    """Rows of one statement on PostgreSQL (asyncpg, a connection of its own)."""
+    import asyncpg  # type: ignore[import-untyped]
+
+    async def fetch() -> list[Any]:
+        connection = await asyncpg.connect(_pg(url))
+        try:
+            return list(await connection.fetch(statement, *args))
+        finally:
+            await connection.close()
+
+    return asyncio.run(fetch())
+
+
+def pg_recreate(admin_url: str, store: Store) -> None:
+    import asyncpg
+
+    async def recreate() -> None:
+        connection = await asyncpg.connect(_pg(admin_url))
+        try:
+            for url in store.urls.values():
+                name = url.rsplit("/", 1)[1]
+                await connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+                await connection.execute(f'CREATE DATABASE "{name}"')
+        finally:
+            await connection.close()
+
+    asyncio.run(recreate())
+
+
+def pg_analyze(store: Store) -> None:
+    """Fresh statistics on every table: a bulk load leaves none until autovacuum comes by,
+    and without them PostgreSQL misjudges the dues statement's cost badly enough to JIT-compile
+    it on every execution (tens of milliseconds each), for the gateway and the baseline."""
+    import asyncpg
+
+    async def analyze() -> None:
+        for url in store.urls.values():
+            connection = await asyncpg.connect(_pg(url))
+            try:
+                await connection.execute("ANALYZE")
+            finally:
+                await connection.close()
+
+    asyncio.run(analyze())
+
+
+def gateway_env(store: Store, **settings: str) -> dict[str, str]:
     """The environment for `gateway`: ours alone, whatever GATEWAY_* the caller has set."""
+    data_dir = store.data_dir
     env = {k: v for k, v in os.environ.items() if not k.startswith("GATEWAY_")}
+    env.update({f"GATEWAY_{name.upper()}_DATABASE_URL": url for name, url in store.urls.items()})
     # Development mode is what answers `X-Gateway-Debug: cost`; nothing seeds on start.
     env.update(
         GATEWAY_ENV="development",
@@ -262,12 +376,12 @@ def gateway_env(data_dir: Path, **settings: str) -> dict[str, str]:
     return env
 
 
-def issue_key(data_dir: Path, kind: str) -> str:
+def issue_key(store: Store, kind: str) -> str:
     """An API key for the benchmark: a counter reads no personal data; a notary does, so each
     of its requests also writes audit records before it is answered, as in production."""
     done = subprocess.run(
         [*gateway_command(), "keys", "create", "--kind", kind, "--name", f"Benchmark {kind}"],
-        env=gateway_env(data_dir),
+        env=gateway_env(store),
         capture_output=True,
         text=True,
         check=False,
@@ -281,8 +395,13 @@ def planning_db(data_dir: Path) -> Path:
     return data_dir / "planning.sqlite3"
 
 
-def count_parcels(data_dir: Path) -> int | None:
-    path = planning_db(data_dir)
+def count_parcels(store: Store) -> int | None:
+    if store.name == "postgres":
+        try:
+            return int(pg_fetch(store.url("planning"), "SELECT count(*) FROM parcels")[0][0])
+        except Exception:  # no such database or table yet: not seeded
+            return None
+    path = planning_db(store.data_dir)
     if not path.exists():
         return None
     try:
@@ -306,8 +425,9 @@ def write_marker(data_dir: Path, parcels: int, seconds: float | None) -> None:
     (data_dir / MARKER).write_text(json.dumps(marker) + "\n")
 
 
-def prepare_data(data_dir: Path, parcels: int) -> float | None:
+def prepare_data(store: Store, parcels: int, admin_url: str | None) -> float | None:
     """Seed the data dir unless it already holds `parcels`; the seconds seeding took, or None."""
+    data_dir = store.data_dir
     marker = read_marker(data_dir)
     if data_dir.exists() and any(data_dir.iterdir()) and marker is None:
         raise BenchError(
@@ -315,23 +435,26 @@ def prepare_data(data_dir: Path, parcels: int) -> float | None:
             "pass another --data-dir, or delete it"
         )
     reusable = marker is not None and marker.get("parcels") == parcels
-    if reusable and count_parcels(data_dir) == parcels:
-        print(f"Reusing {data_dir}: {parcels:,} parcels seeded by an earlier run.")
+    if reusable and count_parcels(store) == parcels:
+        print(f"Reusing {data_dir} ({store.title}): {parcels:,} parcels seeded by an earlier run.")
         return None
     data_dir.mkdir(parents=True, exist_ok=True)
     # Keep git from showing the data (the repository's .gitignore only knows .data/).
     (data_dir / ".gitignore").write_text("*\n")
     write_marker(data_dir, 0, None)  # ours from now on, but not (yet) seeded
     command = [*gateway_command(), "seed", "--parcels", str(parcels)]
-    if planning_db(data_dir).exists():
+    if store.name == "postgres":
+        assert admin_url is not None
+        pg_recreate(admin_url, store)  # fresh databases, whatever an earlier run left
+    elif planning_db(data_dir).exists():
         command.append("--reset")
     print(f"Seeding {parcels:,} parcels into {data_dir} ({' '.join(command[1:])}) …", flush=True)
     started = time.perf_counter()
-    seeded = subprocess.run(command, env=gateway_env(data_dir), cwd=REPO_DIR, check=False)
+    seeded = subprocess.run(command, env=gateway_env(store), cwd=REPO_DIR, check=False)
     seconds = time.perf_counter() - started
     if seeded.returncode != 0:
         raise BenchError(f"`gateway seed` exited with {seeded.returncode}")
-    found = count_parcels(data_dir)
+    found = count_parcels(store)
     if found != parcels:
         raise BenchError(f"`gateway seed --parcels {parcels}` left {found} parcels")
     write_marker(data_dir, parcels, round(seconds, 1))
@@ -339,15 +462,26 @@ def prepare_data(data_dir: Path, parcels: int) -> float | None:
     return seconds
 
 
-def renewal_code(data_dir: Path, parcels: int) -> str:
+def renewal_codes(store: Store, parcels: int, rotate: int) -> tuple[str, list[str]]:
+    """The single lookup's renewal code, and `rotate` distinct others spread over the parcels
+    in a shuffled but fixed order (the same list for the gateway and the baseline)."""
     parcel_id = min(LOOKUP_PARCEL_ID, parcels)
-    with contextlib.closing(
-        sqlite3.connect(f"file:{planning_db(data_dir)}?mode=ro", uri=True)
-    ) as db:
-        row = db.execute("SELECT renewal_code FROM parcels WHERE id = ?", (parcel_id,)).fetchone()
-    if row is None:
-        raise BenchError(f"parcel {parcel_id} is not in {planning_db(data_dir)}")
-    return str(row[0])
+    statement = "SELECT id, renewal_code FROM parcels ORDER BY id"
+    if store.name == "postgres":
+        rows = [(row[0], row[1]) for row in pg_fetch(store.url("planning"), statement)]
+    else:
+        with contextlib.closing(
+            sqlite3.connect(f"file:{planning_db(store.data_dir)}?mode=ro", uri=True)
+        ) as db:
+            rows = db.execute(statement).fetchall()
+    single = next((str(code) for pid, code in rows if pid == parcel_id), None)
+    if single is None:
+        raise BenchError(f"parcel {parcel_id} is not in {store.title}'s planning database")
+    step = max(len(rows) // max(rotate, 1), 1)
+    spread = [str(code) for _, code in rows[::step]][:rotate]
+    # A fixed shuffle (a multiplicative walk), so that consecutive requests are far apart.
+    stride = next(k for k in (7919, 104_729, 1_299_709) if len(spread) % k)
+    return single, [spread[(i * stride) % len(spread)] for i in range(len(spread))]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -385,14 +519,30 @@ def stop_group(process: subprocess.Popen[bytes]) -> None:
 
 @contextlib.contextmanager
 def running_server(
-    data_dir: Path, port: int, workers: int, log_path: Path
+    store: Store, port: int, workers: int, log_path: Path, *, baseline: bool = False
 ) -> Iterator[subprocess.Popen[bytes]]:
+    """`gateway run` on `store`, or (`baseline`) bench/baseline.py on the same databases."""
     if port_in_use(port):
         raise BenchError(f"something already listens on 127.0.0.1:{port}; pass another --port")
-    env = gateway_env(data_dir, port=str(port), workers=str(workers))
+    settings = {"port": str(port), "workers": str(workers)}
+    if store.name == "postgres":
+        # At most 10 connections per database and worker (5 kept, 5 more briefly), as the
+        # baseline's pools: a server's max_connections (100 by default) is shared.
+        settings["database_pool_size"] = "5"
+    env = gateway_env(store, **settings)
+    command = [*gateway_command(), "run"]
+    if baseline:
+        command = [
+            sys.executable,
+            str(BASELINE),
+            f"--planning-url={store.url('planning')}",
+            f"--revenue-url={store.url('revenue')}",
+            f"--port={port}",
+            f"--workers={workers}",
+        ]
     with log_path.open("wb") as log:
         process = subprocess.Popen(
-            [*gateway_command(), "run"],
+            command,
             env=env,
             cwd=REPO_DIR,
             stdout=log,
@@ -493,16 +643,55 @@ def post(
 def precheck(client: httpx.Client, url: str, query: Query) -> int:
     """Send the query once as wrk will and check the answer; its size in bytes."""
     payload, size = post(client, url, query)
+    check_answer(query, payload)
+    return size
+
+
+def check_answer(query: Query, payload: dict[str, Any], code: str | None = None) -> None:
     data = payload.get("data") or {}
     if query.key.startswith("lookup"):
         parcel = data.get("parcel")
-        if not parcel or parcel.get("renewalCode") != query.variables["renewalCode"]:
+        if not parcel or parcel.get("renewalCode") != (code or query.variables["renewalCode"]):
             raise BenchError(f"{query.title}: no such parcel in the answer: {payload}")
     else:
         edges = (data.get("parcels") or {}).get("edges") or []
         if len(edges) != 100:
             raise BenchError(f"{query.title}: expected 100 parcels, got {len(edges)}")
-    return size
+
+
+def data_bytes(client: httpx.Client, url: str, query: Query, variables: dict[str, Any]) -> bytes:
+    """The answer's `data`, as the server serialised it (orjson, keys in document order)."""
+    headers = {"content-type": "application/json", "authorization": AUTHORIZATION[query.caller]}
+    response = client.post(url, content=query.body(variables), headers=headers)
+    payload = response.json() if response.status_code == 200 else None
+    if not isinstance(payload, dict) or "errors" in payload:
+        raise BenchError(f"{query.title} at {url}: HTTP {response.status_code}: {response.text}")
+    check_answer(query, payload, variables.get("renewalCode"))
+    body = response.content
+    start = body.find(b'"data":')
+    if not body.startswith(b'{"data":') or start < 0:
+        raise BenchError(f"{query.title} at {url}: `data` is not the answer's first member")
+    end = body.find(b',"extensions":')
+    return body[len(b'{"data":') : end if end > 0 else -1]
+
+
+def same_answers(
+    client: httpx.Client, gateway_url: str, baseline_url: str, query: Query, sample: list[str]
+) -> int:
+    """Checks that the baseline's `data` is the gateway's byte for byte: for the query as
+    benchmarked, and for each renewal code of `sample`; how many answers were compared."""
+    variables = [query.variables] + [{"renewalCode": code} for code in sample]
+    for each in variables:
+        ours = data_bytes(client, gateway_url, query, each)
+        theirs = data_bytes(client, baseline_url, query, each)
+        if ours != theirs:
+            at = next((i for i, (a, b) in enumerate(zip(ours, theirs, strict=False)) if a != b), 0)
+            raise BenchError(
+                f"{query.title}: the baseline's data differs from the gateway's at byte {at} "
+                f"for {each}:\n gateway:  {ours[max(at - 80, 0) : at + 80]!r}\n"
+                f" baseline: {theirs[max(at - 80, 0) : at + 80]!r}"
+            )
+    return len(variables)
 
 
 def sql_statements(client: httpx.Client, url: str, query: Query) -> int | None:
@@ -553,11 +742,10 @@ def verdict(met: bool) -> str:
 
 
 def report(
+    store: Store,
     rows: list[Row],
     peak_mb: float,
     workers: list[int],
-    context: dict[str, str],
-    load_before: str,
     args: argparse.Namespace,
     seed_seconds: float | None,
     sizes: dict[str, int],
@@ -566,51 +754,70 @@ def report(
         f"seeded in {seed_seconds:.1f} s" if seed_seconds is not None else "reused from a prior run"
     )
     lines = [
-        f"Machine: {context['nproc']} CPUs ({context['cpu']}), Linux {context['kernel']}, "
-        f"Python {context['python']}, wrk {context['wrk']}, {context['date']}.",
-        f"Load average before / after the run: {load_before} / {context['load']} "
-        "(wrk runs on the same machine as the server, sharing its cores).",
-        f"Data: {args.parcels:,} parcels in SQLite ({seeding}). Server: `gateway run`, "
-        f"{args.workers} uvicorn worker(s). Each run: `wrk --latency -d{args.duration}s` "
-        f"after a {WARMUP_SECONDS} s warm-up; 1 connection is `-t1 -c1`, 16 are `-t2 -c16`.",
+        f"### {store.title}",
         "",
-        "| Scenario | Connections | Requests/s | p50 (ms) | p99 (ms) "
-        "| SQL statements/request | Response size |",
-        "|---|---:|---:|---:|---:|---:|---:|",
+        f"Data: {args.parcels:,} parcels in {store.title} ({seeding}). Servers: `gateway run` "
+        f"and the hand-written baseline (`bench/baseline.py`), {args.workers} worker(s) each; "
+        f"rotating lookups take {args.rotate:,} distinct parcels in turn.",
+        "",
+        "| Scenario | Connections | Gateway req/s | p50 (ms) | p99 (ms) | Baseline req/s "
+        "| Baseline p99 (ms) | Ratio | SQL statements/request | Response size |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for row in rows:
         statements = "n/a" if row.sql_statements is None else str(row.sql_statements)
+        base = row.baseline
         lines.append(
             f"| {row.query.title} | {row.connections} | {fmt(row.result.requests_per_second)} "
-            f"| {fmt(row.result.p50_ms, 2)} | {fmt(row.result.p99_ms, 2)} | {statements} "
+            f"| {fmt(row.result.p50_ms, 2)} | {fmt(row.result.p99_ms, 2)} "
+            f"| {'—' if base is None else fmt(base.requests_per_second)} "
+            f"| {'—' if base is None else fmt(base.p99_ms, 2)} "
+            f"| {'—' if row.ratio is None else fmt(row.ratio, 2)} | {statements} "
             f"| {fmt(sizes[row.query.key] / 1024)} KB |"
         )
     lines += [
         "",
-        f"Peak memory per worker (VmHWM, highest of {len(workers)} worker(s)): {fmt(peak_mb)} MB",
+        f"Peak memory per gateway worker (VmHWM, highest of {len(workers)}): {fmt(peak_mb)} MB",
         "",
         "| Target | Measured | |",
         "|---|---:|---|",
     ]
-    by_key = {(row.query.key, row.connections): row.result for row in rows}
-    lookup = by_key.get(("lookup", 16))
-    page = by_key.get(("page", 16))
-    if lookup is not None:
+    by_key = {(row.query.key, row.connections): row for row in rows}
+    most = max(args.connections)
+    for key, name in (("lookup_rotating", "Rotating lookup"), ("lookup", "Single lookup")):
+        found = by_key.get((key, most))
+        if found is None:
+            continue
+        lookup = found.result
+        if store.name == "sqlite":
+            lines.append(
+                f"| {name}, {most} connections: ≥ {LOOKUP_MIN_RPS:,.0f} req/s "
+                f"| {fmt(lookup.requests_per_second)} req/s "
+                f"| {verdict(lookup.requests_per_second >= LOOKUP_MIN_RPS)} |"
+            )
+        if found.ratio is not None:
+            lines.append(
+                f"| {name}, {most} connections: ≥ {MIN_RATIO} of the baseline "
+                f"| {fmt(found.ratio, 2)} | {verdict(found.ratio >= MIN_RATIO)} |"
+            )
         lines.append(
-            f"| Single lookup, 16 connections: ≥ {LOOKUP_MIN_RPS:,.0f} req/s "
-            f"| {fmt(lookup.requests_per_second)} req/s "
-            f"| {verdict(lookup.requests_per_second >= LOOKUP_MIN_RPS)} |"
-        )
-        lines.append(
-            f"| Single lookup, 16 connections: p99 < {LOOKUP_MAX_P99_MS:.0f} ms "
+            f"| {name}, {most} connections: p99 < {LOOKUP_MAX_P99_MS:.0f} ms "
             f"| {fmt(lookup.p99_ms, 2)} ms | {verdict(lookup.p99_ms < LOOKUP_MAX_P99_MS)} |"
         )
-    if page is not None:
-        lines.append(
-            f"| 100-parcel page, 16 connections: ≥ {PAGE_MIN_RPS:.0f} req/s "
-            f"| {fmt(page.requests_per_second)} req/s "
-            f"| {verdict(page.requests_per_second >= PAGE_MIN_RPS)} |"
-        )
+    page_row = by_key.get(("page", most))
+    if page_row is not None:
+        page = page_row.result
+        if store.name == "sqlite":
+            lines.append(
+                f"| 100-parcel page, {most} connections: ≥ {PAGE_MIN_RPS:.0f} req/s "
+                f"| {fmt(page.requests_per_second)} req/s "
+                f"| {verdict(page.requests_per_second >= PAGE_MIN_RPS)} |"
+            )
+        if page_row.ratio is not None:
+            lines.append(
+                f"| 100-parcel page, {most} connections: ≥ {MIN_RATIO} of the baseline "
+                f"| {fmt(page_row.ratio, 2)} | {verdict(page_row.ratio >= MIN_RATIO)} |"
+            )
     lines.append(
         f"| Peak memory < {MAX_WORKER_MB:.0f} MB per worker | {fmt(peak_mb)} MB "
         f"| {verdict(peak_mb < MAX_WORKER_MB)} |"
@@ -627,20 +834,63 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--parcels", type=int, default=50_000, help="parcels to seed (50000)")
     parser.add_argument("--duration", type=int, default=10, help="seconds per wrk run (10)")
     parser.add_argument("--workers", type=int, default=2, help="uvicorn workers, one per core (2)")
-    parser.add_argument("--port", type=int, default=8090, help="port to serve on (8090)")
     parser.add_argument(
-        "--data-dir", type=Path, default=Path(".data-bench"), help="data dir (.data-bench)"
+        "--port", type=int, default=8090, help="the gateway's port (8090); the baseline's is +1"
+    )
+    parser.add_argument(
+        "--data-dir",
+        type=Path,
+        default=Path(".data-bench"),
+        help="data dir (.data-bench; PostgreSQL's is the same name with -postgres)",
     )
     parser.add_argument(
         "--keep-data",
         action="store_true",
-        help="keep the seeded data dir afterwards, for the next run to reuse",
+        help="keep the seeded data afterwards, for the next run to reuse",
+    )
+    parser.add_argument(
+        "--backends",
+        default=None,
+        help="comma-separated: sqlite, postgres (default: both when --postgres is known)",
+    )
+    parser.add_argument(
+        "--postgres",
+        default=os.environ.get("GATEWAY_TEST_POSTGRES_URL"),
+        help="an account that may create databases (default: $GATEWAY_TEST_POSTGRES_URL)",
+    )
+    parser.add_argument(
+        "--connections",
+        default="1,16",
+        help="comma-separated connection counts (1,16): 1 is -t1, more is -t2",
+    )
+    parser.add_argument(
+        "--rotate", type=int, default=5000, help="distinct parcels the rotating lookup takes"
+    )
+    parser.add_argument(
+        "--no-audited", action="store_true", help="leave out the notary's (audited) scenarios"
+    )
+    parser.add_argument(
+        "--only",
+        default=None,
+        help="comma-separated scenario keys to run: lookup, lookup_rotating, page, "
+        "lookup_audited, page_audited (default: all)",
     )
     args = parser.parse_args(argv)
     if args.parcels < 100:
         parser.error("--parcels must be at least 100 (the page scenario reads 100)")
-    if args.duration < 1 or args.workers < 1:
-        parser.error("--duration and --workers must be at least 1")
+    if args.duration < 1 or args.workers < 1 or args.rotate < 1:
+        parser.error("--duration, --workers and --rotate must be at least 1")
+    try:
+        args.connections = sorted({int(n) for n in args.connections.split(",")})
+    except ValueError:
+        parser.error("--connections is a comma-separated list of numbers")
+    if args.backends is None:
+        args.backends = "sqlite,postgres" if args.postgres else "sqlite"
+    args.backends = [name.strip() for name in args.backends.split(",") if name.strip()]
+    if not args.backends or set(args.backends) - {"sqlite", "postgres"}:
+        parser.error("--backends takes sqlite and/or postgres")
+    if "postgres" in args.backends and not args.postgres:
+        parser.error("postgres needs --postgres URL (or GATEWAY_TEST_POSTGRES_URL)")
     return args
 
 
@@ -648,19 +898,20 @@ def _terminate(signum: int, _frame: FrameType | None) -> None:
     raise KeyboardInterrupt(f"signal {signum}")
 
 
-def bench(args: argparse.Namespace, workdir: Path) -> str:
+def stores(args: argparse.Namespace) -> list[Store]:
     data_dir: Path = args.data_dir.resolve()
-    load_before = " ".join(Path("/proc/loadavg").read_text().split()[:3])
-    print(f"Load average now: {load_before} on {len(os.sched_getaffinity(0))} CPUs.")
-    wrk = ensure_wrk()
-    seed_seconds = prepare_data(data_dir, args.parcels)
-    if seed_seconds is None:
-        marker = read_marker(data_dir) or {}
-        if isinstance(marker.get("seed_seconds"), int | float):
-            print(f"(Seeding took {marker['seed_seconds']} s when it was done.)")
-    code = renewal_code(data_dir, args.parcels)
-    for caller, kind in CALLERS.items():
-        AUTHORIZATION[caller] = f"Bearer {issue_key(data_dir, kind)}"
+    found = []
+    for name in args.backends:
+        if name == "sqlite":
+            found.append(Store("sqlite", data_dir, {}))
+        else:
+            found.append(
+                postgres_store(args.postgres, data_dir.with_name(data_dir.name + "-postgres"))
+            )
+    return found
+
+
+def scenarios(code: str, rotating: list[str], audited: bool) -> list[Query]:
     queries = [
         Query(
             "lookup",
@@ -668,6 +919,16 @@ def bench(args: argparse.Namespace, workdir: Path) -> str:
             QUERIES_DIR / "parcel_public.graphql",
             {"renewalCode": code},
             "counter",
+            baseline=True,
+        ),
+        Query(
+            "lookup_rotating",
+            f"Rotating parcel with dues, {len(rotating):,} parcels (counter)",
+            QUERIES_DIR / "parcel_public.graphql",
+            {"renewalCode": code},
+            "counter",
+            baseline=True,
+            rotating=rotating,
         ),
         Query(
             "page",
@@ -675,66 +936,152 @@ def bench(args: argparse.Namespace, workdir: Path) -> str:
             QUERIES_DIR / "parcels_page_public.graphql",
             {},
             "counter",
-        ),
-        Query(
-            "lookup_audited",
-            "Single parcel with dues and owners' shares (notary, audited)",
-            QUERIES_DIR / "parcel.graphql",
-            {"renewalCode": code},
-            "notary",
-        ),
-        Query(
-            "page_audited",
-            "100-parcel page, every relation with owners' shares (notary, audited)",
-            QUERIES_DIR / "parcels_page.graphql",
-            {},
-            "notary",
+            baseline=True,
         ),
     ]
+    if audited:
+        queries += [
+            Query(
+                "lookup_audited",
+                "Single parcel with dues and owners' shares (notary, audited)",
+                QUERIES_DIR / "parcel.graphql",
+                {"renewalCode": code},
+                "notary",
+            ),
+            Query(
+                "page_audited",
+                "100-parcel page, every relation with owners' shares (notary, audited)",
+                QUERIES_DIR / "parcels_page.graphql",
+                {},
+                "notary",
+            ),
+        ]
+    return queries
+
+
+def measure(
+    wrk: str,
+    url: str,
+    query: Query,
+    body_file: Path,
+    codes_file: Path | None,
+    connections: int,
+    seconds: int,
+    label: str,
+) -> WrkResult:
+    threads = 1 if connections == 1 else 2
+    authorization = AUTHORIZATION[query.caller]
+    warmup = run_wrk(
+        wrk, url, body_file, threads, connections, WARMUP_SECONDS, authorization, codes_file
+    )
+    check_wrk(warmup, f"{label} (warm-up)", warmup=True)
+    result = run_wrk(wrk, url, body_file, threads, connections, seconds, authorization, codes_file)
+    check_wrk(result, label)
+    return result
+
+
+def bench_store(store: Store, args: argparse.Namespace, wrk: str, workdir: Path) -> str:
+    seed_seconds = prepare_data(store, args.parcels, args.postgres)
+    if store.name == "postgres":
+        pg_analyze(store)
+    if seed_seconds is None:
+        marker = read_marker(store.data_dir) or {}
+        if isinstance(marker.get("seed_seconds"), int | float):
+            print(f"(Seeding took {marker['seed_seconds']} s when it was done.)")
+    code, rotating = renewal_codes(store, args.parcels, args.rotate)
+    for caller, kind in CALLERS.items():
+        AUTHORIZATION[caller] = f"Bearer {issue_key(store, kind)}"
+    queries = scenarios(code, rotating, audited=not args.no_audited)
+    if args.only:
+        queries = [query for query in queries if query.key in args.only.split(",")]
+    codes_file = workdir / f"{store.name}-codes.txt"
+    codes_file.write_text("\n".join(rotating) + "\n")
     url = f"http://127.0.0.1:{args.port}/graphql"
+    baseline_url = f"http://127.0.0.1:{args.port + 1}/graphql"
     rows: list[Row] = []
     sizes: dict[str, int] = {}
-    log_path = workdir / "server.log"
-    print(f"Starting `gateway run` on port {args.port} with {args.workers} worker(s) …", flush=True)
-    with running_server(data_dir, args.port, args.workers, log_path) as server:
-        with httpx.Client(timeout=30.0) as client:
-            for query in queries:
-                body_file = workdir / f"{query.key}.json"
-                body_file.write_bytes(query.body())
-                sizes[query.key] = precheck(client, url, query)
-                statements = sql_statements(client, url, query)
-                for threads, connections in LOADS:
-                    label = f"{query.title}, {connections} connection(s)"
-                    precheck(client, url, query)
-                    print(f"{label}: warm-up {WARMUP_SECONDS} s, then {args.duration} s …")
-                    authorization = AUTHORIZATION[query.caller]
-                    warmup = run_wrk(
-                        wrk, url, body_file, threads, connections, WARMUP_SECONDS, authorization
-                    )
-                    check_wrk(warmup, f"{label} (warm-up)")
-                    result = run_wrk(
-                        wrk, url, body_file, threads, connections, args.duration, authorization
-                    )
-                    check_wrk(result, label)
-                    if server.poll() is not None:
-                        raise BenchError(f"the server exited during {label}:\n{tail(log_path)}")
-                    print(
-                        f"  {result.requests_per_second:,.1f} req/s, p50 {result.p50_ms:.2f} ms, "
-                        f"p99 {result.p99_ms:.2f} ms, {statements} SQL statements/request",
-                        flush=True,
-                    )
-                    rows.append(Row(query, connections, result, statements))
+    log_path = workdir / f"{store.name}-server.log"
+    baseline_log = workdir / f"{store.name}-baseline.log"
+    print(
+        f"{store.title}: starting `gateway run` on port {args.port} and the baseline on "
+        f"{args.port + 1}, {args.workers} worker(s) each …",
+        flush=True,
+    )
+    with (
+        running_server(store, args.port, args.workers, log_path) as server,
+        running_server(store, args.port + 1, args.workers, baseline_log, baseline=True) as base,
+        httpx.Client(timeout=30.0) as client,
+    ):
+        for query in queries:
+            body_file = workdir / f"{query.key}.json"
+            body_file.write_bytes(query.template() if query.rotating else query.body())
+            sizes[query.key] = precheck(client, url, query)
+            statements = sql_statements(client, url, query)
+            if query.baseline:
+                sample = (query.rotating or [])[:EQUALITY_SAMPLE]
+                compared = same_answers(client, url, baseline_url, query, sample)
+                print(f"{query.title}: the baseline's data is the gateway's ({compared} answers)")
+            for connections in args.connections:
+                label = f"{query.title}, {connections} connection(s)"
+                codes = codes_file if query.rotating else None
+                baseline = None
+                if query.baseline:
+                    print(f"{label}, baseline: warm-up {WARMUP_SECONDS} s, then {args.duration} s")
+                    baseline = measure(
+                        wrk, baseline_url, query, body_file, codes, connections,
+                        args.duration, f"{label} (baseline)",
+                    )  # fmt: skip
+                    if base.poll() is not None:
+                        raise BenchError(
+                            f"the baseline exited during {label}:\n{tail(baseline_log)}"
+                        )
+                print(f"{label}, gateway: warm-up {WARMUP_SECONDS} s, then {args.duration} s")
+                result = measure(
+                    wrk, url, query, body_file, codes, connections, args.duration, label
+                )
+                if server.poll() is not None:
+                    raise BenchError(f"the server exited during {label}:\n{tail(log_path)}")
+                row = Row(query, connections, result, statements, baseline)
+                print(
+                    f"  {result.requests_per_second:,.1f} req/s, p50 {result.p50_ms:.2f} ms, "
+                    f"p99 {result.p99_ms:.2f} ms, {statements} SQL statements/request"
+                    + (
+                        ""
+                        if baseline is None
+                        else f"; baseline {baseline.requests_per_second:,.1f} req/s, "
+                        f"p99 {baseline.p99_ms:.2f} ms: ratio {row.ratio:.2f}"
+                    ),
+                    flush=True,
+                )
+                rows.append(row)
         workers = worker_pids(server.pid)
         peak_mb = max(peak_rss_mb(pid) for pid in workers)
         per_worker = ", ".join(f"{pid}: {peak_rss_mb(pid):.1f} MB" for pid in workers)
-        print(f"Peak memory (VmHWM) per worker: {per_worker}")
-    return report(rows, peak_mb, workers, machine_context(), load_before, args, seed_seconds, sizes)
+        print(f"Peak memory (VmHWM) per gateway worker: {per_worker}")
+    return report(store, rows, peak_mb, workers, args, seed_seconds, sizes)
+
+
+def bench(args: argparse.Namespace, workdir: Path) -> str:
+    load_before = " ".join(Path("/proc/loadavg").read_text().split()[:3])
+    print(f"Load average now: {load_before} on {len(os.sched_getaffinity(0))} CPUs.")
+    wrk = ensure_wrk()
+    tables = [bench_store(store, args, wrk, workdir) for store in stores(args)]
+    context = machine_context()
+    head = [
+        f"Machine: {context['nproc']} CPUs ({context['cpu']}), Linux {context['kernel']}, "
+        f"Python {context['python']}, wrk {context['wrk']}, {context['date']}.",
+        f"Load average before / after the run: {load_before} / {context['load']} "
+        "(wrk runs on the same machine as the servers, sharing their cores).",
+        f"Each run: `wrk --latency -d{args.duration}s` after a {WARMUP_SECONDS} s warm-up, "
+        "the baseline then the gateway; 1 connection is `-t1 -c1`, more are `-t2`. The ratio "
+        "is the gateway's requests/s over the baseline's, from the same run.",
+    ]
+    return "\n\n".join(["\n".join(head), *tables])
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     signal.signal(signal.SIGTERM, _terminate)
-    data_dir: Path = args.data_dir.resolve()
     try:
         with tempfile.TemporaryDirectory(prefix="gateway-bench-") as workdir:
             table = bench(args, Path(workdir))
@@ -742,11 +1089,13 @@ def main(argv: list[str] | None = None) -> int:
         print(f"\nbench failed: {exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
-        print("\nbench interrupted; the server was stopped.", file=sys.stderr)
+        print("\nbench interrupted; the servers were stopped.", file=sys.stderr)
         return 130
     finally:
-        if not args.keep_data and read_marker(data_dir) is not None:
-            shutil.rmtree(data_dir, ignore_errors=True)
+        if not args.keep_data:
+            for store in stores(args):
+                if read_marker(store.data_dir) is not None:
+                    shutil.rmtree(store.data_dir, ignore_errors=True)
     print("\n" + table + "\n")
     RESULTS_DIR.mkdir(exist_ok=True)
     saved = RESULTS_DIR / f"{dt.datetime.now():%Y%m%d-%H%M%S}.md"

@@ -6,14 +6,15 @@ import asyncio
 import contextvars
 import random
 import time
-from collections.abc import Mapping
+import weakref
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
-from sqlalchemy import event, text
+from sqlalchemy import Connection, Executable, Row, event, text
 from sqlalchemy.engine import URL, make_url
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import DBAPIError, DisconnectionError, OperationalError
 from sqlalchemy.ext.asyncio import (
     AsyncConnection,
     AsyncEngine,
@@ -22,6 +23,8 @@ from sqlalchemy.ext.asyncio import (
     create_async_engine,
 )
 from sqlalchemy.pool import NullPool
+
+T = TypeVar("T")
 
 
 @dataclass
@@ -50,7 +53,9 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
-def create_engine(url: str, *, echo: bool = False) -> AsyncEngine:
+def create_engine(url: str, *, echo: bool = False, pool_size: int | None = None) -> AsyncEngine:
+    """An engine for `url`. `pool_size` bounds a server database's pool (as many again may
+    open beyond it, briefly): several processes share a server's connections."""
     parsed = make_url(url)
     kwargs: dict[str, Any] = {"echo": echo}
     if parsed.get_backend_name() == "sqlite":
@@ -60,23 +65,79 @@ def create_engine(url: str, *, echo: bool = False) -> AsyncEngine:
         # overflow connection is opened and closed per use, which costs a thread and a file.
         kwargs.update(pool_size=32, max_overflow=16)
     else:
-        kwargs.update(pool_size=10, max_overflow=10, pool_pre_ping=True, pool_recycle=1800)
+        size = pool_size or 10
+        # No pre-ping on PostgreSQL: it cost a round trip in a transaction of its own before
+        # every checkout. A connection the server closed is known locally (_closed_by_server),
+        # a disconnect met mid-statement invalidates the whole pool, and reads retry once
+        # (read_rows); MariaDB's driver learns of a closed socket only when it next reads,
+        # so it keeps the ping (one COM_PING, no transaction).
+        pre_ping = parsed.get_backend_name() != "postgresql"
+        if parsed.get_backend_name() == "postgresql":
+            # No JIT: the gateway's statements are short, and a misjudged plan (statistics
+            # not yet gathered after a bulk load) JIT-compiled them on every execution, at
+            # tens of milliseconds each.
+            kwargs["connect_args"] = {"server_settings": {"jit": "off"}}
+        kwargs.update(pool_size=size, max_overflow=size, pool_pre_ping=pre_ping, pool_recycle=1800)
     if parsed.get_backend_name() == "mysql":
         # Persian text needs the four-byte UTF-8 charset.
         parsed = parsed.update_query_dict({"charset": "utf8mb4"})
     engine = create_async_engine(parsed, **kwargs)
     if parsed.get_backend_name() == "sqlite":
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
+    if parsed.get_backend_name() == "postgresql":
+        event.listen(engine.sync_engine, "checkout", _closed_by_server)
     event.listen(engine.sync_engine, "before_cursor_execute", _count_statement)
     return engine
+
+
+def _closed_by_server(dbapi_connection: Any, _record: Any, _proxy: Any) -> None:
+    """At checkout, at no cost: asyncpg marks a connection closed as soon as the event loop
+    reads the server's goodbye (a restart, pg_terminate_backend, an idle timeout); the pool
+    then throws it away and hands out another (SQLAlchemy retries on DisconnectionError)."""
+    driver = getattr(dbapi_connection, "driver_connection", None)
+    if driver is not None and driver.is_closed():
+        raise DisconnectionError("the server closed this connection")
+
+
+async def read_rows(
+    engine: AsyncEngine, statement: Executable, parameters: Mapping[str, Any] | None = None
+) -> Sequence[Row[Any]]:
+    """The rows of a read-only statement, on a short connection of the pool; run once more on
+    a new connection when the first turned out dead (the server restarted, or closed it while
+    the event loop had not yet noticed): reading twice is harmless, and the failure has made
+    the pool discard every connection opened before it.
+
+    On PostgreSQL the statement runs in autocommit: one round trip instead of three (asyncpg
+    would begin a transaction for it, and the pool roll it back on return), and a lone
+    SELECT sees one snapshot either way. The switch costs no round trip with asyncpg."""
+    reader = _readers.get(engine)
+    if reader is None:
+        reader = engine
+        if engine.dialect.name == "postgresql":
+            reader = engine.execution_options(isolation_level="AUTOCOMMIT")
+        _readers[engine] = reader
+    try:
+        async with reader.connect() as connection:
+            return (await connection.execute(statement, parameters)).all()
+    except DBAPIError as exc:
+        if not exc.connection_invalidated:
+            raise
+    async with reader.connect() as connection:
+        return (await connection.execute(statement, parameters)).all()
+
+
+# Each engine's reader: itself, or on PostgreSQL a view of it (the same pool) in autocommit.
+_readers: weakref.WeakKeyDictionary[AsyncEngine, AsyncEngine] = weakref.WeakKeyDictionary()
 
 
 class Databases:
     """The engines of every configured database, built once in the app's lifespan."""
 
-    def __init__(self, urls: Mapping[str, str], *, echo: bool = False) -> None:
+    def __init__(
+        self, urls: Mapping[str, str], *, echo: bool = False, pool_size: int | None = None
+    ) -> None:
         self.engines: dict[str, AsyncEngine] = {
-            name: create_engine(url, echo=echo) for name, url in urls.items()
+            name: create_engine(url, echo=echo, pool_size=pool_size) for name, url in urls.items()
         }
         self.sessionmakers: dict[str, async_sessionmaker[AsyncSession]] = {
             name: async_sessionmaker(engine, expire_on_commit=False)
@@ -84,8 +145,9 @@ class Databases:
         }
         self._probes: dict[str, AsyncEngine] = {}
 
-    async def probe(self, name: str) -> None:
-        """Opens a new connection to the database and runs `SELECT 1`; raises if it cannot.
+    async def probe(self, name: str, inspect: Callable[[Connection], T] | None = None) -> T | None:
+        """Opens a new connection to the database and runs `SELECT 1`, then `inspect` on it
+        if given (its answer is returned); raises if it cannot.
 
         Never a pooled connection: one opened earlier outlives a SQLite file moved or deleted
         since, and a database dropped on its server. A SQLite file that is missing is an
@@ -96,6 +158,9 @@ class Databases:
             probe = self._probes[name] = create_async_engine(url, poolclass=NullPool)
         async with probe.connect() as connection:
             await connection.execute(text("SELECT 1"))
+            if inspect is not None:
+                return await connection.run_sync(inspect)
+        return None
 
     def engine(self, name: str) -> AsyncEngine:
         return self.engines[name]

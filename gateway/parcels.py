@@ -13,11 +13,13 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any, Self
 
-from sqlalchemy import ColumnElement, Row, exists, func, select
+from sqlalchemy import ColumnElement, Row, bindparam, exists, func, select
 
 from db import planning as tables
-from db.engines import Databases
+from db.engines import Databases, read_rows
+from db.revenue import Assessment
 from gateway import dues
+from gateway.paging import Page, Window, beyond, bounds, paged, windowed
 
 _parcels = tables.Parcel.__table__
 _violations = tables.Violation.__table__
@@ -210,6 +212,7 @@ class ParcelFilter:
 class ParcelPage:
     parcels: list[Parcel]
     has_next_page: bool
+    has_previous_page: bool = False
 
 
 def _conditions(filter: ParcelFilter) -> list[ColumnElement[bool]]:
@@ -236,59 +239,122 @@ def _conditions(filter: ParcelFilter) -> list[ColumnElement[bool]]:
     return conditions
 
 
-async def _outstanding_codes(databases: Databases) -> set[str]:
-    async with databases.revenue.connect() as connection:
-        result = await connection.execute(dues.outstanding_renewal_codes_statement())
-        return set(result.scalars())
+# The dues filter scans planning's candidates a chunk at a time, in the page's order, and
+# asks revenue which of each chunk's codes owe something: the first chunk is a few pages,
+# each next one twice the last, up to the largest.
+DUES_SCAN_FIRST_CHUNK = 200
+DUES_SCAN_MAX_CHUNK = 5000
 
 
-async def _ids_across_databases(
-    databases: Databases, filter: ParcelFilter, after_id: int
-) -> list[int]:
-    """Parcel ids after the cursor matching planning conditions and the revenue condition.
-
-    The dues condition lives in another database, so it cannot join: the set of
-    parcels with outstanding dues is read once and intersected here.
-    """
-    codes = await _outstanding_codes(databases)
-    statement = (
-        select(_parcels.c.id, _parcels.c.renewal_code)
-        .where(_parcels.c.id > after_id, *_conditions(filter))
-        .order_by(_parcels.c.id)
+def _owing_among() -> Any:
+    """Which of a batch of renewal codes (bound as "keys") have something left to pay."""
+    return dues.outstanding_renewal_codes_statement().where(
+        Assessment.__table__.c.renewal_code.in_(bindparam("keys", expanding=True))
     )
-    async with databases.planning.connect() as connection:
-        rows = (await connection.execute(statement)).all()
+
+
+_OWING_AMONG = _owing_among()
+_ID_AND_CODE = (_parcels.c.id, _parcels.c.renewal_code)
+
+
+async def _scan_dues(
+    databases: Databases,
+    filter: ParcelFilter,
+    bounds_: list[ColumnElement[bool]],
+    *,
+    backward: bool,
+    enough: int | None,
+    columns: tuple[Any, ...] = (_parcels,),
+) -> list[Row[Any]]:
+    """Planning's rows within `bounds_` matching the filter, the dues condition included, in
+    id order (descending when `backward`), until `enough` are found (None: all of them).
+
+    The dues condition lives in another database, so it cannot join. Rather than read every
+    renewal code with something unpaid, the scan reads planning's candidates a chunk at a
+    time (keyset on the id) and asks revenue about that chunk's codes only: a page costs
+    statements in proportion to how far its matches are spread, never to the city's size.
+    """
     wanted = bool(filter.has_outstanding_dues)
-    return [row.id for row in rows if (row.renewal_code in codes) == wanted]
+    conditions = [*_conditions(filter), *bounds_]
+    order = _parcels.c.id.desc() if backward else _parcels.c.id
+    found: list[Row[Any]] = []
+    chunk = DUES_SCAN_FIRST_CHUNK
+    last_id: int | None = None
+    while enough is None or len(found) < enough:
+        statement = select(*columns).where(*conditions)
+        if last_id is not None:
+            past = _parcels.c.id < last_id if backward else _parcels.c.id > last_id
+            statement = statement.where(past)
+        rows = await read_rows(databases.planning, statement.order_by(order).limit(chunk))
+        if not rows:
+            break
+        codes = list(dict.fromkeys(row.renewal_code for row in rows))
+        answer = await read_rows(databases.revenue, _OWING_AMONG, {"keys": codes})
+        owing = {row[0] for row in answer}
+        found += [row for row in rows if (row.renewal_code in owing) == wanted]
+        if len(rows) < chunk:
+            break
+        last_id = rows[-1].id
+        chunk = min(chunk * 2, DUES_SCAN_MAX_CHUNK)
+    return found if enough is None else found[:enough]
+
+
+async def _dues_page(databases: Databases, filter: ParcelFilter, w: Window) -> Page[Row[Any]]:
+    """The window over the parcels matching a filter with a dues condition, both ends exact."""
+    rows = await _scan_dues(
+        databases,
+        filter,
+        bounds(_parcels.c.id, w, descending=False),
+        backward=w.from_end,
+        enough=w.size + 1,
+    )
+    cursor = w.before_id if w.from_end else w.after_id
+    past = False
+    if cursor:
+        # Is there a match at or past the cursor, on the side the window does not fetch?
+        side = _parcels.c.id >= cursor if w.from_end else _parcels.c.id <= cursor
+        one = await _scan_dues(
+            databases, filter, [side], backward=not w.from_end, enough=1, columns=_ID_AND_CODE
+        )
+        past = bool(one)
+    return paged(rows, w, beyond_cursor=past)
 
 
 async def find_parcels(
-    databases: Databases, filter: ParcelFilter, *, first: int, after_id: int = 0
+    databases: Databases,
+    filter: ParcelFilter,
+    *,
+    first: int = 20,
+    after_id: int = 0,
+    window: Window | None = None,
 ) -> ParcelPage:
+    """A page of parcels in id order: `window` (either way), or the `first` after `after_id`."""
+    w = window or Window(size=first, after_id=after_id)
     if filter.has_outstanding_dues is None:
-        statement = (
-            select(_parcels)
-            .where(_parcels.c.id > after_id, *_conditions(filter))
-            .order_by(_parcels.c.id)
-            .limit(first + 1)
-        )
+        conditions = _conditions(filter)
+        statement = windowed(select(_parcels).where(*conditions), _parcels.c.id, w)
+        other_side = beyond(_parcels.c.id, conditions, w)
         async with databases.planning.connect() as connection:
             rows = list((await connection.execute(statement)).all())
+            past = other_side is not None and bool((await connection.execute(other_side)).scalar())
+        page: Page[Any] = paged(rows, w, beyond_cursor=past)
     else:
-        ids = (await _ids_across_databases(databases, filter, after_id))[: first + 1]
-        rows = []
-        if ids:
-            statement = select(_parcels).where(_parcels.c.id.in_(ids)).order_by(_parcels.c.id)
-            async with databases.planning.connect() as connection:
-                rows = list((await connection.execute(statement)).all())
+        page = await _dues_page(databases, filter, w)
     return ParcelPage(
-        parcels=[Parcel.from_row(row) for row in rows[:first]], has_next_page=len(rows) > first
+        parcels=[Parcel.from_row(row) for row in page.items],
+        has_next_page=page.has_next,
+        has_previous_page=page.has_previous,
     )
 
 
 async def count_parcels(databases: Databases, filter: ParcelFilter) -> int:
+    """How many parcels match. With a dues condition this is the one answer that needs every
+    match: the scan reads them a chunk at a time, ids and codes only."""
     if filter.has_outstanding_dues is not None:
-        return len(await _ids_across_databases(databases, filter, 0))
+        every = await _scan_dues(
+            databases, filter, [], backward=False, enough=None, columns=_ID_AND_CODE
+        )
+        return len(every)
     statement = select(func.count()).select_from(_parcels).where(*_conditions(filter))
     async with databases.planning.connect() as connection:
         return int((await connection.execute(statement)).scalar_one())

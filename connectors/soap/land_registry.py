@@ -136,6 +136,7 @@ class LandRegistry(SoapConnector):
         password: str | None = None,
         soap_version: Literal["1.1", "1.2"] = "1.1",
         batch_size: int | None = None,
+        fast: bool = True,
     ) -> None:
         if soap_version not in BINDINGS:
             raise ValueError("soap_version must be 1.1 or 1.2")
@@ -146,6 +147,7 @@ class LandRegistry(SoapConnector):
             username=username,
             password=password,
             binding=BINDINGS[soap_version],
+            fast=fast,
         )
         self.soap_version = soap_version
         limit = self._service.max_occurs(f"{{{NAMESPACE}}}{GET_DEEDS}", "plate") or FALLBACK_BATCH

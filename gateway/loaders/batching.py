@@ -16,6 +16,8 @@ from aiodataloader import Loader as _Queued
 from sqlalchemy import ColumnElement, Row, Select, bindparam
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from db.engines import read_rows
+
 # Well above any page size; only a pathological fan-out would split a batch.
 MAX_KEYS_PER_STATEMENT = 2000
 
@@ -150,10 +152,7 @@ class _ByKey(GatedLoader[Hashable, ValueT]):
         self.key_of = query.key_of
 
     async def _rows(self, keys: Sequence[Hashable]) -> Sequence[Row[Any]]:
-        async with self.engine.connect() as connection:
-            result = await connection.execute(self.statement, {"keys": list(dict.fromkeys(keys))})
-            rows: Sequence[Row[Any]] = result.all()
-        return rows
+        return await read_rows(self.engine, self.statement, {"keys": list(dict.fromkeys(keys))})
 
 
 class RecordByKey(_ByKey[RecordT | None], Generic[RecordT]):

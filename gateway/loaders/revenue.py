@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from db.engines import read_rows
 from db.revenue import Assessment, Payment
 from gateway import dues
 from gateway.loaders.batching import MAX_KEYS_PER_STATEMENT, GatedLoader, KeyedQuery
@@ -23,9 +24,7 @@ class DuesByRenewalCode(GatedLoader[str, dues.Dues]):
         self.engine = engine
 
     async def batch_load_fn(self, keys: Sequence[str]) -> list[dues.Dues]:
-        async with self.engine.connect() as connection:
-            result = await connection.execute(dues.ITEMS_BY_RENEWAL_CODE, {"keys": list(set(keys))})
-            rows = result.all()
+        rows = await read_rows(self.engine, dues.ITEMS_BY_RENEWAL_CODE, {"keys": list(set(keys))})
         return dues.group_by_renewal_code(rows, keys)
 
 
