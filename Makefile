@@ -29,16 +29,30 @@ run: $(STAMP)
 	@$(BIN)/python -m sandbox & sandbox=$$!; trap 'kill $$sandbox 2>/dev/null' EXIT INT TERM; \
 	$(BIN)/gateway run
 
-test: $(STAMP)
+# Node tooling (the TypeScript client in clients/, the federation router and composition in
+# federation/), pinned by their lock files; skipped with that reason where npm is absent.
+NODE_STAMPS := clients/node_modules/.installed federation/node_modules/.installed
+
+%/node_modules/.installed: %/package-lock.json
+	@if command -v npm >/dev/null; then \
+	  cd $* && npm ci --no-audit --no-fund --loglevel=error && touch node_modules/.installed; \
+	else echo "npm is absent: $*/ is not installed and its tests are skipped"; fi
+
+test: $(STAMP) $(NODE_STAMPS)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 	$(BIN)/lint-imports
 	$(BIN)/pytest
+	$(BIN)/python scripts/schema_compat.py
+	@if command -v npm >/dev/null; then \
+	  (cd clients && npm run --silent codegen && npm run --silent typecheck) \
+	  && scripts/compose-federation; \
+	else echo "npm is absent: the TypeScript client and the federation composition are not checked"; fi
 
 # Seeds 50,000 parcels, starts the real server and measures it with wrk (see README).
 bench: $(STAMP)
 	$(BIN)/python bench/run.py --keep-data
 
 clean:
-	rm -rf $(VENV) .data .data-bench
+	rm -rf $(VENV) .data .data-bench clients/node_modules clients/generated federation/node_modules

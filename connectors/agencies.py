@@ -8,20 +8,27 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 from urllib.parse import urlsplit
 
 import httpx
 
-from connectors.postal import PostalService
-from connectors.resilience import AgencyGuard, AgencyPolicy, AgencyStats, CallRecord
-from connectors.soap.bank import Bank
-from connectors.soap.civil_registry import CivilRegistry
-from connectors.soap.land_registry import LandRegistry
+from connectors.postal import GET_ADDRESS, PostalAddress, PostalService
+from connectors.resilience import (
+    AgencyGuard,
+    AgencyPolicy,
+    AgencyStats,
+    BreakerState,
+    CallRecord,
+)
+from connectors.shared_cache import SharedStore, SharedTier
+from connectors.soap.bank import CHECK_ACCOUNT_HOLDER, AccountHolder, Bank
+from connectors.soap.civil_registry import GET_PERSON, CivilRecord, CivilRegistry
+from connectors.soap.land_registry import GET_DEED, Deed, LandRegistry
 
-__all__ = ["AGENCY_NAMES", "DEFAULT_POLICIES", "Agencies", "AgencyConfig"]
+__all__ = ["AGENCY_NAMES", "DEFAULT_POLICIES", "SHARED_ANSWERS", "Agencies", "AgencyConfig"]
 
 AGENCY_NAMES = ("land_registry", "civil_registry", "bank", "postal")
 
@@ -44,6 +51,16 @@ DEFAULT_POLICIES: dict[str, AgencyPolicy] = {
     # The TTL is for account holders: payments are never cached (see connectors.soap.bank).
     "bank": dataclasses.replace(_COMMON, cache_ttl_s=600.0, cache_max_entries=10_000),
     "postal": dataclasses.replace(_FAST, cache_ttl_s=86_400.0),
+}
+
+
+# What each agency's answers may put in the shared cache tier, by operation, with the type
+# they read back as. Batch look-ups (GetDeeds) and payments (never cached) are not shared.
+SHARED_ANSWERS: dict[str, dict[str, Any]] = {
+    "land_registry": {GET_DEED: Deed},
+    "civil_registry": {GET_PERSON: CivilRecord},
+    "bank": {CHECK_ACCOUNT_HOLDER: AccountHolder},
+    "postal": {GET_ADDRESS: PostalAddress},
 }
 
 
@@ -81,7 +98,8 @@ class AgencyConfig:
 class Agencies:
     """Every agency's connector, each behind its own AgencyGuard.
 
-    `on_call` receives a CallRecord for every call (for logs and metrics); it must not block.
+    `on_call` receives a CallRecord for every call (for logs and metrics), `on_transition`
+    each change of a breaker's state, `on_cache` each cache look-up; none may block.
     `clock` is the guards' (breakers, caches, call durations): tests move it by hand.
     """
 
@@ -91,8 +109,16 @@ class Agencies:
         http: httpx.AsyncClient,
         *,
         on_call: Callable[[CallRecord], None] | None = None,
+        on_transition: Callable[[str, BreakerState], None] | None = None,
+        on_cache: Callable[[str, bool], None] | None = None,
         clock: Callable[[], float] = time.monotonic,
+        shared_store: SharedStore | None = None,
+        shared_agencies: Collection[str] = (),
+        soap_fast_path: bool = True,
     ) -> None:
+        """`shared_store`: a cache every process shares (Redis), for the answers of the
+        agencies named in `shared_agencies` (see SHARED_ANSWERS). `soap_fast_path`: SOAP
+        operations through compiled plans (connectors/soap/fast.py) rather than zeep's proxy."""
         missing = [name for name in AGENCY_NAMES if name not in configs]
         if missing:
             raise ValueError(f"no configuration for: {', '.join(missing)}")
@@ -101,7 +127,19 @@ class Agencies:
                 raise ValueError(f"configuration {key!r} is named {config.name!r}")
         self.configs = dict(configs)
         self.guards = {
-            name: AgencyGuard(name, configs[name].effective_policy, on_call=on_call, clock=clock)
+            name: AgencyGuard(
+                name,
+                configs[name].effective_policy,
+                on_call=on_call,
+                on_transition=on_transition,
+                on_cache=on_cache,
+                clock=clock,
+                shared=(
+                    SharedTier(shared_store, name, SHARED_ANSWERS[name])
+                    if shared_store is not None and name in shared_agencies
+                    else None
+                ),
+            )
             for name in AGENCY_NAMES
         }
         land = configs["land_registry"]
@@ -112,6 +150,7 @@ class Agencies:
             username=land.username,
             password=land.password,
             soap_version=land.soap_version,
+            fast=soap_fast_path,
         )
         civil = self._soap_11(configs["civil_registry"])
         self.civil_registry = CivilRegistry(
@@ -120,6 +159,7 @@ class Agencies:
             address=civil.url,
             username=civil.username,
             password=civil.password,
+            fast=soap_fast_path,
         )
         bank = self._soap_11(configs["bank"])
         self.bank = Bank(
@@ -128,6 +168,7 @@ class Agencies:
             address=bank.url,
             username=bank.username,
             password=bank.password,
+            fast=soap_fast_path,
         )
         self.postal = PostalService(http, self.guards["postal"], address=configs["postal"].url)
 

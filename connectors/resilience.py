@@ -19,6 +19,8 @@ from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any, Literal, TypeVar, cast
 
+from opentelemetry import trace
+from opentelemetry.trace import SpanKind
 from tenacity import (
     AsyncRetrying,
     RetryCallState,
@@ -32,6 +34,7 @@ from connectors.errors import (
     AgencyTimeout,
     AgencyUnavailable,
 )
+from connectors.shared_cache import SharedTier
 
 __all__ = [
     "AgencyGuard",
@@ -56,6 +59,9 @@ Sleep = Callable[[float], Awaitable[None]]
 current_request_id: ContextVar[str | None] = ContextVar("current_request_id", default=None)
 
 logger = logging.getLogger(__name__)
+# A span per attempt (a no-op unless the process configured tracing); the shared transport
+# passes its context on to the agency as W3C `traceparent`.
+_tracer = trace.get_tracer("connectors")
 
 
 @dataclass(frozen=True, slots=True)
@@ -125,7 +131,15 @@ class CircuitBreaker:
     before the breaker opened cannot close it or count twice.
     """
 
-    def __init__(self, failure_threshold: int, reset_s: float, *, clock: Clock = time.monotonic):
+    def __init__(
+        self,
+        failure_threshold: int,
+        reset_s: float,
+        *,
+        clock: Clock = time.monotonic,
+        on_transition: Callable[[BreakerState], None] | None = None,
+    ):
+        self._on_transition = on_transition
         self._threshold = failure_threshold
         self._reset_s = reset_s
         self._clock = clock
@@ -189,6 +203,11 @@ class CircuitBreaker:
         self._probe_out = False
         if state == "open":
             self._opened_at = self._clock()
+        if self._on_transition is not None:
+            try:
+                self._on_transition(state)
+            except Exception:
+                logger.exception("on_transition hook failed")
 
 
 @dataclass(frozen=True, slots=True)
@@ -276,15 +295,27 @@ class AgencyGuard:
         policy: AgencyPolicy,
         *,
         on_call: Callable[[CallRecord], None] | None = None,
+        on_transition: Callable[[str, BreakerState], None] | None = None,
+        on_cache: Callable[[str, bool], None] | None = None,
         clock: Clock = time.monotonic,
         sleep: Sleep = asyncio.sleep,
         window: int = 200,
+        shared: SharedTier | None = None,
     ) -> None:
+        """`on_transition(agency, state)` hears each change of the breaker's state and
+        `on_cache(agency, hit)` each look-up in the cache (for metrics); neither may block.
+        `shared`: a second cache tier, shared by every process (connectors/shared_cache.py),
+        asked after this process's cache misses and told each answer fetched."""
         self.name = name
+        self.shared = shared
         self.policy = policy
         self.breaker = CircuitBreaker(
-            policy.breaker_failure_threshold, policy.breaker_reset_s, clock=clock
+            policy.breaker_failure_threshold,
+            policy.breaker_reset_s,
+            clock=clock,
+            on_transition=None if on_transition is None else lambda s: on_transition(name, s),
         )
+        self._on_cache = on_cache
         self._on_call = on_call
         self._clock = clock
         self._sleep = sleep
@@ -319,6 +350,7 @@ class AgencyGuard:
                 result = await self._guarded(operation, fn, True, attempts)
                 if self.policy.cache_ttl_s > 0:
                     self._cache_put((operation, key), result)
+                    await self._share_answer(operation, key, result)
             else:
                 slot: _Slot = (operation, key)
                 found, cached = self._cache_get(slot)
@@ -327,7 +359,7 @@ class AgencyGuard:
                     return cast(T, cached)
                 shared = self._inflight.get(slot)
                 if shared is None:
-                    shared = self._share(slot, self._guarded(operation, fn, True, attempts))
+                    shared = self._share(slot, self._fetch(operation, key, fn, attempts))
                 result = cast(T, await self._join(slot, shared))
             outcome = "ok"
             return result
@@ -375,6 +407,35 @@ class AgencyGuard:
 
     # De-duplication and cache
 
+    def _tier(self, operation: str) -> SharedTier | None:
+        shared = self.shared
+        if shared is None or self.policy.cache_ttl_s <= 0 or not shared.shares(operation):
+            return None
+        return shared
+
+    async def _fetch(
+        self, operation: str, key: Hashable, fn: Callable[[], Awaitable[T]], attempts: _Attempts
+    ) -> T:
+        """The shared tier's answer when it has one, else the agency's (then shared)."""
+        tier = self._tier(operation)
+        if tier is not None:
+            found, value = await tier.get(operation, key)
+            if found:
+                self._cache_hits += 1
+                return cast(T, value)
+        result = await self._guarded(operation, fn, True, attempts)
+        await self._share_answer(operation, key, result)
+        return result
+
+    async def _share_answer(self, operation: str, key: Hashable, result: Any) -> None:
+        tier = self._tier(operation)
+        if tier is None:
+            return
+        try:
+            await tier.put(operation, key, result, self.policy.cache_ttl_s)
+        except Exception:  # an answer not shared is asked again elsewhere, nothing worse
+            logger.exception("could not share %s.%s's answer", self.name, operation)
+
     def _share(self, slot: _Slot, work: Coroutine[Any, Any, Any]) -> _SharedCall:
         # A task of its own, so that a caller's cancellation does not reach it.
         shared = _SharedCall(asyncio.create_task(work, name=f"agency {self.name}.{slot[0]}"))
@@ -406,14 +467,18 @@ class AgencyGuard:
         if self.policy.cache_ttl_s <= 0:
             return False, None
         entry = self._cache.get(slot)
+        if entry is not None and self._clock() >= entry[0]:
+            del self._cache[slot]
+            entry = None
+        if self._on_cache is not None:
+            try:
+                self._on_cache(self.name, entry is not None)
+            except Exception:
+                logger.exception("on_cache hook failed for %s", self.name)
         if entry is None:
             return False, None
-        expires_at, value = entry
-        if self._clock() >= expires_at:
-            del self._cache[slot]
-            return False, None
         self._cache.move_to_end(slot)
-        return True, value
+        return True, entry[1]
 
     def _cache_put(self, slot: _Slot, value: Any) -> None:
         self._cache[slot] = (self._clock() + self.policy.cache_ttl_s, value)
@@ -491,8 +556,13 @@ class AgencyGuard:
             attempts.count += 1
             self._underlying_calls += 1
             try:
-                async with asyncio.timeout(timeout_s):
-                    result = await fn()
+                with _tracer.start_as_current_span(
+                    f"agency {self.name}.{operation}",
+                    kind=SpanKind.CLIENT,
+                    attributes={"agency.name": self.name, "agency.operation": operation},
+                ):
+                    async with asyncio.timeout(timeout_s):
+                        result = await fn()
             except TimeoutError as exc:
                 self.breaker.record_failure(permit)
                 raise AgencyTimeout(self.name, operation) from exc

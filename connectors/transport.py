@@ -13,8 +13,10 @@ from collections.abc import AsyncIterator
 from urllib.parse import quote
 
 import httpx
+from opentelemetry import propagate
 
 from connectors import correlation
+from connectors.sockets import use_readability_backend
 
 __all__ = [
     "AgencyTransport",
@@ -76,6 +78,9 @@ class AgencyTransport(httpx.AsyncBaseTransport):
             if name not in request.headers:
                 request.headers[name] = _header_value(value)
         request.headers["Accept-Encoding"] = "identity"
+        # W3C trace context beside the X-Road headers: the agency call's span, or the
+        # request's trace id when tracing is off (gateway/observe/tracing.py).
+        propagate.inject(request.headers)
         response = await self._inner.handle_async_request(request)
         try:
             self._check(request, response)
@@ -123,6 +128,8 @@ def build_client(
         proxy=proxy,
         trust_env=False,
     )
+    # Idle connections' checks without a system call each (connectors/sockets.py).
+    use_readability_backend(inner)
     return httpx.AsyncClient(
         transport=AgencyTransport(inner, max_response_bytes=max_response_bytes),
         timeout=timeout,

@@ -28,3 +28,9 @@ class RevenueBase(DeclarativeBase):
 
 class GatewayBase(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING)
+
+
+class ContactBase(DeclarativeBase):
+    """The contact centre's database (مرکز ۱۳۷): services catalogue and citizen requests."""
+
+    metadata = MetaData(naming_convention=NAMING)

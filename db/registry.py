@@ -17,11 +17,12 @@ from pathlib import Path
 from sqlalchemy import MetaData
 
 # The model modules register their tables on their base's metadata when imported.
+import db.contact
 import db.gateway
 import db.planning
 import db.revenue  # noqa: F401
-from db import demo
-from db.base import GatewayBase, PlanningBase, RevenueBase
+from db import contact_demo, demo
+from db.base import ContactBase, GatewayBase, PlanningBase, RevenueBase
 from db.engines import Databases
 
 MIGRATIONS = Path(__file__).parent / "migrations"
@@ -36,6 +37,8 @@ class Seeder:
 
     is_seeded: Callable[[Databases], Awaitable[bool]]
     seed: Callable[[Databases, int], Awaitable[object]]
+    # Deletes the demo data again (`gateway seed --reset`); None: cleared elsewhere.
+    clear: Callable[[Databases], Awaitable[None]] | None = None
 
 
 @dataclass(frozen=True)
@@ -128,7 +131,33 @@ DATABASES = Registry(
         metadata=GatewayBase.metadata,
         migrations=MIGRATIONS / "gateway",
     ),
+    Database(
+        name="contact",
+        describes="the contact centre (137): services catalogue and citizen requests",
+        metadata=ContactBase.metadata,
+        migrations=MIGRATIONS / "contact",
+        # The services catalogue, regions, holidays, routing rules and a few hundred past
+        # citizen requests (db/contact_demo.py).
+        seeder=Seeder(
+            is_seeded=contact_demo.is_seeded,
+            seed=contact_demo.seed_catalogue,
+            clear=contact_demo.clear,
+        ),
+    ),
 )
+
+
+async def clear_seeded(databases: Databases) -> list[str]:
+    """Runs the `clear` of every open database whose seeder has one; the names cleared."""
+    cleared = []
+    for entry in DATABASES:
+        if entry.seeder is None or entry.seeder.clear is None:
+            continue
+        if entry.name not in databases.engines:
+            continue
+        await entry.seeder.clear(databases)
+        cleared.append(entry.name)
+    return cleared
 
 
 async def seed_empty(

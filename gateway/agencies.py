@@ -11,7 +11,10 @@ from connectors.agencies import AGENCY_NAMES, DEFAULT_POLICIES, Agencies, Agency
 from connectors.resilience import CallRecord
 from connectors.transport import build_client
 from gateway.cost import current_cost
+from gateway.observe import metrics
+from gateway.observe.logs import fields
 from gateway.settings import Settings
+from gateway.shared import agency_store
 
 log = logging.getLogger("gateway.agencies")
 
@@ -28,6 +31,16 @@ def agency_configs(settings: Settings) -> dict[str, AgencyConfig]:
             )
         if settings.agency_breaker_reset_s is not None:
             policy = dataclasses.replace(policy, breaker_reset_s=settings.agency_breaker_reset_s)
+        # Each agency's own settings, where given, over the defaults and the common reset.
+        overrides = {
+            "cache_ttl_s": agency.cache_ttl_s,
+            "max_concurrency": agency.max_concurrency,
+            "breaker_failure_threshold": agency.breaker_failures,
+            "breaker_reset_s": agency.breaker_reset_s,
+        }
+        given = {name: value for name, value in overrides.items() if value is not None}
+        if given:
+            policy = dataclasses.replace(policy, **given)  # type: ignore[arg-type]
         configs[name] = AgencyConfig(
             name=name,
             url=agency.url,
@@ -39,7 +52,8 @@ def agency_configs(settings: Settings) -> dict[str, AgencyConfig]:
 
 
 def record_call(record: CallRecord) -> None:
-    """Every agency call leaves a line: agency, operation, outcome, duration, request id.
+    """Every agency call leaves a line (agency, operation, outcome, duration, attempts; the
+    request id and trace id as every line has them) and its metrics.
 
     No arguments, keys or answers: they can be personal data.
     """
@@ -47,6 +61,9 @@ def record_call(record: CallRecord) -> None:
         cost = current_cost.get()
         if cost is not None:
             cost.agency_calls += record.attempts
+    metrics.observe_agency_call(
+        record.agency, record.operation, record.outcome, record.duration_ms / 1000
+    )
     log.info(
         "agency call %s.%s outcome=%s duration_ms=%.1f attempts=%d request_id=%s",
         record.agency,
@@ -55,7 +72,21 @@ def record_call(record: CallRecord) -> None:
         record.duration_ms,
         record.attempts,
         record.request_id or "-",
+        extra=fields(
+            agency=record.agency,
+            agency_operation=record.operation,
+            outcome=record.outcome,
+            duration_ms=round(record.duration_ms, 2),
+            attempts=record.attempts,
+            **({"request_id": record.request_id} if record.request_id else {}),
+        ),
     )
+
+
+def record_transition(agency: str, state: str) -> None:
+    """A breaker changed state: a line, and the metrics' state and transitions."""
+    metrics.observe_breaker(agency, state)
+    log.warning("agency %s: breaker %s", agency, state, extra=fields(agency=agency, breaker=state))
 
 
 def build_http_client(settings: Settings) -> httpx.AsyncClient:
@@ -72,4 +103,17 @@ def build_http_client(settings: Settings) -> httpx.AsyncClient:
 
 def build_agencies(settings: Settings, http: httpx.AsyncClient) -> Agencies:
     """Loads every vendored WSDL: call once, at start-up."""
-    return Agencies(agency_configs(settings), http, on_call=record_call)
+    agencies = Agencies(
+        agency_configs(settings),
+        http,
+        on_call=record_call,
+        on_transition=record_transition,
+        on_cache=metrics.observe_cache,
+        # A second cache tier in Redis, shared by every process (gateway/shared.py).
+        shared_store=agency_store(settings),
+        shared_agencies=settings.agency_shared_cache,
+        soap_fast_path=settings.agency_soap_path == "fast",
+    )
+    for name in agencies.guards:  # every breaker starts closed
+        metrics.observe_breaker(name, "closed", moved=False)
+    return agencies

@@ -11,7 +11,7 @@ from starlette.responses import Response
 
 from connectors.agencies import Agencies
 from db.engines import Databases
-from gateway.access.audit import AuditEntry, AuditTrail
+from gateway.access.audit import AuditEntry, AuditTrail, GroupCommit
 from gateway.access.principals import Principal
 from gateway.clock import WallClock, utc_now
 from gateway.cost import RequestCost
@@ -42,6 +42,8 @@ class Context:
     caller_request_id: str | None = None
     wall_clock: WallClock = utc_now  # the one "now" of records (gateway/clock.py)
     job_queue: JobQueue | None = None  # durable work (gateway/jobs), once the app runs
+    # The trail's group commit: concurrent requests' entries go in one append.
+    audit_writer: GroupCommit | None = None
 
     @property
     def inquiries(self) -> InquirySettings:
@@ -67,6 +69,14 @@ class Context:
             request_id=self.request_id,
             caller_request_id=self.caller_request_id,
         )
+
+    async def audit_changes(self, entries: list[AuditEntry]) -> None:
+        """Records committed changes in the audit trail before the answer, in the group
+        commit that concurrent requests share when there is one."""
+        if self.audit_writer is not None:
+            await self.audit_writer.write(entries)
+        else:
+            await self.audit_trail.append(entries)
 
 
 Info = strawberry.Info[Context, None]

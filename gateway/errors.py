@@ -58,6 +58,11 @@ ERROR_CODES: dict[str, str] = {
         "(extensions.retryAfter). Over WebSocket also too many subscriptions at once "
         "(extensions.limit: subscriptionsPerConnection or subscriptionsPerPrincipal)."
     ),
+    "SERVICE_NOT_AVAILABLE_IN_REGION": (
+        "A citizen request names a service of the catalogue that is not enabled in the "
+        "region its location resolves to (a service is piloted in one region first): "
+        "extensions.serviceCode, .region and .regions (where it is enabled); nothing was stored."
+    ),
     "GRAPHQL_PARSE_FAILED": "The document is not valid GraphQL syntax.",
     "GRAPHQL_VALIDATION_FAILED": (
         "The document does not match the schema; extensions.reason is 'introspection' when "
@@ -98,6 +103,10 @@ class Forbidden(GatewayError):
 
     def __init__(self, message: str, *, scope: str) -> None:
         super().__init__(message, scope=scope)
+
+
+class ServiceNotAvailableInRegion(GatewayError):
+    code = "SERVICE_NOT_AVAILABLE_IN_REGION"
 
 
 class AuditUnavailable(Exception):

@@ -30,6 +30,10 @@ class AgencySettings:
     username: str | None
     password: SecretStr | None
     timeout_s: float | None  # None: the agency's default policy
+    cache_ttl_s: float | None = None  # each None: the agency's default policy
+    max_concurrency: int | None = None
+    breaker_failures: int | None = None
+    breaker_reset_s: float | None = None
 
 
 class Settings(BaseSettings):
@@ -46,6 +50,20 @@ class Settings(BaseSettings):
     port: int = Field(default=8000, ge=1, le=65535)
     workers: int = Field(default=1, ge=1, le=64)
     log_level: Literal["debug", "info", "warning", "error"] = "info"
+    # Operations (gateway/observe): log lines as JSON (production's default) or as text
+    # (development's); Prometheus metrics, also on a port of their own without a key when
+    # metrics_port is set (bind it privately); OpenTelemetry traces over OTLP/HTTP when
+    # otlp_endpoint is set (off by default); how long in-flight requests may finish on SIGTERM.
+    log_format: Literal["json", "text"] | None = None
+    # What migrations do (alembic, the job engine's system database): `gateway --verbose`.
+    log_migrations: bool = False
+    metrics_port: int | None = Field(default=None, ge=1, le=65535)
+    metrics_host: str = "127.0.0.1"
+    otlp_endpoint: str | None = None  # e.g. http://collector:4318/v1/traces
+    otlp_headers: SecretStr | None = None  # "name=value,name=value" (an API key, say)
+    trace_sample_ratio: float = Field(default=1.0, ge=0, le=1)
+    service_name: str = "municipal-gateway"
+    shutdown_grace_s: int = Field(default=20, ge=0)
 
     data_dir: Path = Path(".data")
     # Every database in the registry (db/registry.py) by name, each given as its own setting,
@@ -73,10 +91,38 @@ class Settings(BaseSettings):
     postal_url: str = "http://127.0.0.1:8104"
     postal_timeout_s: float | None = Field(default=None, gt=0)
     agency_max_response_bytes: int = Field(default=5_000_000, ge=1024)
+    # SOAP calls through compiled plans ("fast", connectors/soap/fast.py) or zeep's proxy.
+    agency_soap_path: Literal["fast", "zeep"] = "fast"
     # How long a failing agency's breaker stays open before a probe (None: its default).
     agency_breaker_reset_s: float | None = Field(default=None, ge=0)
+    # Per agency (None: the agency's default policy, connectors/agencies.py): how long an
+    # answer is cached, how many calls may be open at once, and after how many consecutive
+    # failures its breaker opens and for how long.
+    land_registry_cache_ttl_s: float | None = Field(default=None, ge=0)
+    land_registry_max_concurrency: int | None = Field(default=None, ge=1, le=1000)
+    land_registry_breaker_failures: int | None = Field(default=None, ge=1)
+    land_registry_breaker_reset_s: float | None = Field(default=None, ge=0)
+    civil_registry_cache_ttl_s: float | None = Field(default=None, ge=0)
+    civil_registry_max_concurrency: int | None = Field(default=None, ge=1, le=1000)
+    civil_registry_breaker_failures: int | None = Field(default=None, ge=1)
+    civil_registry_breaker_reset_s: float | None = Field(default=None, ge=0)
+    bank_cache_ttl_s: float | None = Field(default=None, ge=0)
+    bank_max_concurrency: int | None = Field(default=None, ge=1, le=1000)
+    bank_breaker_failures: int | None = Field(default=None, ge=1)
+    bank_breaker_reset_s: float | None = Field(default=None, ge=0)
+    postal_cache_ttl_s: float | None = Field(default=None, ge=0)
+    postal_max_concurrency: int | None = Field(default=None, ge=1, le=1000)
+    postal_breaker_failures: int | None = Field(default=None, ge=1)
+    postal_breaker_reset_s: float | None = Field(default=None, ge=0)
     # How this gateway names itself to agencies (X-Road "client").
     agency_client_id: str = "municipality-gateway"
+    # Agencies whose answers every process shares through Redis (when redis_url is set), as
+    # a second cache tier behind each process's own (connectors/shared_cache.py). The postal
+    # company's addresses are not personal; the others' answers are, and go to Redis only
+    # when named here.
+    agency_shared_cache: list[Literal["land_registry", "civil_registry", "bank", "postal"]] = [
+        "postal"
+    ]
 
     # Limits, enforced before anything runs (gateway/guards/).
     max_query_depth: int = Field(default=12, ge=1)
@@ -123,6 +169,18 @@ class Settings(BaseSettings):
     redis_url: SecretStr | None = None  # may carry a password
     redis_key_prefix: str = "gateway:"
 
+    # The response cache (gateway/guards/response_cache.py): queries whose every selected
+    # field carries a cache hint are answered from it, in an LRU of response_cache_size
+    # entries in each process, or in Redis when redis_url is set. Off unless turned on; the
+    # max age of each kind of data is how stale an answer may be (0: never cached).
+    response_cache: bool = False
+    response_cache_size: int = Field(default=10_000, ge=1)
+    response_cache_memory_mb: int = Field(default=32, ge=1)  # per process, without Redis
+    response_cache_max_entry_bytes: int = Field(default=262_144, ge=1024)
+    response_cache_planning_max_age_s: int = Field(default=300, ge=0)  # parcels, regions
+    response_cache_dues_max_age_s: int = Field(default=10, ge=0)  # changes with each payment
+    response_cache_catalogue_max_age_s: int = Field(default=300, ge=0)  # services catalogue
+
     # Subscriptions over WebSocket (graphql-transport-ws on /graphql): each subscribe counts
     # against the rate limit like an operation; these cap how many run at once, per
     # connection and per principal (anonymous callers: per client address) in each process.
@@ -150,6 +208,9 @@ class Settings(BaseSettings):
     # many at once, and the heartbeat and lease after which a dead process's jobs are
     # taken over by another.
     jobs_database_url: str | None = None
+    # Connections each PostgreSQL/MariaDB database's pool keeps per process (as many again
+    # open briefly beyond it); None: 10. Several processes share a server's max_connections.
+    database_pool_size: int | None = Field(default=None, ge=1, le=200)
     jobs_in_app: bool = True
     jobs_worker_concurrency: int = Field(default=16, ge=1, le=1000)
     jobs_heartbeat_s: float = Field(default=5.0, gt=0)
@@ -180,6 +241,47 @@ class Settings(BaseSettings):
     # How often a process looks for accepted work whose job was never started (a process
     # killed between committing an inquiry and queueing its checks).
     inquiry_sweep_s: float = Field(default=30, gt=0)
+
+    # Citizen requests' registration (gateway/requests/registration.py): open requests for
+    # the same service within this distance and this many hours before are offered as
+    # possible duplicates. A citizen's lookup by tracking code and mobile (lookup.py) is
+    # limited per client address, and per tracking code for lookups that found nothing.
+    request_duplicate_radius_m: float = Field(default=150, ge=1, le=10_000)
+    request_duplicate_window_hours: float = Field(default=72, gt=0, le=24 * 365)
+    # Parcel.citizenRequests (gateway/loaders/requests.py): requests without a renewal code
+    # located within this distance of the parcel's postal point (the postal company's
+    # latitude and longitude of its postal code).
+    request_parcel_radius_m: float = Field(default=50, ge=1, le=1_000)
+    request_lookup_rate: str = "20/minute"
+    request_lookup_failures: str = "5/hour"
+
+    # Citizen requests' scores (gateway/requests/scores.py): the weight of each component
+    # (answer time against deadline, resolution rate, reopen rate, citizens' rating) and the
+    # credibility constant k, in requests, that blends a small unit's figures with the city's.
+    request_score_weight_timeliness: float = Field(default=0.35, ge=0)
+    request_score_weight_resolution: float = Field(default=0.25, ge=0)
+    request_score_weight_reopening: float = Field(default=0.15, ge=0)
+    request_score_weight_rating: float = Field(default=0.25, ge=0)
+    request_score_credibility: float = Field(default=20, ge=0)
+    # Hotspots: the grid's cell side in metres, and the fewest problems a cell shown holds
+    # (fewer could point at one household: the view is public, so 3 is the floor).
+    request_hotspot_cell_m: float = Field(default=500, ge=50, le=10_000)
+    request_hotspot_min_count: int = Field(default=3, ge=3)
+    # In-person appointments (gateway/requests/appointments.py): region offices receive
+    # citizens from opens to closes (Tehran) on working days, in slots of this many minutes.
+    appointment_opens_at: dt.time = dt.time(8, 0)
+    appointment_closes_at: dt.time = dt.time(13, 0)
+    appointment_slot_minutes: int = Field(default=30, ge=5, le=240)
+    # Citizen requests' lifecycle (gateway/requests/lifecycle.py, request_jobs.py): a rating
+    # at or below request_reopen_rating_max reopens a resolved request (0: none does); an
+    # open request untouched for request_dormant_days working days reminds its department;
+    # one unanswered at request_escalation_multiple times its allotted working days is
+    # escalated to the department's manager; a closed request's citizen name and mobile are
+    # erased request_retention_days after closing.
+    request_reopen_rating_max: int = Field(default=2, ge=0, le=4)
+    request_dormant_days: int = Field(default=3, ge=1, le=365)
+    request_escalation_multiple: float = Field(default=2.0, ge=1.0, le=20.0)
+    request_retention_days: int = Field(default=365, ge=1, le=36_500)
 
     # Browsers: origins allowed to call /graphql cross-origin (none by default).
     cors_allowed_origins: list[str] = Field(default_factory=list)
@@ -257,6 +359,13 @@ class Settings(BaseSettings):
     def development(self) -> bool:
         return self.env == "development"
 
+    @property
+    def effective_log_format(self) -> Literal["json", "text"]:
+        """GATEWAY_LOG_FORMAT, else JSON in production and text in development."""
+        if self.log_format is not None:
+            return self.log_format
+        return "text" if self.development else "json"
+
     def database_url(self, name: str) -> str:
         """The URL of one database of the registry; a SQLite file under data_dir by default."""
         return self.database_urls[name]
@@ -269,6 +378,10 @@ class Settings(BaseSettings):
             username=getattr(self, f"{name}_username", None),
             password=getattr(self, f"{name}_password", None),
             timeout_s=getattr(self, f"{name}_timeout_s"),
+            cache_ttl_s=getattr(self, f"{name}_cache_ttl_s"),
+            max_concurrency=getattr(self, f"{name}_max_concurrency"),
+            breaker_failures=getattr(self, f"{name}_breaker_failures"),
+            breaker_reset_s=getattr(self, f"{name}_breaker_reset_s"),
         )
 
 

@@ -12,6 +12,7 @@ import getpass
 import hashlib
 import hmac
 import json
+import time
 import uuid
 from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass, fields
@@ -23,6 +24,7 @@ from sqlalchemy import (
     String,
     and_,
     cast,
+    func,
     insert,
     inspect,
     select,
@@ -43,6 +45,8 @@ from gateway.access.audit_checkpoints import (
 from gateway.access.audit_key import load_audit_key
 from gateway.clock import WallClock, naive_utc, utc_now
 from gateway.errors import AuditUnavailable
+from gateway.observe import metrics
+from gateway.paging import Page, Window, beyond, paged, windowed
 from gateway.settings import Settings
 
 GENESIS = "0" * 64  # the prev_hash of the first record
@@ -195,6 +199,16 @@ class AuditTrail:
         """
         if not entries:
             return
+        started = time.perf_counter()
+        ok = False
+        try:
+            await self._append(entries)
+            ok = True
+        finally:
+            # One append per group commit: the metrics count and time them.
+            metrics.observe_audit_append(len(entries), time.perf_counter() - started, ok)
+
+    async def _append(self, entries: Sequence[AuditEntry]) -> None:
         key = self.required_key()
         for entry in entries:
             _check(entry)
@@ -322,8 +336,43 @@ class AuditTrail:
         """
         if first < 1:
             raise ValueError("first must be at least 1")
+        conditions = self.conditions(
+            principal_id, subject_type, subject_id, action, since, until, visible
+        )
+        found = await self.page(conditions, Window(size=first, after_id=after_id))
+        return found.items, found.has_next
+
+    async def page(
+        self, conditions: list[ColumnElement[bool]], window: Window
+    ) -> Page[AuditRecordRow]:
+        """The records under `conditions` (from `conditions`) in the window, in id order."""
+        statement = windowed(select(_records).where(*conditions), _records.c.id, window)
+        other_side = beyond(_records.c.id, conditions, window)
+        async with self.engine.connect() as connection:
+            records = (await connection.execute(statement)).all()
+            past = other_side is not None and bool((await connection.execute(other_side)).scalar())
+        found = paged(records, window, beyond_cursor=past)
+        return Page([stored_record(r) for r in found.items], found.has_next, found.has_previous)
+
+    async def count(self, conditions: list[ColumnElement[bool]]) -> int:
+        """How many records `conditions` (from `conditions`) hold."""
+        statement = select(func.count()).select_from(_records).where(*conditions)
+        async with self.engine.connect() as connection:
+            return int((await connection.execute(statement)).scalar_one())
+
+    def conditions(
+        self,
+        principal_id: str | None = None,
+        subject_type: str | None = None,
+        subject_id: str | None = None,
+        action: str | None = None,
+        since: dt.datetime | None = None,
+        until: dt.datetime | None = None,
+        visible: ColumnElement[bool] | None = None,
+    ) -> list[ColumnElement[bool]]:
+        """The filters of a read of the trail, as conditions on its records."""
         mysql = self.engine.dialect.name == "mysql"
-        conditions: list[ColumnElement[bool]] = [_records.c.id > after_id]
+        conditions: list[ColumnElement[bool]] = []
         for column, value in (
             (_records.c.principal_id, principal_id),
             (_records.c.subject_type, subject_type),
@@ -338,10 +387,7 @@ class AuditTrail:
             conditions.append(_records.c.recorded_at < naive_utc(until))
         if visible is not None:
             conditions.append(visible)
-        statement = select(_records).where(*conditions).order_by(_records.c.id).limit(first + 1)
-        async with self.engine.connect() as connection:
-            records = (await connection.execute(statement)).all()
-        return [stored_record(record) for record in records[:first]], len(records) > first
+        return conditions
 
 
 def _exactly(column: ColumnElement[Any], value: str, *, mysql: bool) -> ColumnElement[bool]:

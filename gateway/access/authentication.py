@@ -12,6 +12,7 @@ revocation takes effect within that time; a JWT is cached no longer than it is v
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as dt
 import hashlib
 import logging
@@ -23,8 +24,8 @@ from typing import Any
 
 import jwt
 from limits import parse
-from limits.aio.storage import MemoryStorage
 from limits.aio.strategies import MovingWindowRateLimiter
+from limits.errors import StorageError
 from sqlalchemy import String
 from sqlalchemy.exc import SQLAlchemyError
 
@@ -35,6 +36,7 @@ from gateway.access.principals import ANONYMOUS, Principal, PrincipalKind, scope
 from gateway.clock import WallClock, utc_now
 from gateway.errors import BadUserInput
 from gateway.settings import Settings
+from gateway.shared import limits_storage
 
 log = logging.getLogger("gateway.access.authentication")
 
@@ -276,8 +278,10 @@ class Authenticator:
         self._cache = _Cache(settings.auth_cache_s, settings.auth_cache_size, clock, wall_clock)
         # Failed attempts per client address: past the limit, credentials the cache does not
         # already know are refused before they cost a database look-up or a JWKS fetch.
+        # Counted in Redis, across every process, when it is configured (gateway/shared.py).
         self._failure_limit = parse(settings.auth_failures_per_ip)
-        self._failures = MovingWindowRateLimiter(MemoryStorage())
+        self._failures = MovingWindowRateLimiter(limits_storage(settings, "auth-failures"))
+        self._warned_at = float("-inf")
 
     async def authenticate(
         self, authorization: str | None, client_ip: str | None = None
@@ -295,22 +299,34 @@ class Authenticator:
         cached = self._cache.get(digest) if bearer else None
         if cached is not None:
             return cached
-        if client_ip is not None and not await self._failures.test(
-            self._failure_limit, "auth-failures", client_ip
-        ):
-            stats = await self._failures.get_window_stats(
-                self._failure_limit, "auth-failures", client_ip
-            )
-            now = self.wall_clock().timestamp()
-            raise AuthenticationThrottled(max(1, math.ceil(stats.reset_time - now)))
+        if client_ip is not None:
+            await self._check_throttle(client_ip)
         try:
             if not bearer:
                 raise AuthenticationFailed
             return await self._verify(token, digest)
         except AuthenticationFailed:
             if client_ip is not None:
-                await self._failures.hit(self._failure_limit, "auth-failures", client_ip)
+                with contextlib.suppress(StorageError):  # Redis down: uncounted, as said
+                    await self._failures.hit(self._failure_limit, "auth-failures", client_ip)
             raise
+
+    async def _check_throttle(self, client_ip: str) -> None:
+        """AuthenticationThrottled while `client_ip` is over its failures; when the shared
+        counter (Redis) cannot be reached, attempts go through, verified as always."""
+        try:
+            if await self._failures.test(self._failure_limit, "auth-failures", client_ip):
+                return
+            stats = await self._failures.get_window_stats(
+                self._failure_limit, "auth-failures", client_ip
+            )
+        except StorageError:
+            if time.monotonic() - self._warned_at >= 60:  # once a minute, not once a request
+                self._warned_at = time.monotonic()
+                log.warning("the failed-authentication throttle is unavailable", exc_info=True)
+            return
+        now = self.wall_clock().timestamp()
+        raise AuthenticationThrottled(max(1, math.ceil(stats.reset_time - now)))
 
     async def _verify(self, token: str, digest: bytes) -> Principal:
         if not token or len(token) > MAX_TOKEN_LENGTH:

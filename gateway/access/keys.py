@@ -69,12 +69,13 @@ class VerifiedKey:
 
 
 def parse_kind(text: str) -> tuple[PrincipalKind, str | None]:
-    """`notary`, `bank`, `counter`, `operator` or `department:<name>` → kind and department."""
+    """`notary`, `bank`, `counter`, `operator`, `router` or `department:<name>` → kind and
+    department."""
     base, colon, department = text.strip().partition(":")
     kind = next((k for k in PrincipalKind if k.value == base), None)
     if kind is None or kind is PrincipalKind.PUBLIC:
         raise BadUserInput(
-            "The kind must be notary, bank, counter, operator or department:<name>.",
+            "The kind must be notary, bank, counter, operator, router or department:<name>.",
             field="kind",
         )
     if kind is PrincipalKind.DEPARTMENT:

@@ -26,6 +26,7 @@ __all__ = [
     "mask_national_code",
     "note_personal_read",
     "operation_reads",
+    "personal_data_served",
     "requires",
 ]
 
@@ -69,6 +70,12 @@ def operation_reads() -> Iterator[PersonalReads]:
         yield reads
     finally:
         _operation_reads.reset(token)
+
+
+def personal_data_served() -> bool:
+    """Whether the running operation has served personal data so far (its answer must not be
+    kept in the response cache: each serving is audited)."""
+    return bool(_operation_reads.get())
 
 
 def note_personal_read(info: Any, subject_type: str, subject_id: object) -> None:

@@ -16,6 +16,9 @@ class PrincipalKind(Enum):
     COUNTER = "counter"  # دفتر پیشخوان دولت
     DEPARTMENT = "department"  # an internal department: planning, revenue, 137, inspection…
     OPERATOR = "operator"  # runs the gateway
+    # A federation router (a province's or the national exchange's): reads the subgraph's
+    # SDL to compose it; data it fetches is asked under the end caller's own credential.
+    ROUTER = "router"
     PUBLIC = "public"  # anonymous
 
     @property
@@ -29,7 +32,19 @@ class PrincipalKind(Enum):
 
 PARTNER_KINDS = frozenset({PrincipalKind.NOTARY, PrincipalKind.BANK, PrincipalKind.COUNTER})
 
-DEPARTMENTS = ("planning", "revenue", "contact137", "inspection", "urban_services", "transport")
+DEPARTMENTS = (
+    "planning",
+    "revenue",
+    "contact137",
+    "inspection",
+    "urban_services",
+    "transport",
+    # the services catalogue's other process owners (citizen requests, gateway/requests/)
+    "green_space",
+    "civil_works",
+    "culture_social",
+    "public_relations",
+)
 
 
 class Scope:
@@ -44,6 +59,10 @@ class Scope:
     KEYS_READ = "keys:read"  # one's own API keys
     INQUIRIES_ALL = "inquiries:all"  # every partner's inquiries (operators)
     INQUIRY_STATS_ALL = "inquiries:stats"  # every partner's inquiry figures (inspection)
+    REQUESTS_ALL = "requests:all"  # every citizen request (operators, inspection)
+    REQUESTS_READ = "requests:read"  # citizen requests about a parcel (departments, operators)
+    CATALOGUE_WRITE = "catalogue:write"  # change the services catalogue (operators)
+    FEDERATION_SDL = "federation:sdl"  # `_service { sdl }`: internal callers and routers
 
 
 _PARTNER = frozenset({Scope.PARCELS_READ, Scope.DUES_READ, Scope.KEYS_READ})
@@ -55,7 +74,8 @@ SCOPES_BY_KIND: dict[PrincipalKind, frozenset[str]] = {
     PrincipalKind.BANK: _PARTNER | {Scope.PERSONAL_READ, Scope.PAYMENTS_VERIFY},
     # A counter serves the public: parcel facts and dues, no personal data.
     PrincipalKind.COUNTER: _PARTNER,
-    PrincipalKind.DEPARTMENT: _PARTNER | {Scope.PERSONAL_READ, Scope.PAYMENTS_VERIFY},
+    PrincipalKind.DEPARTMENT: _PARTNER
+    | {Scope.PERSONAL_READ, Scope.PAYMENTS_VERIFY, Scope.REQUESTS_READ, Scope.FEDERATION_SDL},
     PrincipalKind.OPERATOR: _PARTNER
     | {
         Scope.PERSONAL_READ,
@@ -64,7 +84,13 @@ SCOPES_BY_KIND: dict[PrincipalKind, frozenset[str]] = {
         Scope.AUDIT_READ,
         Scope.INQUIRIES_ALL,
         Scope.INQUIRY_STATS_ALL,
+        Scope.REQUESTS_ALL,
+        Scope.REQUESTS_READ,
+        Scope.CATALOGUE_WRITE,
+        Scope.FEDERATION_SDL,
     },
+    # A federation router composes the subgraph and reads nothing else on its own key.
+    PrincipalKind.ROUTER: frozenset({Scope.FEDERATION_SDL}),
     # Anyone may look up a parcel and what is owed on it (as the citizen portal does by
     # renewal code); who owns it is personal.
     PrincipalKind.PUBLIC: frozenset({Scope.PARCELS_READ, Scope.DUES_READ}),
@@ -72,7 +98,7 @@ SCOPES_BY_KIND: dict[PrincipalKind, frozenset[str]] = {
 
 # Departments with more than every department has.
 EXTRA_DEPARTMENT_SCOPES: dict[str, frozenset[str]] = {
-    "inspection": frozenset({Scope.AUDIT_READ, Scope.INQUIRY_STATS_ALL}),
+    "inspection": frozenset({Scope.AUDIT_READ, Scope.INQUIRY_STATS_ALL, Scope.REQUESTS_ALL}),
 }
 
 

@@ -4,9 +4,10 @@ keys (KeyInfo: never the secret, nor its hash) and the audit trail's records."""
 from __future__ import annotations
 
 import datetime as dt
+from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Row, Select, select
+from sqlalchemy import ColumnElement, Row, Select, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from db.gateway import ApiKey, AuditRecord, PrincipalRecord
@@ -16,6 +17,7 @@ from gateway.access.keys import KeyInfo
 from gateway.access.principals import Principal, PrincipalKind
 from gateway.access.rows import RULES, sees_none
 from gateway.clock import as_utc, naive_utc, utc_now
+from gateway.paging import Page, Window
 
 _keys = ApiKey.__table__
 _principals = PrincipalRecord.__table__
@@ -71,33 +73,51 @@ async def held_keys(
     return [key_info(row, moment) for row in rows]
 
 
-async def audit_records(
-    trail: AuditTrail,
-    principal: Principal,
-    *,
-    principal_id: str | None = None,
-    subject_type: str | None = None,
-    subject_id: str | None = None,
-    action: str | None = None,
-    since: dt.datetime | None = None,
-    until: dt.datetime | None = None,
-    first: int,
-    after_id: int = 0,
-) -> tuple[list[AuditRecordRow], bool]:
-    """A page of the audit records `principal` may see (the AuditRecord rule: its own, or
-    all with audit:read) that match the filters, and whether more follow. Outside the rule
-    the trail is simply empty: asking for another's records finds none."""
+@dataclass(frozen=True)
+class AuditFilters:
+    """What a read of the audit trail asks for; every condition given must hold."""
+
+    principal_id: str | None = None
+    subject_type: str | None = None
+    subject_id: str | None = None
+    action: str | None = None
+    since: dt.datetime | None = None
+    until: dt.datetime | None = None
+
+
+def _visible_conditions(
+    trail: AuditTrail, principal: Principal, filters: AuditFilters
+) -> list[ColumnElement[bool]] | None:
+    """The conditions of a read by `principal` (the AuditRecord rule: its own records, or
+    all with audit:read); None when the rule lets it see none."""
     visible = RULES.condition(AuditRecord, principal)
     if sees_none(visible):
-        return [], False
-    return await trail.query(
-        principal_id=principal_id,
-        subject_type=subject_type,
-        subject_id=subject_id,
-        action=action,
-        since=since,
-        until=until,
-        first=first,
-        after_id=after_id,
-        visible=visible,
+        return None
+    return trail.conditions(
+        filters.principal_id,
+        filters.subject_type,
+        filters.subject_id,
+        filters.action,
+        filters.since,
+        filters.until,
+        visible,
     )
+
+
+async def audit_records(
+    trail: AuditTrail, principal: Principal, filters: AuditFilters, window: Window
+) -> Page[AuditRecordRow]:
+    """A page of the audit records `principal` may see that match the filters. Outside the
+    rule the trail is simply empty: asking for another's records finds none."""
+    conditions = _visible_conditions(trail, principal, filters)
+    if conditions is None:
+        return Page([], has_next=False, has_previous=False)
+    return await trail.page(conditions, window)
+
+
+async def count_audit_records(
+    trail: AuditTrail, principal: Principal, filters: AuditFilters
+) -> int:
+    """How many audit records `principal` may see match the filters (one counting scan)."""
+    conditions = _visible_conditions(trail, principal, filters)
+    return 0 if conditions is None else await trail.count(conditions)

@@ -45,6 +45,7 @@ from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.elements import False_, True_
 from sqlalchemy.sql.visitors import InternalTraversal
 
+from db.contact import CitizenRequestRecord, ServiceDepartment
 from db.gateway import ApiKey, AuditRecord, InquiryCheckRecord, InquiryRecord, WebhookDelivery
 from gateway.access.principals import Principal, PrincipalKind, Scope
 
@@ -220,6 +221,23 @@ def sees_none(condition: ColumnElement[bool]) -> bool:
     return isinstance(condition, False_)
 
 
+def registered_by_caller(column: ColumnElement[Any]) -> Predicate:
+    """Citizen requests the caller registered (`column` keeps its Principal.label)."""
+    return owned_by(column, owner=lambda p: None if p.kind is PrincipalKind.PUBLIC else p.label)
+
+
+def registered_at_centre(channel: ColumnElement[Any]) -> Predicate:
+    """For the 137 centre's officers: every request the centre registered, whichever of them
+    took the call (they search and follow up each other's)."""
+
+    def condition(principal: Principal) -> ColumnElement[bool]:
+        if principal.kind is PrincipalKind.DEPARTMENT and principal.department == "contact137":
+            return channel == "CENTRE_137"
+        return false()
+
+    return condition
+
+
 # --- The rules -----------------------------------------------------------------------------
 
 
@@ -259,6 +277,21 @@ RULES = RowRules(
         InquiryCheckRecord: any_of(
             holding(Scope.INQUIRIES_ALL),
             assigned_to_department(InquiryCheckRecord.__table__.c.authority),
+        ),
+        # Citizen requests: whoever registered them, the 137 centre those it took, the
+        # department routed to, the departments taking part in the service (executing it or
+        # only seeing it), operators and inspection. The citizen reads their own by tracking
+        # code and mobile (gateway/requests/lookup.py), never through a principal.
+        CitizenRequestRecord: any_of(
+            holding(Scope.REQUESTS_ALL),
+            registered_by_caller(CitizenRequestRecord.__table__.c.registered_by),
+            registered_at_centre(CitizenRequestRecord.__table__.c.channel),
+            assigned_to_department(CitizenRequestRecord.__table__.c.department),
+            assigned_to_department(
+                ServiceDepartment.__table__.c.department,
+                via=ServiceDepartment.__table__.c.service_id
+                == CitizenRequestRecord.__table__.c.service_id,
+            ),
         ),
         WebhookDelivery: any_of(
             holding(Scope.INQUIRIES_ALL),

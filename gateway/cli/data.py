@@ -6,7 +6,7 @@ import asyncio
 
 import click
 
-from db import demo
+from db import demo, registry
 from gateway.cli.configuration import load_settings
 from gateway.cli.databases import open_databases
 from gateway.clock import utc_now
@@ -35,7 +35,7 @@ def migrate() -> None:
 @click.option(
     "--reset",
     is_flag=True,
-    help="Delete existing planning and revenue rows, and every inquiry, first.",
+    help="Delete existing planning, revenue and contact-centre rows, and every inquiry, first.",
 )
 def seed(parcels: int | None, reset: bool) -> None:
     """Fill the planning and revenue databases with deterministic demo data, and the
@@ -50,6 +50,7 @@ def seed(parcels: int | None, reset: bool) -> None:
                     raise click.ClickException("the databases already hold data; use --reset")
                 await demo.clear(databases)
                 await demo_inquiries.clear(databases)
+                await registry.clear_seeded(databases)  # the contact centre's too
             with click.progressbar(length=count, label="Seeding parcels") as bar:
                 done = 0
 
@@ -62,6 +63,9 @@ def seed(parcels: int | None, reset: bool) -> None:
             inquiries = await demo_inquiries.seed_demo_inquiries(
                 databases, settings, count=demo_inquiries.count_for(count), now=utc_now()
             )
+            # The other databases with a seeder (the contact centre's catalogue and demo
+            # requests), once, while they are empty.
+            await registry.seed_empty(databases, parcels=count)
             return city, inquiries
 
     summary, inquiries = asyncio.run(go())

@@ -44,7 +44,11 @@ def _when(moment: dt.datetime | None) -> str:
 
 
 @keys.command()
-@click.option("--kind", required=True, help="notary, bank, counter, operator or department:<name>.")
+@click.option(
+    "--kind",
+    required=True,
+    help="notary, bank, counter, operator, router (a federation router) or department:<name>.",
+)
 @click.option("--name", required=True, help="The principal's name; created on first use.")
 @click.option(
     "--organisation",

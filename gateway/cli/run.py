@@ -15,6 +15,7 @@ from gateway.cli.databases import open_databases
 from gateway.clock import utc_now
 from gateway.edge.serve import serve
 from gateway.inquiries import demo as demo_inquiries
+from gateway.observe.logs import configure_logging
 from gateway.settings import Settings
 
 
@@ -48,6 +49,8 @@ async def _prepare(settings: Settings) -> dict[str, str]:
 def run() -> None:
     """Migrate, seed demo data on first run (development), and serve /graphql."""
     settings = load_settings()
+    # Every line from here on in the gateway's format (JSON in production, text in development).
+    configure_logging(settings.log_level, settings.effective_log_format)
     try:  # before any worker starts: production without an audit key is refused here
         load_audit_key(settings)
     except AuditKeyError as exc:

@@ -72,7 +72,12 @@ def set_(organisation: str, url: str) -> None:
 
     async def work(session: AsyncSession, settings: Settings) -> partner_webhooks.Webhook:
         webhook, made = await partner_webhooks.set_webhook(
-            session, organisation, url, utc_now(), production=not settings.development
+            session,
+            organisation,
+            url,
+            utc_now(),
+            production=not settings.development,
+            key=partner_webhooks.sealing_key(settings),
         )
         secret.append(made)
         return webhook

@@ -7,6 +7,7 @@ import click
 from gateway.cli.configuration import load_settings
 from gateway.edge.work import ProcessJobs, sweeping_in_thread, worker_notify
 from gateway.jobs import jobs_config, run_worker
+from gateway.observe.logs import configure_logging
 
 
 @click.command()
@@ -19,6 +20,7 @@ from gateway.jobs import jobs_config, run_worker
 def worker(executor_id: str | None) -> None:
     """Run jobs, and nothing else, until SIGTERM or SIGINT."""
     settings = load_settings()
+    configure_logging(settings.log_level, settings.effective_log_format)  # as `gateway run`
     config = jobs_config(settings, executor_id)
     click.echo(f"Worker {config.executor_id} running jobs.")
     jobs = ProcessJobs(settings)

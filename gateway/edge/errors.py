@@ -20,7 +20,10 @@ from graphql import ArgumentNode, GraphQLError, ObjectFieldNode, Visitor, parse,
 from starlette.responses import Response
 
 from connectors.errors import AgencyError
+from gateway.edge.language import LANGUAGE, PERSIAN
 from gateway.errors import ERROR_CODES, AuditUnavailable, GatewayError, QueryTooComplex
+from gateway.messages_fa import persian_message
+from gateway.observe.requests import current_trace_id, note_error
 from identifiers import InvalidIdentifier
 
 log = logging.getLogger("gateway.errors")
@@ -72,15 +75,19 @@ def client_error(
     path: list[str | int] | None = None,
     **extensions: Any,
 ) -> dict[str, Any]:
-    """One error as a client receives it; `code` must be one of the documented ERROR_CODES."""
+    """One error as a client receives it; `code` must be one of the documented ERROR_CODES.
+    Its message is in the caller's language (gateway/edge/language.py): Persian when asked."""
     if code not in ERROR_CODES:
         raise ValueError(f"{code!r} is not a documented error code (gateway/errors.py)")
+    if LANGUAGE.get() == PERSIAN:
+        message = persian_message(message, code)
     error: dict[str, Any] = {"message": message}
     if locations:
         error["locations"] = locations
     if path is not None:
         error["path"] = path
     error["extensions"] = {"code": code, **extensions}
+    note_error(code, extensions.get("limit"))  # for the request's log line and metrics
     return error
 
 
@@ -146,6 +153,9 @@ def format_error(error: GraphQLError, request_id: str) -> dict[str, Any]:
         message, extensions = "Internal error.", {"code": "INTERNAL"}
     if extensions["code"] == "INTERNAL" or isinstance(original, AgencyError):
         extensions["requestId"] = request_id
+        trace_id = current_trace_id()
+        if trace_id is not None:  # finds the request's spans, and the agency's
+            extensions["traceId"] = trace_id
     locations = [{"line": loc.line, "column": loc.column} for loc in error.locations or ()]
     return client_error(
         message, extensions.pop("code"), locations=locations, path=error.path, **extensions

@@ -14,6 +14,7 @@ gateway/access/authentication.py, the caller's limits in gateway/guards/ratelimi
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Collection
 from typing import Any
 
@@ -96,8 +97,8 @@ CONTENT_SECURITY_POLICY = (
 
 
 class SecurityHeaders:
-    """Adds security headers to every HTTP response. The GraphiQL page (development only)
-    loads scripts and styles from a CDN, so it alone goes without a Content-Security-Policy."""
+    """Adds security headers to every HTTP response; a response that brings its own
+    Content-Security-Policy (the GraphiQL page, the inquiry pages) keeps it."""
 
     def __init__(self, app: ASGIApp, *, development: bool, graphql_path: str = "/graphql"):
         self.app = app
@@ -122,22 +123,43 @@ class SecurityHeaders:
                 headers = MutableHeaders(scope=message)
                 for name, value in self.common:
                     headers.setdefault(name, value)
-                html = "text/html" in headers.get("content-type", "")
-                if not (self.development and graphql and html):
-                    headers.setdefault("content-security-policy", CONTENT_SECURITY_POLICY)
-                if graphql:
-                    headers["cache-control"] = "no-store"
+                headers.setdefault("content-security-policy", CONTENT_SECURITY_POLICY)
+                if graphql:  # unless the response cache says otherwise (gateway/edge/view.py)
+                    headers.setdefault("cache-control", "no-store")
             await send(message)
 
         await self.app(scope, receive, send_with_headers)
+
+
+# Every header the README tells callers to send: the credential, JSON, the GraphQL-over-HTTP
+# media type, the language, Open311's idempotency key, their own request id, the case
+# (X-Road) and the cost report (tests/gateway/test_cors.py reads the README for them).
+CLIENT_HEADERS = (
+    "accept",
+    "accept-language",
+    "authorization",
+    "content-type",
+    "idempotency-key",
+    "x-gateway-debug",
+    "x-request-id",
+    "x-road-issue",
+)
+# In development, a front-end dev server on this machine (any port) may call the gateway.
+DEVELOPMENT_ORIGINS = r"http://(localhost|127\.0\.0\.1)(:[0-9]{1,5})?"
+
+
+def development_origin(settings: Settings, origin: str) -> bool:
+    """Whether `origin` is a local dev server's, allowed in development (WebSockets too)."""
+    return settings.development and re.fullmatch(DEVELOPMENT_ORIGINS, origin) is not None
 
 
 def cors_options(settings: Settings) -> dict[str, Any]:
     """Options for starlette's CORSMiddleware: bearer tokens, so no cookies are allowed."""
     return {
         "allow_origins": settings.cors_allowed_origins,
+        "allow_origin_regex": DEVELOPMENT_ORIGINS if settings.development else None,
         "allow_methods": ["GET", "POST"],
-        "allow_headers": ["authorization", "content-type", "x-request-id", "x-road-issue"],
+        "allow_headers": list(CLIENT_HEADERS),
         "expose_headers": ["x-request-id", "retry-after"],
         "allow_credentials": False,
         "max_age": 600,
@@ -194,14 +216,22 @@ class AuthenticationMiddleware:
         app: ASGIApp,
         authenticator: Authenticator,
         public_paths: Collection[str] = PUBLIC_PATHS,
+        self_authenticating: tuple[str, ...] = (),
     ) -> None:
         self.app = app
         self.authenticator = authenticator
         # Every other path is authenticated, so routes added later cannot forget to be.
         self.public_paths = frozenset(public_paths)
+        # Path prefixes whose handlers authenticate with this authenticator themselves, to
+        # answer in their own protocol's shape (Open311: a key in the form, a 403 in XML).
+        self.self_authenticating = self_authenticating
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] not in ("http", "websocket") or scope["path"] in self.public_paths:
+        if (
+            scope["type"] not in ("http", "websocket")
+            or scope["path"] in self.public_paths
+            or scope["path"].startswith(self.self_authenticating)
+        ):
             await self.app(scope, receive, send)
             return
         found = [value for name, value in scope["headers"] if name == b"authorization"]
@@ -245,16 +275,35 @@ class AuthenticationMiddleware:
             await websocket.close(code=1008)  # policy violation; the server answers 403
 
 
-class RateLimit:
-    """Pure ASGI; must run after authentication, which leaves `scope["principal"]`."""
+class ChargedPath:
+    """An address that counts against the caller's window: a path, or a template with
+    `{name}` segments as routes write them (each matches one non-empty segment), optionally
+    after a method ("POST /v"); without one, every method is charged. GET includes HEAD."""
 
-    def __init__(self, app: ASGIApp, limits: RateLimits, paths: frozenset[str]) -> None:
+    def __init__(self, spec: str) -> None:
+        method, _, path = spec.rpartition(" ")
+        methods = {method, "HEAD"} if method == "GET" else {method} if method else set()
+        self.methods = frozenset(methods)
+        parts = re.split(r"\{[A-Za-z_][A-Za-z0-9_]*\}", path)
+        self.pattern = re.compile("[^/]+".join(re.escape(part) for part in parts) + r"\Z")
+
+    def matches(self, method: str, path: str) -> bool:
+        return (not self.methods or method in self.methods) and bool(self.pattern.match(path))
+
+
+class RateLimit:
+    """Pure ASGI; must run after authentication, which leaves `scope["principal"]`. Charges
+    the requests to `paths` (ChargedPath specs: "/graphql", "GET /inquiries/{code}/letter")."""
+
+    def __init__(self, app: ASGIApp, limits: RateLimits, paths: Collection[str]) -> None:
         self.app = app
         self.limits = limits
-        self.paths = paths
+        self.paths = tuple(ChargedPath(spec) for spec in paths)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["path"] not in self.paths:
+        if scope["type"] != "http" or not any(
+            charged.matches(scope["method"], scope["path"]) for charged in self.paths
+        ):
             await self.app(scope, receive, send)
             return
         principal: Principal = scope.get("principal", ANONYMOUS)

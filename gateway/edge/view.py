@@ -37,6 +37,8 @@ from gateway.clock import WallClock, utc_now
 from gateway.context import Context
 from gateway.cost import start_request_cost
 from gateway.edge.errors import format_error, is_request_error
+from gateway.edge.graphiql import graphiql_files
+from gateway.edge.middleware import development_origin
 from gateway.edge.requests import (
     bad_request,
     client_address,
@@ -51,6 +53,7 @@ from gateway.errors import AuditUnavailable
 from gateway.events import Events, build_events
 from gateway.guards.execution import Clock
 from gateway.guards.ratelimit import RateLimits
+from gateway.guards.response_cache import HEADER_KEY, build_response_cache
 from gateway.jobs import JobQueue
 from gateway.loaders import Loaders
 from gateway.schema import build_schema
@@ -61,6 +64,11 @@ log = logging.getLogger("gateway")
 GRAPHQL_RESPONSE = "application/graphql-response+json"
 # Where get_context leaves the request's Context for process_result (removed once answered).
 CONTEXT_KEY = "gateway.context"
+# The context variables a request sets (its id, its agencies' correlation), reset once it
+# has been answered: under uvicorn each request is a task of its own, but an app called in
+# the caller's task (tests through httpx's ASGI transport, a mounting app) must not leave
+# one request's correlation on the next agency call.
+_RESETS_KEY = "gateway.context_resets"
 
 
 class Refused(Exception):
@@ -191,6 +199,9 @@ class HardenedGraphQL(GraphQL[Context, None]):
         try:
             try:
                 response = await self.run(Request(scope, receive))
+                # The response cache's verdict on the operations answered (no-store else).
+                if HEADER_KEY in scope:
+                    response.headers["cache-control"] = scope.pop(HEADER_KEY)
             except Refused as refused:
                 response = refused.response
             except HTTPException as exc:  # strawberry's: no query, GET for a mutation, …
@@ -204,6 +215,8 @@ class HardenedGraphQL(GraphQL[Context, None]):
             context: Context | None = scope.pop(CONTEXT_KEY, None)
             if context is not None:
                 context.loaders.release()
+            for reset in reversed(scope.pop(_RESETS_KEY, ())):
+                reset()
 
 
 @dataclass
@@ -233,8 +246,10 @@ class GatewayGraphQL(HardenedGraphQL):
         authenticator: Authenticator | None = None,  # the HTTP path's, shared by WebSockets
         events: Events | None = None,
     ) -> None:
+        # Queries whose fields allow it are answered from here (gateway/guards/response_cache.py).
+        self.response_cache = build_response_cache(settings, wall_clock)
         super().__init__(
-            build_schema(settings, clock),
+            build_schema(settings, clock, self.response_cache),
             graphql_ide="graphiql" if settings.development else None,
             allow_queries_via_get=True,
             subscription_protocols=(GRAPHQL_TRANSPORT_WS_PROTOCOL,),
@@ -256,6 +271,16 @@ class GatewayGraphQL(HardenedGraphQL):
         self.job_queue: JobQueue | None = None
         self.audit_writer = GroupCommit(self.audit_trail)
 
+    def is_websocket_origin_allowed(self, request: Any, origin: str) -> bool:
+        # As CORS: the configured origins, and in development a local dev server's.
+        return super().is_websocket_origin_allowed(request, origin) or development_origin(
+            self.settings, origin
+        )
+
+    async def render_graphql_ide(self, request: Request) -> Response:
+        # The gateway's own GraphiQL page, whose files it serves too (gateway/edge/graphiql.py).
+        return graphiql_files().page_response()
+
     async def get_context(self, request: Any, response: Any) -> Context:
         # The gateway's own id and the caller's, assigned at the edge (gateway/edge/requests.py).
         request_id, caller_request_id = request_ids(request.scope)
@@ -266,13 +291,19 @@ class GatewayGraphQL(HardenedGraphQL):
         cost = start_request_cost()
         # Agency calls carry who asked and for which case, X-Road style.
         purpose = sane_token(request.headers.get("x-road-issue", ""))
-        current_request_id.set(request_id)
-        correlation.current.set(
+        request_id_token = current_request_id.set(request_id)
+        correlation_token = correlation.current.set(
             correlation.Correlation(
                 request_id=request_id,
                 client=self.settings.agency_client_id,
                 user_id=principal.label,
                 issue=purpose,
+            )
+        )
+        request.scope.setdefault(_RESETS_KEY, []).extend(
+            (
+                lambda: current_request_id.reset(request_id_token),
+                lambda: correlation.current.reset(correlation_token),
             )
         )
         context = Context(
@@ -282,6 +313,7 @@ class GatewayGraphQL(HardenedGraphQL):
             databases=self.databases,
             loaders=Loaders(self.databases, self.agencies, principal),
             audit_trail=self.audit_trail,
+            audit_writer=self.audit_writer,
             events=self.events,
             agencies=self.agencies,
             principal=principal,

@@ -29,14 +29,18 @@ import contextlib
 import dataclasses
 import logging
 from collections import Counter
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, Mapping
 from json import JSONDecodeError
 from typing import Any, Protocol, cast
 
 from graphql import GraphQLError
 from starlette.websockets import WebSocketDisconnect, WebSocketState
 from strawberry.asgi import ASGIWebSocketAdapter
-from strawberry.http.exceptions import NonJsonMessageReceived, NonTextMessageReceived
+from strawberry.http.exceptions import (
+    NonJsonMessageReceived,
+    NonTextMessageReceived,
+    WebSocketDisconnected,
+)
 from strawberry.schema.exceptions import CannotGetOperationTypeError, InvalidOperationTypeError
 from strawberry.subscriptions.protocols.graphql_transport_ws.handlers import (
     BaseGraphQLTransportWSHandler,
@@ -187,6 +191,17 @@ class BoundedWebSocket(ASGIWebSocketAdapter):
             raise NonTextMessageReceived from exc
         except WebSocketDisconnect:
             pass
+
+    async def send_json(self, message: Mapping[str, object]) -> None:
+        # graphql-transport-ws speaks in text frames: the view's JSON is bytes (orjson), which
+        # strawberry would send as a binary frame, and browsers' graphql-ws (GraphiQL's) reads
+        # one as a Blob and drops the connection ("Message is missing the 'type' property").
+        encoded = self.view.encode_json(message)
+        text = encoded.decode() if isinstance(encoded, bytes) else encoded
+        try:
+            await self.ws.send_text(text)
+        except WebSocketDisconnect as exc:
+            raise WebSocketDisconnected from exc
 
 
 class GatewayTransportWS(BaseGraphQLTransportWSHandler[Context, None]):

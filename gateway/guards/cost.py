@@ -21,6 +21,7 @@ from graphql import (
     IntValueNode,
     OperationDefinitionNode,
     SelectionSetNode,
+    Undefined,
     ValueNode,
     VariableNode,
     get_named_type,
@@ -30,6 +31,7 @@ from graphql import (
 )
 
 from gateway.errors import QueryTooComplex
+from gateway.paging import DEFAULT_PAGE_SIZE
 
 # How many items a plain list (one without `first`) is expected to hold: declared next to
 # the field, `strawberry.field(metadata=typical_size(3))`, so that a renamed field keeps it;
@@ -150,21 +152,30 @@ class _Cost:
         return items * (1 + inner)
 
     def _page_size(self, node: FieldNode, definition: GraphQLField) -> int | None:
-        """The `first` a field asks for (from a literal, a variable or the default)."""
+        """The `first` (or `last`) a field asks for (from a literal, a variable or the
+        default); DEFAULT_PAGE_SIZE when a connection is given neither."""
         argument = definition.args.get("first")
         if argument is None:
             return None
-        value: Any = argument.default_value
+        values: dict[str, Any] = {
+            name: definition.args[name].default_value if name in definition.args else None
+            for name in ("first", "last")
+        }
         for given in node.arguments or ():
-            if given.name.value == "first":
-                value = self._value(given.value, value)
+            if given.name.value in values:
+                values[given.name.value] = self._value(given.value, values[given.name.value])
+        values = {k: None if v is Undefined else v for k, v in values.items()}
+        name = "last" if values["last"] is not None and values["first"] is None else "first"
+        value = values[name]
         cap = self.policy.max_page_size
+        if value is None:
+            return min(DEFAULT_PAGE_SIZE, cap)
         if not isinstance(value, int) or isinstance(value, bool):
             return cap  # not an integer: coercion refuses it later; count the worst case
         if value > cap:
             raise QueryTooComplex(
-                f"first may be at most {cap}; page through the rest with after.",
-                field="first",
+                f"{name} may be at most {cap}; page through the rest with a cursor.",
+                field=name,
                 max=cap,
                 limit="pageSize",
             )

@@ -32,6 +32,7 @@ from gateway.clock import as_utc, naive_utc, utc_now
 from gateway.errors import BadUserInput, GatewayError
 from gateway.guards.policy import trusted_documents_only
 from gateway.settings import Settings
+from gateway.shared import redis_call, redis_text
 
 log = logging.getLogger("gateway.guards")
 
@@ -190,19 +191,19 @@ class RedisPersistedQueries:
     @property
     def client(self) -> coredis.Redis[str]:
         if self._client is None:  # built on first use, inside the running event loop
-            self._client = coredis.Redis.from_url(self.url, decode_responses=True)
+            self._client = redis_text(self.url)
         return self._client
 
     async def get(self, sha256: str) -> str | None:
         try:
-            return await self.client.get(self.prefix + sha256)
+            return await redis_call(self.client.get(self.prefix + sha256))
         except (coredis.exceptions.RedisError, OSError):
             log.warning("persisted queries unavailable in Redis", exc_info=True)
             return None
 
     async def put(self, sha256: str, document: str) -> None:
         try:
-            await self.client.set(self.prefix + sha256, document, ex=self.ttl_s)
+            await redis_call(self.client.set(self.prefix + sha256, document, ex=self.ttl_s))
         except (coredis.exceptions.RedisError, OSError):
             log.warning("could not keep a persisted query in Redis", exc_info=True)
 

@@ -21,6 +21,7 @@ import logging
 import math
 import time
 
+from coredis.exceptions import RedisError
 from limits import RateLimitItem, parse
 from limits.aio.storage import MemoryStorage, RedisStorage, Storage
 from limits.aio.strategies import (
@@ -31,9 +32,10 @@ from limits.aio.strategies import (
 )
 from limits.errors import StorageError
 
-from gateway.access.principals import Principal
+from gateway.access.principals import Principal, PrincipalKind
 from gateway.clock import WallClock, utc_now
 from gateway.settings import Settings
+from gateway.shared import REDIS_TIMEOUTS, redis_call
 
 log = logging.getLogger("gateway.guards.ratelimit")
 
@@ -54,6 +56,7 @@ def build_storage(settings: Settings) -> Storage:
         url,
         key_prefix=f"{settings.redis_key_prefix}ratelimit",
         wrap_exceptions=True,
+        **REDIS_TIMEOUTS,  # every command bounded (gateway/shared.py)
     )
 
 
@@ -76,7 +79,7 @@ class RateLimits:
         self.warned_at = float("-inf")
 
     def window(self, principal: Principal, client_ip: str) -> tuple[RateLimitItem, str]:
-        if principal.kind.internal:
+        if principal.kind.internal or principal.kind is PrincipalKind.ROUTER:
             return self.items["internal"], principal.label
         if principal.kind.partner:
             return self.items["partner"], principal.label
@@ -87,10 +90,11 @@ class RateLimits:
         seconds until they may be tried again (nothing is counted then)."""
         item, key = self.window(principal, client_ip)
         try:
-            if await self.limiter.hit(item, key, cost=operations):
+            # Shielded and bounded: a cancelled request must not poison Redis's connection.
+            if await redis_call(self.limiter.hit(item, key, cost=operations)):
                 return None
-            stats = await self.limiter.get_window_stats(item, key)
-        except StorageError:
+            stats = await redis_call(self.limiter.get_window_stats(item, key))
+        except (StorageError, RedisError, TimeoutError):
             now = time.monotonic()
             if now - self.warned_at >= WARN_EVERY_S:  # once a minute, not once a request
                 self.warned_at = now

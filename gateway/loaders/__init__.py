@@ -15,6 +15,7 @@ from gateway.access.keys import KeyInfo
 from gateway.access.principals import Principal
 from gateway.inquiries.records import Inquiry, InquiryCheck
 from gateway.loaders import access, inquiries
+from gateway.loaders import requests as citizen_requests
 from gateway.loaders.agencies import DeedsByPlate
 from gateway.loaders.batching import AgencyLoader, GroupLoader, RecordByKey, RecordsByKey
 from gateway.loaders.planning import (
@@ -37,6 +38,7 @@ from gateway.loaders.planning import (
     VIOLATIONS_BY_PARCEL,
 )
 from gateway.loaders.revenue import PAYMENT_BY_REFERENCE, DuesByRenewalCode
+from gateway.requests.records import CitizenRequest, HistoryEntry, Reply
 
 
 class Loaders:
@@ -47,6 +49,7 @@ class Loaders:
         self.planning = databases.planning
         self.revenue = databases.revenue
         self.gateway = databases.gateway
+        self.contact = databases.engine("contact")
         self.agencies = agencies
         self.principal = principal
         self._groups: dict[DataLoader[Any, Any], GroupLoader] = {}
@@ -184,3 +187,29 @@ class Loaders:
     @cached_property
     def checks_by_inquiry(self) -> RecordsByKey[InquiryCheck]:
         return inquiries.checks_by_inquiry(self.gateway)
+
+    # Citizen requests (gateway/loaders/requests.py): by id and tracking code under their
+    # row rule; their history, replies and services; the requests about a parcel.
+    @cached_property
+    def citizen_request_by_id(self) -> RecordByKey[CitizenRequest]:
+        return citizen_requests.citizen_request_by_id(self.contact, self.principal)
+
+    @cached_property
+    def citizen_request_by_tracking_code(self) -> RecordByKey[CitizenRequest]:
+        return citizen_requests.citizen_request_by_tracking_code(self.contact, self.principal)
+
+    @cached_property
+    def citizen_request_history(self) -> RecordsByKey[HistoryEntry]:
+        return citizen_requests.history_by_request(self.contact)
+
+    @cached_property
+    def citizen_request_replies(self) -> RecordsByKey[Reply]:
+        return citizen_requests.replies_by_request(self.contact)
+
+    @cached_property
+    def service_by_id(self) -> citizen_requests.ServiceById:
+        return citizen_requests.ServiceById(self.contact)
+
+    @cached_property
+    def citizen_requests_about_parcel(self) -> citizen_requests.RequestsAboutParcel:
+        return citizen_requests.RequestsAboutParcel(self.contact)

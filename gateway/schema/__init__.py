@@ -17,6 +17,7 @@ from graphql import GraphQLError
 from strawberry.extensions import MaxTokensLimiter, ParserCache
 from strawberry.schema.config import StrawberryConfig
 from strawberry.tools import merge_types
+from strawberry.types.base import get_object_definition
 
 from gateway.guards.admission import Admission
 from gateway.guards.cost import CostPolicy
@@ -27,13 +28,26 @@ from gateway.guards.documents import (
 )
 from gateway.guards.execution import Clock, ExecutionPolicy, shared_loop_execution
 from gateway.guards.limits import CachedValidation, GatewayValidation, operation_limits
+from gateway.guards.response_cache import ResponseCache, response_caching
 from gateway.schema.access import AccessQuery
 from gateway.schema.agencies import AgenciesQuery
+from gateway.schema.appointments import AppointmentsMutation, AppointmentsQuery
+from gateway.schema.federation import (
+    FederationQuery,
+    describe_federation_types,
+    municipality_query,
+)
 from gateway.schema.inquiries import InquiriesMutation, InquiriesQuery, InquiriesSubscription
 from gateway.schema.inquiry_stats import InquiryStatsQuery
 from gateway.schema.keys import KeysMutation, KeysSubscription
 from gateway.schema.node import NodeQuery, check_every_node_registered
 from gateway.schema.planning import PlanningQuery
+from gateway.schema.request_lifecycle import (
+    RequestLifecycleMutation,
+    RequestLifecycleSubscription,
+)
+from gateway.schema.request_stats import RequestStatsQuery
+from gateway.schema.requests import RequestsMutation, RequestsQuery
 from gateway.schema.revenue import RevenueQuery
 from gateway.schema.scalars import SCALARS
 from gateway.schema.webhooks import WebhooksQuery
@@ -48,22 +62,52 @@ Query = merge_types(
         AgenciesQuery,
         InquiriesQuery,
         InquiryStatsQuery,
+        RequestsQuery,
+        RequestStatsQuery,
+        AppointmentsQuery,
         AccessQuery,
         WebhooksQuery,
         NodeQuery,
     ),
 )
-Mutation = merge_types("Mutation", (InquiriesMutation, KeysMutation))
-Subscription = merge_types("Subscription", (InquiriesSubscription, KeysSubscription))
+Mutation = merge_types(
+    "Mutation",
+    (
+        InquiriesMutation,
+        KeysMutation,
+        RequestsMutation,
+        RequestLifecycleMutation,
+        AppointmentsMutation,
+    ),
+)
+Subscription = merge_types(
+    "Subscription", (InquiriesSubscription, RequestLifecycleSubscription, KeysSubscription)
+)
+# merge_types takes no description: the root types get theirs here.
+for _root, _description in (
+    (Query, "What the gateway answers: every area's reads, one field per question."),
+    (Mutation, "What the gateway changes; each change is one transaction, and audited."),
+    (
+        Subscription,
+        "Events over WebSocket (graphql-transport-ws): inquiries, citizen requests and API keys.",
+    ),
+):
+    get_object_definition(_root, strict=True).description = _description
 
 
-class Schema(strawberry.Schema):
+class Schema(strawberry.federation.Schema):
+    """An Apollo Federation v2 subgraph (gateway/schema/federation.py): `_service` and
+    `_entities` beside every area's fields."""
+
     def process_errors(self, errors: list[GraphQLError], execution_context: Any = None) -> None:
         """Errors are classified and logged once, without client data, in gateway/edge/errors.py."""
 
 
-def build_schema(settings: Settings, clock: Clock | None = None) -> strawberry.Schema:
-    """The schema with the gateway's limits; `clock` times operations (tests inject one)."""
+def build_schema(
+    settings: Settings, clock: Clock | None = None, response_cache: ResponseCache | None = None
+) -> strawberry.Schema:
+    """The schema with the gateway's limits; `clock` times operations (tests inject one);
+    queries are answered from `response_cache` where their fields allow it."""
     limits = operation_limits(
         settings.max_query_depth,
         settings.max_aliases,
@@ -84,8 +128,13 @@ def build_schema(settings: Settings, clock: Clock | None = None) -> strawberry.S
         build_persisted_queries(settings),
     )
     cost = CostPolicy(max_page_size=settings.max_page_size, list_size=settings.cost_list_size)
+    # This municipality's own root field, and `_service` and `_entities` for federation routers.
+    query = merge_types("Query", (Query, municipality_query(settings), FederationQuery))
+    get_object_definition(query, strict=True).description = get_object_definition(
+        Query, strict=True
+    ).description
     schema = Schema(
-        query=Query,
+        query=query,
         mutation=Mutation,
         subscription=Subscription,
         config=StrawberryConfig(
@@ -100,8 +149,11 @@ def build_schema(settings: Settings, clock: Clock | None = None) -> strawberry.S
             lambda: ParserCache(maxsize=512),
             lambda: MaxTokensLimiter(max_token_count=settings.max_query_tokens),
             lambda: GatewayValidation(limits, validation),
+            # Last: a hit is answered only after admission (cost budget) and validation.
+            *([response_caching(response_cache)] if response_cache is not None else []),
         ],
         execution_context_class=execution,
     )
     check_every_node_registered(schema._schema)
+    describe_federation_types(schema._schema)
     return schema

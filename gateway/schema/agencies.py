@@ -33,31 +33,33 @@ from gateway.schema.scalars import (
 
 @strawberry.type(description="An owner as the land registry's deed names them.")
 class DeedOwner:
-    national_code: NationalCode
-    first_name: str
-    last_name: str
-    full_name: str
+    national_code: NationalCode = strawberry.field(description="The owner's national ID (کد ملی).")
+    first_name: str = strawberry.field(description="First name (نام).")
+    last_name: str = strawberry.field(description="Last name (نام خانوادگی).")
+    full_name: str = strawberry.field(description="First and last name.")
     share: Decimal = strawberry.field(description="Share in dang; six dang make the whole.")
 
 
 @strawberry.type(description="A mortgage (ترهین) registered on the property.")
 class Mortgage:
-    holder: str
-    amount: Money
-    registered_on: CalendarDate
+    holder: str = strawberry.field(description="Who holds the mortgage (مرتهن), usually a bank.")
+    amount: Money = strawberry.field(description="The amount secured, in rials.")
+    registered_on: CalendarDate = strawberry.field(description="When the mortgage was registered.")
 
 
 @strawberry.type(description="A seizure (بازداشت) registered on the property, and who ordered it.")
 class Seizure:
-    issuer: str
-    reference: str
-    registered_on: CalendarDate
+    issuer: str = strawberry.field(
+        description="Who ordered the seizure, e.g. a court or the tax office."
+    )
+    reference: str = strawberry.field(description="The order's reference number.")
+    registered_on: CalendarDate = strawberry.field(description="When the seizure was registered.")
 
 
 @strawberry.type(description="The land registry's deed (سند) for a parcel's registry plate.")
 class Deed:
-    serial: str
-    issued_on: CalendarDate
+    serial: str = strawberry.field(description="The deed's serial number (شماره سریال سند).")
+    issued_on: CalendarDate = strawberry.field(description="When the deed was issued.")
     area: Decimal = strawberry.field(description="Square metres, as registered.")
     named_owners: strawberry.Private[list[DeedOwner]]
     registered_mortgages: strawberry.Private[list[Mortgage]]
@@ -103,43 +105,54 @@ class Deed:
         for owner in self.named_owners:
             note_personal_read(info, "Person", owner.national_code)
 
-    @strawberry.field(metadata=typical_size(3))
+    @strawberry.field(
+        description="The owners the deed names, with their shares (personal data).",
+        metadata=typical_size(3),
+    )
     def owners(self, info: Info) -> list[DeedOwner]:
         self._served_to(info)
         return self.named_owners
 
-    @strawberry.field(metadata=typical_size(2))
+    @strawberry.field(
+        description="Mortgages (ترهین) registered on the property.", metadata=typical_size(2)
+    )
     def mortgages(self, info: Info) -> list[Mortgage]:
         self._served_to(info)
         return self.registered_mortgages
 
-    @strawberry.field(metadata=typical_size(2))
+    @strawberry.field(
+        description="Seizures (بازداشت) registered on the property.", metadata=typical_size(2)
+    )
     def seizures(self, info: Info) -> list[Seizure]:
         self._served_to(info)
         return self.registered_seizures
 
-    @strawberry.field
+    @strawberry.field(description="True when no seizure is registered on the property.")
     def free_of_seizure(self, info: Info) -> bool:
         self._served_to(info)
         return not self.registered_seizures
 
 
-@strawberry.enum
+@strawberry.enum(description="A person's gender as the civil registry records it (جنسیت).")
 class Gender(Enum):
-    MALE = "MALE"
-    FEMALE = "FEMALE"
+    MALE = strawberry.enum_value("MALE", description="Male (مرد).")
+    FEMALE = strawberry.enum_value("FEMALE", description="Female (زن).")
 
 
 @strawberry.type(description="A person as the civil registry (ثبت احوال) records them.")
 class CivilRecord:
-    national_code: NationalCode
-    first_name: str
-    last_name: str
-    father_name: str
-    birth_date: CalendarDate
-    gender: Gender
-    alive: bool
-    death_date: CalendarDate | None
+    national_code: NationalCode = strawberry.field(description="National ID (کد ملی).")
+    first_name: str = strawberry.field(description="First name (نام).")
+    last_name: str = strawberry.field(description="Last name (نام خانوادگی).")
+    father_name: str = strawberry.field(description="Father's name (نام پدر).")
+    birth_date: CalendarDate = strawberry.field(description="Date of birth.")
+    gender: Gender = strawberry.field(description="Gender (جنسیت).")
+    alive: bool = strawberry.field(
+        description="False once the civil registry has recorded a death."
+    )
+    death_date: CalendarDate | None = strawberry.field(
+        description="Date of death (تاریخ فوت); null while alive."
+    )
 
     @classmethod
     def from_answer(cls, record: CivilAnswer) -> Self:
@@ -157,13 +170,13 @@ class CivilRecord:
 
 @strawberry.type(description="An address as the postal company knows it.")
 class PostalAddress:
-    postal_code: PostalCode
-    province: str
-    city: str
+    postal_code: PostalCode = strawberry.field(description="Postal code (کد پستی), 10 digits.")
+    province: str = strawberry.field(description="Province (استان).")
+    city: str = strawberry.field(description="City (شهر).")
     region: int = strawberry.field(description="The municipality's region number.")
-    address: str
-    latitude: float
-    longitude: float
+    address: str = strawberry.field(description="The street address, in Persian.")
+    latitude: float = strawberry.field(description="Latitude, in degrees (WGS 84).")
+    longitude: float = strawberry.field(description="Longitude, in degrees (WGS 84).")
 
     @classmethod
     def from_answer(cls, answer: PostalAnswer) -> Self:
@@ -180,18 +193,28 @@ class PostalAddress:
 
 @strawberry.enum(description="What the bank says became of a payment.")
 class PaymentStatus(Enum):
-    SETTLED = "SETTLED"
-    FAILED = "FAILED"
-    REVERSED = "REVERSED"
+    SETTLED = strawberry.enum_value(
+        "SETTLED", description="The money reached the municipality's account."
+    )
+    FAILED = strawberry.enum_value("FAILED", description="The payment did not go through.")
+    REVERSED = strawberry.enum_value(
+        "REVERSED", description="The payment was made, then returned to the payer."
+    )
 
 
 @strawberry.type(description="The bank's account of a payment.")
 class BankPayment:
-    reference: str
-    amount: Money
-    paid_at: dt.datetime
+    reference: str = strawberry.field(
+        description=(
+            "The bank's reference for the payment (its first three digits are the bank's code)."
+        )
+    )
+    amount: Money = strawberry.field(description="The amount the bank moved, in rials.")
+    paid_at: dt.datetime = strawberry.field(
+        description="When the bank recorded the payment, in Iran time."
+    )
     payer: strawberry.Private[str | None]
-    status: PaymentStatus
+    status: PaymentStatus = strawberry.field(description="What became of the payment.")
 
     @classmethod
     def from_answer(cls, answer: PaymentVerification) -> Self:
@@ -217,24 +240,42 @@ class BankPayment:
         return NationalCode(self.payer)
 
 
-@strawberry.enum
+@strawberry.enum(description="The state of the circuit breaker in front of an outside agency.")
 class BreakerState(Enum):
-    CLOSED = "closed"
-    OPEN = "open"
-    HALF_OPEN = "half_open"
+    CLOSED = strawberry.enum_value("closed", description="Calls go through.")
+    OPEN = strawberry.enum_value(
+        "open", description="Calls fail fast until the breaker's reset time has passed."
+    )
+    HALF_OPEN = strawberry.enum_value(
+        "half_open", description="One probing call decides whether the breaker closes again."
+    )
 
 
 @strawberry.type(description="How an outside agency is doing, for operators.")
 class AgencyStatus:
-    name: str
+    name: str = strawberry.field(
+        description="The agency's name in the gateway's configuration, e.g. land_registry."
+    )
     state: BreakerState = strawberry.field(
         description="CLOSED: calls go through; OPEN: failing fast; HALF_OPEN: probing."
     )
-    calls: int
-    failures: int
-    recent_latency_ms_p50: float | None
-    recent_latency_ms_p95: float | None
-    recent_error_rate: float
+    calls: int = strawberry.field(description="Calls made to the agency since the gateway started.")
+    failures: int = strawberry.field(
+        description=(
+            "Calls that failed (timeouts, refusals, unusable answers) since the gateway started."
+        )
+    )
+    recent_latency_ms_p50: float | None = strawberry.field(
+        description="Median latency of recent calls, in milliseconds; null before any call."
+    )
+    recent_latency_ms_p95: float | None = strawberry.field(
+        description=(
+            "95th percentile latency of recent calls, in milliseconds; null before any call."
+        )
+    )
+    recent_error_rate: float = strawberry.field(
+        description="The share of recent calls that failed, from 0 to 1."
+    )
 
     @classmethod
     def from_stats(cls, stats: AgencyStats) -> Self:

@@ -12,14 +12,15 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import AsyncGenerator
 from enum import Enum
-from typing import Self
+from typing import Annotated, Any, Self
 
 import strawberry
-from sqlalchemy import select
+from sqlalchemy import ColumnElement, FromClause, func, select
 
 from db.gateway import InquiryCheckRecord, InquiryRecord
 from gateway.access.permissions import mask_national_code, note_personal_read
 from gateway.access.principals import PrincipalKind, Scope
+from gateway.access.replays import audit_registration
 from gateway.access.rows import RULES, sees_none
 from gateway.context import Info
 from gateway.errors import BadUserInput, Forbidden
@@ -31,10 +32,20 @@ from gateway.inquiries.records import InquiryCheck as CheckRecord
 from gateway.inquiries.status import AnswerStatus
 from gateway.inquiries.tracking import parse_tracking_code
 from gateway.inquiries.wording import Text
+from gateway.paging import Page, Window, beyond, paged, windowed
 from gateway.schema.inquiry_kinds import InquiryKind
 from gateway.schema.mutation import change
 from gateway.schema.node import Node, from_global_id, node_type
-from gateway.schema.pages import PageInfo, decode_cursor, encode_cursor, page_info
+from gateway.schema.pages import (
+    After,
+    Before,
+    First,
+    Last,
+    PageInfo,
+    encode_cursor,
+    page_info_of,
+    page_window,
+)
 from gateway.schema.scalars import NationalCode, RegistryPlate, RenewalCode
 from identifiers import InvalidIdentifier, parse_registry_plate
 
@@ -46,28 +57,42 @@ MAX_PAGE = 100
 
 @strawberry.enum(description="Where an inquiry stands.")
 class InquiryStatus(Enum):
-    PENDING = "PENDING"
-    WAITING_FOR_DEPARTMENT = "WAITING_FOR_DEPARTMENT"
-    DECIDED = "DECIDED"
+    PENDING = strawberry.enum_value(
+        "PENDING", description="Checks are running (or waiting on an agency)."
+    )
+    WAITING_FOR_DEPARTMENT = strawberry.enum_value(
+        "WAITING_FOR_DEPARTMENT", description="A check waits for an officer of a department."
+    )
+    DECIDED = strawberry.enum_value(
+        "DECIDED", description="Every check has an outcome, and the verdict is signed."
+    )
 
 
 @strawberry.enum(description="An inquiry's verdict, once every check has an outcome.")
 class InquiryVerdict(Enum):
-    CLEAR = "CLEAR"
-    NOT_CLEAR = "NOT_CLEAR"
+    CLEAR = strawberry.enum_value(
+        "CLEAR", description="Every check passed: nothing stands in the way (بلامانع)."
+    )
+    NOT_CLEAR = strawberry.enum_value(
+        "NOT_CLEAR", description="Some check failed (دارای مانع); the reasons say which."
+    )
 
 
 @strawberry.enum(description="One check's outcome: INFO for a statement that judges nothing.")
 class CheckOutcome(Enum):
-    PASS = "PASS"
-    FAIL = "FAIL"
-    INFO = "INFO"
+    PASS = strawberry.enum_value("PASS", description="The check holds (e.g. the dues are settled).")
+    FAIL = strawberry.enum_value(
+        "FAIL", description="The check does not hold; the inquiry is not clear."
+    )
+    INFO = strawberry.enum_value(
+        "INFO", description="A statement for the reader that judges nothing."
+    )
 
 
 @strawberry.enum(description="What an officer answers a check in their queue.")
 class OfficerOutcome(Enum):
-    PASS = "PASS"
-    FAIL = "FAIL"
+    PASS = strawberry.enum_value("PASS", description="The check holds.")
+    FAIL = strawberry.enum_value("FAIL", description="The check does not hold.")
 
 
 @strawberry.enum(description="Where a check stands.")
@@ -81,16 +106,20 @@ class InquiryCheckStatus(Enum):
 
 @strawberry.enum(description="The language of reasons and titles.")
 class Language(Enum):
-    EN = "EN"
-    FA = "FA"
+    EN = strawberry.enum_value("EN", description="English.")
+    FA = strawberry.enum_value("FA", description="Persian (فارسی).")
 
 
 @strawberry.enum(description="An answer's status, as verification reports it.")
 class InquiryAnswerStatus(Enum):
-    VALID = "VALID"
-    EXPIRED = "EXPIRED"
-    SUPERSEDED = "SUPERSEDED"
-    REVOKED = "REVOKED"
+    VALID = strawberry.enum_value("VALID", description="Authentic and within its validity period.")
+    EXPIRED = strawberry.enum_value(
+        "EXPIRED", description="Its validity period is over; ask again."
+    )
+    SUPERSEDED = strawberry.enum_value(
+        "SUPERSEDED", description="A newer answer to the same inquiry replaces it."
+    )
+    REVOKED = strawberry.enum_value("REVOKED", description="An operator revoked it.")
 
 
 _CHECK_STATUS = {
@@ -121,8 +150,8 @@ def _national_code(info: Info, code: str | None) -> str | None:
 class InquiryCheck(Node):
     record: strawberry.Private[CheckRecord]
     name: str = strawberry.field(description="The check's code, e.g. dues_settled.")
-    status: InquiryCheckStatus
-    outcome: CheckOutcome | None
+    status: InquiryCheckStatus = strawberry.field(description="Where it stands.")
+    outcome: CheckOutcome | None = strawberry.field(description="Its outcome; null until answered.")
     department: str = strawberry.field(
         description="The department (revenue, planning…) or agency (land_registry, "
         "civil_registry) that answers it."
@@ -131,7 +160,9 @@ class InquiryCheck(Node):
     due_at: dt.datetime | None = strawberry.field(
         description="For a check in a department's queue: when it is due."
     )
-    answered_at: dt.datetime | None
+    answered_at: dt.datetime | None = strawberry.field(
+        description="When it got its outcome (UTC); null until then."
+    )
     attempts: int = strawberry.field(
         description="Failed attempts at reading its data (an agency unavailable)."
     )
@@ -157,11 +188,23 @@ class InquiryCheck(Node):
         )
 
     @strawberry.field(description="What the check asks.")
-    def title(self, language: Language | None = None) -> str:
+    def title(
+        self,
+        language: Annotated[
+            Language | None,
+            strawberry.argument(description="The language of the title: FA (the default) or EN."),
+        ] = None,
+    ) -> str:
         return _say((CHECKS[self.name].title,), language)[0]
 
     @strawberry.field(description="Why its outcome is what it is.")
-    def reasons(self, language: Language | None = None) -> list[str]:
+    def reasons(
+        self,
+        language: Annotated[
+            Language | None,
+            strawberry.argument(description="The language of the reasons: FA (the default) or EN."),
+        ] = None,
+    ) -> list[str]:
         return _say(self.record.reasons, language)
 
     @strawberry.field(description="In its department's queue past its deadline.")
@@ -194,11 +237,15 @@ class Inquiry(Node):
     tracking_code: str = strawberry.field(
         description="16 digits, the last a Damm check digit; printed in groups of four."
     )
-    kind: InquiryKind
-    status: InquiryStatus
+    kind: InquiryKind = strawberry.field(
+        description="What is asked, e.g. PROPERTY_TRANSFER (نقل و انتقال) or MORTGAGE (ترهین)."
+    )
+    status: InquiryStatus = strawberry.field(description="Where it stands.")
     verdict: InquiryVerdict | None = strawberry.field(description="Null until decided.")
-    submitted_at: dt.datetime
-    decided_at: dt.datetime | None
+    submitted_at: dt.datetime = strawberry.field(description="When it was submitted (UTC).")
+    decided_at: dt.datetime | None = strawberry.field(
+        description="When its verdict was reached (UTC); null until decided."
+    )
     valid_until: dt.datetime | None = strawberry.field(
         description="Until when the answer may be relied on."
     )
@@ -206,8 +253,12 @@ class Inquiry(Node):
         description="The municipality's signed answer (compact JWS, Ed25519), null before "
         "the verdict: verify it with verifyInquiry or the keys at /.well-known/jwks.json."
     )
-    renewal_code: RenewalCode
-    registry_plate: RegistryPlate | None
+    renewal_code: RenewalCode = strawberry.field(
+        description="The renewal code (کد نوسازی) of the parcel asked about."
+    )
+    registry_plate: RegistryPlate | None = strawberry.field(
+        description="The registry plate (پلاک ثبتی) of the parcel, when the inquiry named it."
+    )
     partner: str = strawberry.field(description="The organisation that asked.")
 
     @classmethod
@@ -234,7 +285,13 @@ class Inquiry(Node):
         description="For NOT_CLEAR, why, one reason per finding (the unpaid due with its "
         "period and amount, the seizure with its issuer…); for a statement, what it states."
     )
-    def reasons(self, language: Language | None = None) -> list[str]:
+    def reasons(
+        self,
+        language: Annotated[
+            Language | None,
+            strawberry.argument(description="The language of the reasons: FA (the default) or EN."),
+        ] = None,
+    ) -> list[str]:
         return _say(self.record.reasons, language)
 
     @strawberry.field(description="Its checks, in the kind's order.")
@@ -291,35 +348,78 @@ class Inquiry(Node):
         return info.context.inquiries.verification_url(self.record.tracking_code)
 
 
-@strawberry.type
+@strawberry.type(description="An inquiry in a page, with its cursor (Relay).")
 class InquiryEdge:
-    cursor: str
-    node: Inquiry
+    cursor: str = strawberry.field(description="Where the inquiry stands in the list.")
+    node: Inquiry = strawberry.field(description="The inquiry (استعلام).")
 
 
-@strawberry.type
+async def _count(info: Info, table: FromClause, conditions: list[ColumnElement[bool]]) -> int:
+    statement = select(func.count()).select_from(table).where(*conditions)
+    async with info.context.databases.gateway.connect() as connection:
+        return int((await connection.execute(statement)).scalar_one())
+
+
+async def _page(
+    info: Info,
+    table: FromClause,
+    conditions: list[ColumnElement[bool]],
+    window: Window,
+    *,
+    descending: bool,
+) -> Page[Any]:
+    """The rows of `table` under `conditions` in the window, in the list's order."""
+    statement = windowed(
+        select(table).where(*conditions), table.c.id, window, descending=descending
+    )
+    other_side = beyond(table.c.id, conditions, window, descending=descending)
+    async with info.context.databases.gateway.connect() as connection:
+        rows = (await connection.execute(statement)).all()
+        past = other_side is not None and bool((await connection.execute(other_side)).scalar())
+    return paged(rows, window, beyond_cursor=past)
+
+
+@strawberry.type(description="A page of inquiries (Relay connection), newest first.")
 class InquiryConnection:
-    edges: list[InquiryEdge]
-    page_info: PageInfo
+    edges: list[InquiryEdge] = strawberry.field(description="The page's inquiries.")
+    page_info: PageInfo = strawberry.field(description="Where the page sits in the list.")
+    conditions: strawberry.Private[list[ColumnElement[bool]] | None]
+
+    @strawberry.field(description="How many inquiries match the filter, on all pages.")
+    async def total_count(self, info: Info) -> int:
+        if self.conditions is None:
+            return 0
+        return await _count(info, records.INQUIRIES, self.conditions)
 
 
-@strawberry.type
+@strawberry.type(description="An inquiry's check in a page, with its cursor (Relay).")
 class InquiryCheckEdge:
-    cursor: str
-    node: InquiryCheck
+    cursor: str = strawberry.field(description="Where the check stands in the list.")
+    node: InquiryCheck = strawberry.field(description="The check.")
 
 
-@strawberry.type
+@strawberry.type(description="A page of a department's checks (Relay connection), oldest first.")
 class InquiryCheckConnection:
-    edges: list[InquiryCheckEdge]
-    page_info: PageInfo
+    edges: list[InquiryCheckEdge] = strawberry.field(description="The page's checks.")
+    page_info: PageInfo = strawberry.field(description="Where the page sits in the list.")
+    conditions: strawberry.Private[list[ColumnElement[bool]]]
+
+    @strawberry.field(description="How many checks match, on all pages.")
+    async def total_count(self, info: Info) -> int:
+        return await _count(info, records.CHECKS, self.conditions)
 
 
 @strawberry.input(description="Which of the caller's inquiries to list.")
 class InquiryFilter:
-    status: InquiryStatus | None = None
-    kind: InquiryKind | None = None
-    verdict: InquiryVerdict | None = None
+    status: InquiryStatus | None = strawberry.field(
+        default=None, description="Only inquiries in this status."
+    )
+    kind: InquiryKind | None = strawberry.field(
+        default=None, description="Only inquiries of this kind."
+    )
+    verdict: InquiryVerdict | None = strawberry.field(
+        default=None, description="Only inquiries with this verdict."
+    )
 
 
 @strawberry.enum(description="Which checks of the department's queue to list.")
@@ -334,10 +434,18 @@ class InquiryVerification:
         description="Signed by this municipality, unaltered, and held by it."
     )
     status: InquiryAnswerStatus | None = strawberry.field(description="Null when not authentic.")
-    tracking_code: str | None
-    verdict: InquiryVerdict | None
-    kind: InquiryKind | None
-    valid_until: dt.datetime | None
+    tracking_code: str | None = strawberry.field(
+        description="The inquiry's tracking code (کد پیگیری); null when not authentic."
+    )
+    verdict: InquiryVerdict | None = strawberry.field(
+        description="The answer's verdict; null when not authentic."
+    )
+    kind: InquiryKind | None = strawberry.field(
+        description="The inquiry's kind; null when not authentic."
+    )
+    valid_until: dt.datetime | None = strawberry.field(
+        description="Until when the answer is valid (UTC); null when not authentic."
+    )
     reason: str | None = strawberry.field(description="Why it is not authentic.")
 
 
@@ -350,19 +458,19 @@ def _tracking_code(text: str) -> str:
         raise BadUserInput(str(exc), field="trackingCode") from None
 
 
-def _page_size(first: int) -> int:
-    if not 1 <= first <= MAX_PAGE:
-        raise BadUserInput(f"first is 1 to {MAX_PAGE}.", field="first")
-    return first
-
-
 @strawberry.type
 class InquiriesQuery:
     @strawberry.field(
         description="An inquiry by its tracking code (Persian and Arabic-Indic digits, spaces "
         "and dashes accepted); null when it does not exist or is not the caller's to see."
     )
-    async def inquiry(self, info: Info, tracking_code: str) -> Inquiry | None:
+    async def inquiry(
+        self,
+        info: Info,
+        tracking_code: Annotated[
+            str, strawberry.argument(description="The inquiry's tracking code (کد پیگیری).")
+        ],
+    ) -> Inquiry | None:
         code = _tracking_code(tracking_code)
         found = await info.context.loaders.inquiry_by_tracking_code.load(code)
         return None if found is None else Inquiry.from_domain(found)
@@ -374,36 +482,42 @@ class InquiriesQuery:
     async def inquiries(
         self,
         info: Info,
-        filter: InquiryFilter | None = None,
-        first: int = 20,
-        after: str | None = None,
+        filter: Annotated[
+            InquiryFilter | None,
+            strawberry.argument(description="Only inquiries matching every condition given."),
+        ] = None,
+        first: First = None,
+        after: After = None,
+        last: Last = None,
+        before: Before = None,
     ) -> InquiryConnection:
-        size = _page_size(first)
-        before_id = decode_cursor("inquiry", after)
+        window = page_window(
+            "inquiry", first=first, after=after, last=last, before=before, cap=MAX_PAGE
+        )
         condition = RULES.condition(InquiryRecord, info.context.principal)
         if sees_none(condition):
-            return InquiryConnection(edges=[], page_info=page_info(False, after, []))
+            return InquiryConnection(
+                edges=[], page_info=page_info_of(Page([], False, False), []), conditions=None
+            )
         table = records.INQUIRIES
-        statement = select(table).where(condition)
-        if before_id:
-            statement = statement.where(table.c.id < before_id)
+        conditions = [condition]
         if filter is not None:
             if filter.status is not None:
-                statement = statement.where(table.c.status == filter.status.value)
+                conditions.append(table.c.status == filter.status.value)
             if filter.kind is not None:
-                statement = statement.where(table.c.kind == filter.kind.value)
+                conditions.append(table.c.kind == filter.kind.value)
             if filter.verdict is not None:
-                statement = statement.where(table.c.verdict == filter.verdict.value)
-        statement = statement.order_by(table.c.id.desc()).limit(size + 1)
-        async with info.context.databases.gateway.connect() as connection:
-            rows = (await connection.execute(statement)).all()
-        found = [records.Inquiry.from_row(row) for row in rows[:size]]
+                conditions.append(table.c.verdict == filter.verdict.value)
+        page = await _page(info, table, conditions, window, descending=True)
+        found = [records.Inquiry.from_row(row) for row in page.items]
         cursors = [encode_cursor("inquiry", inquiry.id) for inquiry in found]
         edges = [
             InquiryEdge(cursor=cursor, node=Inquiry.from_domain(inquiry))
             for cursor, inquiry in zip(cursors, found, strict=True)
         ]
-        return InquiryConnection(edges=edges, page_info=page_info(len(rows) > size, after, cursors))
+        return InquiryConnection(
+            edges=edges, page_info=page_info_of(page, cursors), conditions=conditions
+        )
 
     @strawberry.field(
         description="The checks waiting for the caller's department (operators: every "
@@ -412,44 +526,51 @@ class InquiriesQuery:
     async def department_queue(
         self,
         info: Info,
-        status: QueueStatus | None = None,
-        overdue: bool | None = None,
-        first: int = 20,
-        after: str | None = None,
+        status: Annotated[
+            QueueStatus | None,
+            strawberry.argument(description="WAITING (the default) or ANSWERED checks."),
+        ] = None,
+        overdue: Annotated[
+            bool | None,
+            strawberry.argument(
+                description="True: only checks past their deadline; false: only those within it."
+            ),
+        ] = None,
+        first: First = None,
+        after: After = None,
+        last: Last = None,
+        before: Before = None,
     ) -> InquiryCheckConnection:
         principal = info.context.principal
         if principal.kind is not PrincipalKind.DEPARTMENT and not principal.has(
             Scope.INQUIRIES_ALL
         ):
             raise Forbidden("The queue is a department's.", scope="inquiries:queue")
-        size = _page_size(first)
-        after_id = decode_cursor("queue", after)
-        table = records.CHECKS
-        statement = select(table).where(
-            RULES.condition(InquiryCheckRecord, principal),
-            table.c.manual.is_(True),
-            table.c.id > after_id,
+        window = page_window(
+            "queue", first=first, after=after, last=last, before=before, cap=MAX_PAGE
         )
+        table = records.CHECKS
+        conditions = [RULES.condition(InquiryCheckRecord, principal), table.c.manual.is_(True)]
         if status is None or status is QueueStatus.WAITING:
-            statement = statement.where(table.c.state == CHECK_QUEUED)
+            conditions.append(table.c.state == CHECK_QUEUED)
         else:
-            statement = statement.where(table.c.answered_by.is_not(None))
-        now = records.naive(info.context.wall_clock())
+            conditions.append(table.c.answered_by.is_not(None))
+        now = info.context.wall_clock()
         if overdue is True:
-            statement = statement.where(table.c.state == CHECK_QUEUED, table.c.due_at <= now)
+            conditions += [table.c.state == CHECK_QUEUED, records.past_due(table.c.due_at, now)]
         elif overdue is False:
-            statement = statement.where((table.c.state != CHECK_QUEUED) | (table.c.due_at > now))
-        statement = statement.order_by(table.c.id).limit(size + 1)
-        async with info.context.databases.gateway.connect() as connection:
-            rows = (await connection.execute(statement)).all()
-        found = [CheckRecord.from_row(row) for row in rows[:size]]
+            conditions.append(
+                (table.c.state != CHECK_QUEUED) | ~records.past_due(table.c.due_at, now)
+            )
+        page = await _page(info, table, conditions, window, descending=False)
+        found = [CheckRecord.from_row(row) for row in page.items]
         cursors = [encode_cursor("queue", check.id) for check in found]
         edges = [
             InquiryCheckEdge(cursor=cursor, node=InquiryCheck.from_domain(check))
             for cursor, check in zip(cursors, found, strict=True)
         ]
         return InquiryCheckConnection(
-            edges=edges, page_info=page_info(len(rows) > size, after, cursors)
+            edges=edges, page_info=page_info_of(page, cursors), conditions=conditions
         )
 
     @strawberry.field(
@@ -457,7 +578,16 @@ class InquiriesQuery:
         "authentic, and if so whether it is VALID, EXPIRED, SUPERSEDED or REVOKED. No login "
         "needed."
     )
-    async def verify_inquiry(self, info: Info, answer: str) -> InquiryVerification:
+    async def verify_inquiry(
+        self,
+        info: Info,
+        answer: Annotated[
+            str,
+            strawberry.argument(
+                description="The answer as a compact JWS (the text of a letter's QR code)."
+            ),
+        ],
+    ) -> InquiryVerification:
         context = info.context
         async with context.databases.session("gateway") as session:
             verification = await publication.verify_answer(
@@ -491,21 +621,32 @@ class InquiriesQuery:
 
 @strawberry.input(description="An inquiry to submit; exactly one of renewalCode and registryPlate.")
 class SubmitInquiryInput:
-    kind: InquiryKind
-    renewal_code: RenewalCode | None = None
-    registry_plate: RegistryPlate | None = None
-    applicant_national_code: NationalCode
-    counterparty_national_code: NationalCode | None = None
+    kind: InquiryKind = strawberry.field(description="What is asked.")
+    renewal_code: RenewalCode | None = strawberry.field(
+        default=None, description="The parcel's renewal code (کد نوسازی); or give registryPlate."
+    )
+    registry_plate: RegistryPlate | None = strawberry.field(
+        default=None, description="The parcel's registry plate (پلاک ثبتی); or give renewalCode."
+    )
+    applicant_national_code: NationalCode = strawberry.field(
+        description="The national ID (کد ملی) of the person the inquiry is for (e.g. the seller)."
+    )
+    counterparty_national_code: NationalCode | None = strawberry.field(
+        default=None,
+        description="The other party's national ID (e.g. the buyer), where the kind needs one.",
+    )
     idempotency_key: str = strawberry.field(
         description="The partner's own key for this submission: the same key again returns "
         "the same inquiry; with a different input it is a CONFLICT."
     )
 
 
-@strawberry.input
+@strawberry.input(description="An officer's answer to a check in their department's queue.")
 class AnswerInquiryCheckInput:
-    check_id: strawberry.ID
-    outcome: OfficerOutcome
+    check_id: strawberry.ID = strawberry.field(
+        description="The check's global id (InquiryCheck.id)."
+    )
+    outcome: OfficerOutcome = strawberry.field(description="The officer's outcome for the check.")
     note: str = strawberry.field(description="Why: the record of the officer's decision.")
 
 
@@ -523,7 +664,13 @@ class InquiriesMutation:
         "start at once. FORBIDDEN for a kind the caller may not ask, NOT_FOUND for a parcel "
         "that does not exist, CONFLICT for an idempotency key reused with another input."
     )
-    async def submit_inquiry(self, info: Info, input: SubmitInquiryInput) -> Inquiry:
+    async def submit_inquiry(
+        self,
+        info: Info,
+        input: Annotated[
+            SubmitInquiryInput, strawberry.argument(description="The inquiry to submit.")
+        ],
+    ) -> Inquiry:
         context = info.context
         try:
             plate = (
@@ -546,14 +693,32 @@ class InquiriesMutation:
         record, created = await workflow.submit(
             context.databases, context.inquiries, context.principal, submission, context.wall_clock
         )
-        if created:
-            await context.audit_trail.append(
-                [context.audit_entry("change", SUBMIT, "Inquiry", str(record.id))]
-            )
-        if context.job_queue is not None:
-            # Again on a repeated submission: a job already queued is not queued twice.
-            pending = await workflow.pending_check_ids(context.databases, record.id)
-            await workflow.start_checks(context.job_queue, pending)
+        # A replay whose original's audit write failed writes the record now.
+        await audit_registration(
+            context.audit_trail,
+            context.audit_changes,
+            context.audit_entry("change", SUBMIT, "Inquiry", str(record.id)),
+            created=created,
+        )
+        queue = context.job_queue
+        if queue is not None:
+            # The durable job before the answer (again on a repeated submission: a job
+            # already queued is not queued twice). A process that runs jobs also runs the
+            # checks here and at once; the job starts a little later, as their backstop.
+            here = created and context.settings.jobs_in_app
+            delay = workflow.BACKSTOP_S if here else 0.0
+            await workflow.start_checks(queue, [record.id], delay_s=delay)
+            if here:
+                queue.spawn(
+                    workflow.run_checks_at_once(
+                        context.databases,
+                        context.agencies,
+                        context.inquiries,
+                        record.id,
+                        context.wall_clock,
+                        workflow.announcer(context.events, queue),
+                    )
+                )
         return Inquiry.from_domain(records.Inquiry.from_row(record))
 
     @strawberry.mutation(
@@ -562,7 +727,12 @@ class InquiriesMutation:
         "answered already. The inquiry is decided once its last check has an outcome."
     )
     async def answer_inquiry_check(
-        self, info: Info, input: AnswerInquiryCheckInput
+        self,
+        info: Info,
+        input: Annotated[
+            AnswerInquiryCheckInput,
+            strawberry.argument(description="The check and the officer's answer."),
+        ],
     ) -> InquiryCheck:
         context = info.context
         check_id = _check_pk(input.check_id)
@@ -592,7 +762,19 @@ class InquiriesMutation:
         description="Withdraws an answer (operators): verification reports it REVOKED, and "
         "the published status list says so.",
     )
-    async def revoke_inquiry_answer(self, info: Info, tracking_code: str, reason: str) -> Inquiry:
+    async def revoke_inquiry_answer(
+        self,
+        info: Info,
+        tracking_code: Annotated[
+            str,
+            strawberry.argument(
+                description="The tracking code (کد پیگیری) of the inquiry whose answer to revoke."
+            ),
+        ],
+        reason: Annotated[
+            str, strawberry.argument(description="Why it is revoked (recorded in the audit trail).")
+        ],
+    ) -> Inquiry:
         context = info.context
         if not context.principal.has(Scope.INQUIRIES_ALL):
             raise Forbidden("Revoking an answer is an operator's act.", scope=Scope.INQUIRIES_ALL)
@@ -614,7 +796,14 @@ class InquiriesSubscription:
         "whoever may see it. Ends at once, with nothing, for an inquiry the caller may not see."
     )
     async def inquiry_updated(
-        self, info: Info, tracking_code: str
+        self,
+        info: Info,
+        tracking_code: Annotated[
+            str,
+            strawberry.argument(
+                description="The tracking code (کد پیگیری) of the inquiry to follow."
+            ),
+        ],
     ) -> AsyncGenerator[Inquiry, None]:
         context = info.context
         code = _tracking_code(tracking_code)

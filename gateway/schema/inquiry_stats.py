@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import datetime as dt
 from enum import Enum
-from typing import Any, Self
+from typing import Annotated, Any, Self
 
 import strawberry
 from strawberry.permission import BasePermission
@@ -35,7 +35,9 @@ class InquiryStatsGroup:
         description="The planning region's id (in the demo city, its number) of the parcels "
         "asked about."
     )
-    kind: InquiryKind | None
+    kind: InquiryKind | None = strawberry.field(
+        description="The group's inquiry kind, when grouped by KIND."
+    )
     month: str | None = strawberry.field(
         description="The Jalali month of submission, as 1404-07 (the month starts at midnight "
         "in Tehran)."
@@ -43,14 +45,14 @@ class InquiryStatsGroup:
     partner: str | None = strawberry.field(
         description="The organisation that asked: a bank's code, notary:<id>, counter:<id>."
     )
-    total: int
+    total: int = strawberry.field(description="Inquiries submitted in the group.")
     pending: int = strawberry.field(description="A machine is still answering a check.")
     waiting_for_department: int = strawberry.field(
         description="A check waits in a department's queue."
     )
-    decided: int
-    clear: int
-    not_clear: int
+    decided: int = strawberry.field(description="Inquiries with a verdict.")
+    clear: int = strawberry.field(description="Inquiries decided CLEAR.")
+    not_clear: int = strawberry.field(description="Inquiries decided NOT_CLEAR.")
     overdue: int = strawberry.field(
         description="Open, with a check in a department's queue past its deadline now."
     )
@@ -107,9 +109,27 @@ class InquiryStatsQuery:
     async def inquiry_stats(
         self,
         info: Info,
-        group_by: list[InquiryStatsGrouping],
-        since: dt.datetime | None = None,
-        until: dt.datetime | None = None,
+        group_by: Annotated[
+            list[InquiryStatsGrouping],
+            strawberry.argument(description="The keys to group by, in order; empty for one total."),
+        ],
+        since: Annotated[
+            dt.datetime | None,
+            strawberry.argument(
+                description=(
+                    "Count inquiries submitted from this moment on (inclusive); "
+                    "null: from the first."
+                )
+            ),
+        ] = None,
+        until: Annotated[
+            dt.datetime | None,
+            strawberry.argument(
+                description=(
+                    "Count inquiries submitted before this moment (exclusive); null: to the last."
+                )
+            ),
+        ] = None,
     ) -> list[InquiryStatsGroup]:
         groups = await stats.inquiry_stats(
             info.context.databases.gateway,

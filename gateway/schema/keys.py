@@ -5,6 +5,7 @@ subscription)."""
 from __future__ import annotations
 
 from collections.abc import AsyncGenerator
+from typing import Annotated
 
 import strawberry
 
@@ -24,7 +25,13 @@ class KeysMutation:
         "subscriptions hear it.",
         permission_classes=[requires(Scope.KEYS_READ)],
     )
-    async def revoke_api_key(self, info: Info, prefix: str) -> ApiKey | None:
+    async def revoke_api_key(
+        self,
+        info: Info,
+        prefix: Annotated[
+            str, strawberry.argument(description="The key's prefix: the 12 hex digits after gw_.")
+        ],
+    ) -> ApiKey | None:
         async with change(info) as unit:
             revoked = await keys.revoke_own_key(unit.session, info.context.principal, prefix)
             unit.audit(keys.KEYS_REVOKE, "ApiKey", revoked.id)

@@ -15,7 +15,7 @@ import binascii
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Self, TypeVar
+from typing import Annotated, Any, Self, TypeVar
 
 import strawberry
 from graphql import GraphQLInterfaceType, GraphQLSchema
@@ -136,7 +136,14 @@ def from_global_id(value: str, *, field: str = "id") -> tuple[str, int]:
 @strawberry.type
 class NodeQuery:
     @strawberry.field(description="Any object by its global id; null when it does not exist.")
-    async def node(self, info: Info, id: strawberry.ID) -> Node | None:
+    async def node(
+        self,
+        info: Info,
+        id: Annotated[
+            strawberry.ID,
+            strawberry.argument(description="A global id, as an object's id field gives it."),
+        ],
+    ) -> Node | None:
         type_name, pk = from_global_id(id)
         registered = NODE_TYPES.get(type_name)
         if registered is None:

@@ -9,7 +9,7 @@ from collections.abc import Awaitable, Callable, Hashable
 from dataclasses import dataclass
 from decimal import Decimal
 from enum import Enum
-from typing import Any, Self, TypeVar
+from typing import Annotated, Any, Self, TypeVar
 
 import strawberry
 from aiodataloader import DataLoader
@@ -20,13 +20,24 @@ from connectors.soap.land_registry import Plate
 from gateway import parcels as domain
 from gateway.access.permissions import Scope, mask_national_code, note_personal_read, requires
 from gateway.context import Info
-from gateway.errors import BadUserInput, QueryTooComplex
+from gateway.errors import BadUserInput, Forbidden
 from gateway.guards.cost import typical_size
+from gateway.guards.response_cache import CacheScope, Freshness, cache_hint
 from gateway.loaders import Loaders
 from gateway.schema.agencies import CivilRecord, Deed, PostalAddress
 from gateway.schema.node import Node, from_global_id, node_type
-from gateway.schema.pages import PageInfo, decode_cursor, encode_cursor, page_info
+from gateway.schema.pages import (
+    After,
+    Before,
+    First,
+    Last,
+    PageInfo,
+    encode_cursor,
+    page_info_at,
+    page_window,
+)
 from gateway.schema.prefetch import selected_names
+from gateway.schema.requests import CitizenRequest, citizen_requests_about_parcel
 from gateway.schema.revenue import Dues
 from gateway.schema.scalars import (
     CalendarDate,
@@ -42,54 +53,72 @@ from gateway.schema.scalars import (
 
 @strawberry.enum(description="What a parcel may be used for (کاربری).")
 class LandUse(Enum):
-    RESIDENTIAL = "residential"
-    COMMERCIAL = "commercial"
-    OFFICE = "office"
-    INDUSTRIAL = "industrial"
-    GREEN_SPACE = "green_space"
-    EDUCATIONAL = "educational"
+    RESIDENTIAL = strawberry.enum_value("residential", description="Residential (مسکونی).")
+    COMMERCIAL = strawberry.enum_value("commercial", description="Commercial (تجاری).")
+    OFFICE = strawberry.enum_value("office", description="Office (اداری).")
+    INDUSTRIAL = strawberry.enum_value("industrial", description="Industrial (صنعتی).")
+    GREEN_SPACE = strawberry.enum_value("green_space", description="Green space (فضای سبز).")
+    EDUCATIONAL = strawberry.enum_value("educational", description="Educational (آموزشی).")
 
 
-@strawberry.enum
+@strawberry.enum(description="What a building permit (پروانه ساختمانی) allows.")
 class PermitKind(Enum):
-    NEW_CONSTRUCTION = "new_construction"
-    RENOVATION = "renovation"
-    EXTENSION = "extension"
+    NEW_CONSTRUCTION = strawberry.enum_value(
+        "new_construction", description="New construction (احداث)."
+    )
+    RENOVATION = strawberry.enum_value("renovation", description="Renovation (تعمیرات).")
+    EXTENSION = strawberry.enum_value("extension", description="Extension (توسعه بنا).")
 
 
 @strawberry.enum(description="Completion (پایان کار) or no-violation (عدم خلاف) certificate.")
 class CertificateKind(Enum):
-    COMPLETION = "completion"
-    NO_VIOLATION = "no_violation"
+    COMPLETION = strawberry.enum_value(
+        "completion", description="Completion certificate (گواهی پایان کار)."
+    )
+    NO_VIOLATION = strawberry.enum_value(
+        "no_violation", description="No-violation certificate (گواهی عدم خلاف)."
+    )
 
 
-@strawberry.enum
+@strawberry.enum(description="What kind of building violation (تخلف ساختمانی) it is.")
 class ViolationKind(Enum):
-    EXCESS_DENSITY = "excess_density"
-    NO_PERMIT = "no_permit"
-    PARKING_REMOVED = "parking_removed"
-    USE_CHANGE = "use_change"
-    SETBACK = "setback"
+    EXCESS_DENSITY = strawberry.enum_value(
+        "excess_density", description="Building beyond the permitted density (اضافه تراکم)."
+    )
+    NO_PERMIT = strawberry.enum_value(
+        "no_permit", description="Building without a permit (بدون پروانه)."
+    )
+    PARKING_REMOVED = strawberry.enum_value(
+        "parking_removed", description="A required parking space removed (حذف پارکینگ)."
+    )
+    USE_CHANGE = strawberry.enum_value(
+        "use_change", description="Use other than the permitted land use (تغییر کاربری)."
+    )
+    SETBACK = strawberry.enum_value(
+        "setback", description="Building over the setback line (عقب‌نشینی)."
+    )
 
 
-@strawberry.enum
+@strawberry.enum(description="Whether a violation is still open.")
 class ViolationStatus(Enum):
-    OPEN = "open"
-    RESOLVED = "resolved"
+    OPEN = strawberry.enum_value("open", description="Not resolved yet.")
+    RESOLVED = strawberry.enum_value("resolved", description="Resolved (ruled on and settled).")
 
 
 @strawberry.enum(description="What the Article 100 commission ruled.")
 class RulingOutcome(Enum):
-    FINE = "fine"
-    DEMOLITION = "demolition"
-    SETTLED = "settled"
+    FINE = strawberry.enum_value("fine", description="A fine (جریمه).")
+    DEMOLITION = strawberry.enum_value("demolition", description="Demolition (تخریب).")
+    SETTLED = strawberry.enum_value(
+        "settled", description="Settled otherwise (e.g. the violation was put right)."
+    )
 
 
 @node_type(loader=lambda loaders: loaders.region_by_id, scope=Scope.PARCELS_READ)
-@strawberry.type
+@strawberry.type(description="A municipal region (منطقه شهرداری).")
 class Region(Node):
-    number: int
-    name: str
+    number: int = strawberry.field(description="The region's number, as citizens know it.")
+    name: str = strawberry.field(description="The region's name.")
 
     @classmethod
     def from_domain(cls, region: domain.Region) -> Self:
@@ -97,11 +126,11 @@ class Region(Node):
 
 
 @node_type(loader=lambda loaders: loaders.district_by_id, scope=Scope.PARCELS_READ)
-@strawberry.type
+@strawberry.type(description="A district (ناحیه) of a municipal region.")
 class District(Node):
     region_id: Private[int]
-    number: int
-    name: str
+    number: int = strawberry.field(description="The district's number within its region.")
+    name: str = strawberry.field(description="The district's name.")
 
     @classmethod
     def from_domain(cls, district: domain.District) -> Self:
@@ -112,7 +141,9 @@ class District(Node):
             name=district.name,
         )
 
-    @strawberry.field
+    @strawberry.field(
+        description="The region the district belongs to.", metadata=cache_hint(Freshness.PLANNING)
+    )
     async def region(self, info: Info) -> Region:
         return Region.from_domain(
             _present(await info.context.loaders.region_by_id.load(self.region_id))
@@ -124,14 +155,17 @@ class District(Node):
     scope=Scope.PERSONAL_READ,
     personal=lambda person: person.national_code,
 )
-@strawberry.type(description="A person known to the planning department, usually as an owner.")
+@strawberry.federation.type(
+    description="A person known to the planning department, usually as an owner.",
+    keys=["nationalCode"],  # a federation entity: the national ID is unique nationwide
+)
 class Person(Node):
-    national_code: NationalCode
-    first_name: str
-    last_name: str
-    father_name: str
-    full_name: str
-    birth_date: CalendarDate
+    national_code: NationalCode = strawberry.field(description="National ID (کد ملی).")
+    first_name: str = strawberry.field(description="First name (نام).")
+    last_name: str = strawberry.field(description="Last name (نام خانوادگی).")
+    father_name: str = strawberry.field(description="Father's name (نام پدر).")
+    full_name: str = strawberry.field(description="First and last name.")
+    birth_date: CalendarDate = strawberry.field(description="Date of birth.")
 
     @classmethod
     def from_domain(cls, person: domain.Person) -> Self:
@@ -144,6 +178,24 @@ class Person(Node):
             full_name=person.full_name,
             birth_date=calendar_date(person.birth_date),
         )
+
+    @classmethod
+    async def resolve_reference(cls, info: Info, **key: Any) -> Self | None:
+        """A federation router's `_entities` look-up by national ID: the same scope, and the
+        same audit, as `person(nationalCode:)`."""
+        if not info.context.principal.has(Scope.PERSONAL_READ):
+            raise Forbidden(
+                f"This field needs the {Scope.PERSONAL_READ} scope.", scope=Scope.PERSONAL_READ
+            )
+        try:
+            code = identifiers.parse_national_code(str(key.get("nationalCode", "")))
+        except identifiers.InvalidIdentifier:
+            return None  # not a national ID: no one of this municipality
+        record = await info.context.loaders.person_by_national_code.load(code)
+        if record is None:
+            return None
+        note_personal_read(info, "Person", record.national_code)
+        return cls.from_domain(record)
 
     @strawberry.field(description="The civil registry's record of this person (ثبت احوال).")
     async def civil_record(self, info: Info) -> CivilRecord | None:
@@ -168,7 +220,7 @@ class Person(Node):
 class Owner:
     record: Private[Person]
     owned_share: Private[Decimal]
-    acquired_on: CalendarDate
+    acquired_on: CalendarDate = strawberry.field(description="When the owner acquired the share.")
 
     @classmethod
     def from_domain(cls, ownership: domain.Ownership) -> Self:
@@ -185,12 +237,18 @@ class Owner:
         note_personal_read(info, "Person", self.record.national_code)
         return self.record.national_code
 
-    @strawberry.field(permission_classes=[requires(Scope.PERSONAL_READ)])
+    @strawberry.field(
+        description="The owner as a person, with their other parcels.",
+        permission_classes=[requires(Scope.PERSONAL_READ)],
+    )
     def person(self, info: Info) -> Person | None:
         note_personal_read(info, "Person", self.record.national_code)
         return self.record
 
-    @strawberry.field(permission_classes=[requires(Scope.PERSONAL_READ)])
+    @strawberry.field(
+        description="The owner's first and last name.",
+        permission_classes=[requires(Scope.PERSONAL_READ)],
+    )
     def full_name(self, info: Info) -> str | None:
         note_personal_read(info, "Person", self.record.national_code)
         return self.record.full_name
@@ -205,10 +263,10 @@ class Owner:
 
 
 @node_type(loader=lambda loaders: loaders.building_by_id, scope=Scope.PARCELS_READ)
-@strawberry.type
+@strawberry.type(description="A building on a parcel (ساختمان).")
 class Building(Node):
-    floors: int
-    units: int
+    floors: int = strawberry.field(description="Number of floors (طبقات).")
+    units: int = strawberry.field(description="Number of units (واحدها).")
     built_area: Decimal = strawberry.field(description="Square metres.")
     construction_year: int = strawberry.field(description="Solar Hijri year.")
 
@@ -226,12 +284,12 @@ class Building(Node):
 @node_type(loader=lambda loaders: loaders.permit_by_id, scope=Scope.PARCELS_READ)
 @strawberry.type(description="A building permit (پروانه ساختمانی).")
 class Permit(Node):
-    number: str
-    kind: PermitKind
-    issued_on: CalendarDate
-    expires_on: CalendarDate
-    floors: int
-    units: int
+    number: str = strawberry.field(description="The permit's number.")
+    kind: PermitKind = strawberry.field(description="What the permit allows.")
+    issued_on: CalendarDate = strawberry.field(description="When it was issued.")
+    expires_on: CalendarDate = strawberry.field(description="When it expires.")
+    floors: int = strawberry.field(description="Floors it permits.")
+    units: int = strawberry.field(description="Units it permits.")
 
     @classmethod
     def from_domain(cls, permit: domain.Permit) -> Self:
@@ -247,12 +305,17 @@ class Permit(Node):
 
 
 @node_type(loader=lambda loaders: loaders.certificate_by_id, scope=Scope.PARCELS_READ)
-@strawberry.type
+@strawberry.type(
+    description=(
+        "A certificate the planning department issued for a building:"
+        " completion (پایان کار) or no-violation (عدم خلاف)."
+    )
+)
 class Certificate(Node):
     building_id: Private[int | None]
-    kind: CertificateKind
-    number: str
-    issued_on: CalendarDate
+    kind: CertificateKind = strawberry.field(description="Which certificate it is.")
+    number: str = strawberry.field(description="The certificate's number.")
+    issued_on: CalendarDate = strawberry.field(description="When it was issued.")
 
     @classmethod
     def from_domain(cls, certificate: domain.Certificate) -> Self:
@@ -264,7 +327,10 @@ class Certificate(Node):
             issued_on=calendar_date(certificate.issued_on),
         )
 
-    @strawberry.field
+    @strawberry.field(
+        description="The building it was issued for; null when it is for the parcel.",
+        metadata=cache_hint(Freshness.PLANNING),
+    )
     async def building(self, info: Info) -> Building | None:
         if self.building_id is None:
             return None
@@ -274,19 +340,26 @@ class Certificate(Node):
 
 @strawberry.type(description="The Article 100 commission's ruling on a violation.")
 class Ruling:
-    outcome: RulingOutcome
-    ruled_on: CalendarDate | None
+    outcome: RulingOutcome = strawberry.field(description="What the commission ruled.")
+    ruled_on: CalendarDate | None = strawberry.field(
+        description="When it ruled; null when not recorded."
+    )
     fine: Money | None = strawberry.field(description="Fine in rials, when the outcome is FINE.")
 
 
 @node_type(loader=lambda loaders: loaders.violation_by_id, scope=Scope.PARCELS_READ)
 @strawberry.type(description="A building violation (تخلف).")
 class Violation(Node):
-    kind: ViolationKind
-    detected_on: CalendarDate
-    description: str
-    status: ViolationStatus
-    ruling: Ruling | None
+    kind: ViolationKind = strawberry.field(description="What kind of violation it is.")
+    detected_on: CalendarDate = strawberry.field(description="When it was found.")
+    description: str = strawberry.field(description="What the inspector wrote, in Persian.")
+    status: ViolationStatus = strawberry.field(description="Whether it is still open.")
+    ruling: Ruling | None = strawberry.field(
+        description=(
+            "The Article 100 commission's ruling (رأی کمیسیون ماده ۱۰۰); null before it ruled."
+        ),
+        metadata=cache_hint(Freshness.PLANNING),
+    )
 
     @classmethod
     def from_domain(cls, violation: domain.Violation) -> Self:
@@ -308,21 +381,34 @@ class Violation(Node):
 
 
 @node_type(loader=lambda loaders: loaders.parcel_by_id, scope=Scope.PARCELS_READ)
-@strawberry.type(description="A parcel of land, as the planning department records it.")
+@strawberry.federation.type(
+    description="A parcel of land, as the planning department records it.",
+    # Federation entity keys, unique across municipalities: the municipality's code with
+    # either of the parcel's own keys (gateway/schema/federation.py).
+    keys=["municipality renewalCode", "municipality registryPlate"],
+)
 class Parcel(Node):
     region_id: Private[int]
     district_id: Private[int]
     # Relations a list loaded ahead for this parcel (see gateway/schema/prefetch.py).
     prefetched: Private[dict[str, Any]]
-    renewal_code: RenewalCode
-    registry_plate: RegistryPlate
-    registry_section: int
-    main_plate: int
-    sub_plate: int
-    postal_code: PostalCode
-    address: str
-    land_use: LandUse
-    density_percent: int
+    renewal_code: RenewalCode = strawberry.field(
+        description=(
+            "The municipality's own key for the parcel (کد نوسازی): region-district-block-parcel."
+        )
+    )
+    registry_plate: RegistryPlate = strawberry.field(
+        description="Registry plate (پلاک ثبتی): section-main/sub, e.g. 20-130/207."
+    )
+    registry_section: int = strawberry.field(description="Registry section (بخش ثبتی).")
+    main_plate: int = strawberry.field(description="Main plate number (پلاک اصلی).")
+    sub_plate: int = strawberry.field(description="Sub plate number (پلاک فرعی).")
+    postal_code: PostalCode = strawberry.field(description="Postal code (کد پستی).")
+    address: str = strawberry.field(description="The address, in Persian.")
+    land_use: LandUse = strawberry.field(description="What the parcel may be used for (کاربری).")
+    density_percent: int = strawberry.field(
+        description="Permitted building density (تراکم), as a percentage of the parcel's area."
+    )
     area: Decimal = strawberry.field(description="Square metres.")
 
     @classmethod
@@ -344,45 +430,128 @@ class Parcel(Node):
             area=parcel.area,
         )
 
+    @strawberry.field(
+        description="The code of the municipality (کد شهرداری) that records this parcel; with "
+        "the renewal code or the registry plate, a key unique across municipalities."
+    )
+    def municipality(self, info: Info) -> str:
+        return info.context.settings.municipality_code
+
+    @classmethod
+    async def resolve_reference(cls, info: Info, **key: Any) -> Self | None:
+        """A federation router's `_entities` look-up by (municipality, renewal code or
+        registry plate): the same scope as `parcel(...)`; null for another municipality's."""
+        if not info.context.principal.has(Scope.PARCELS_READ):
+            raise Forbidden(
+                f"This field needs the {Scope.PARCELS_READ} scope.", scope=Scope.PARCELS_READ
+            )
+        if key.get("municipality") != info.context.settings.municipality_code:
+            return None
+        loaders = info.context.loaders
+        try:
+            if "renewalCode" in key:
+                code = str(identifiers.parse_renewal_code(str(key["renewalCode"])))
+                record = await loaders.parcel_by_renewal_code.load(RenewalCode(code))
+            else:
+                plate = identifiers.parse_registry_plate(str(key.get("registryPlate", "")))
+                record = await loaders.parcel_by_plate.load((plate.section, plate.main, plate.sub))
+        except identifiers.InvalidIdentifier:
+            return None
+        if record is None:
+            return None
+        parcel = cls.from_domain(record)
+        await prefetch_parcels(info, [parcel], selected_names(info))
+        return parcel
+
     def _relation(self, info: Info, name: str) -> Any:
         """The relation's data if a list prefetched it, else an awaitable through its loader."""
         if name in self.prefetched:
             return self.prefetched[name]
         return _load_relation(info, self, name)
 
-    @strawberry.field
+    @strawberry.field(
+        description="The municipal region (منطقه) the parcel lies in.",
+        metadata=cache_hint(Freshness.PLANNING),
+    )
     def region(self, info: Info) -> Region:
         return self._relation(info, "region")  # type: ignore[no-any-return]
 
-    @strawberry.field
+    @strawberry.field(
+        description="The district (ناحیه) the parcel lies in.",
+        metadata=cache_hint(Freshness.PLANNING),
+    )
     def district(self, info: Info) -> District:
         return self._relation(info, "district")  # type: ignore[no-any-return]
 
-    @strawberry.field(metadata=typical_size(3))
+    @strawberry.field(
+        description="Its owners and their shares (personal data).",
+        # Per principal: masked or not, the list is about people (each unmasked read is
+        # audited, and such an answer is never cached).
+        metadata={**typical_size(3), **cache_hint(Freshness.PLANNING, CacheScope.PRIVATE)},
+    )
     def owners(self, info: Info) -> list[Owner]:
         return self._relation(info, "owners")  # type: ignore[no-any-return]
 
-    @strawberry.field(metadata=typical_size(2))
+    @strawberry.field(
+        description="Citizen requests about the parcel (درخواست‌های شهروندی), newest first: "
+        "those registered with its renewal code, or without one at its address or within "
+        "GATEWAY_REQUEST_PARCEL_RADIUS_M of its postal point (departments and operators).",
+        permission_classes=[requires(Scope.REQUESTS_READ)],
+        metadata=typical_size(2),
+    )
+    async def citizen_requests(self, info: Info) -> list[CitizenRequest] | None:
+        return await citizen_requests_about_parcel(
+            info, str(self.renewal_code), self.address, self.postal_code
+        )
+
+    @strawberry.field(
+        description="The buildings on it.",
+        metadata={**typical_size(2), **cache_hint(Freshness.PLANNING)},
+    )
     def buildings(self, info: Info) -> list[Building]:
         return self._relation(info, "buildings")  # type: ignore[no-any-return]
 
-    @strawberry.field(metadata=typical_size(3))
+    @strawberry.field(
+        description="Building permits (پروانه ساختمانی) issued for it.",
+        metadata={**typical_size(3), **cache_hint(Freshness.PLANNING)},
+    )
     def permits(self, info: Info) -> list[Permit]:
         return self._relation(info, "permits")  # type: ignore[no-any-return]
 
-    @strawberry.field(metadata=typical_size(2))
-    def certificates(self, info: Info, kind: CertificateKind | None = None) -> list[Certificate]:
+    @strawberry.field(
+        description="Completion and no-violation certificates issued for it.",
+        metadata={**typical_size(2), **cache_hint(Freshness.PLANNING)},
+    )
+    def certificates(
+        self,
+        info: Info,
+        kind: Annotated[
+            CertificateKind | None,
+            strawberry.argument(description="Only certificates of this kind."),
+        ] = None,
+    ) -> list[Certificate]:
         value = self._relation(info, "certificates")
         return value if kind is None else _filtered(value, lambda c: c.kind == kind)  # type: ignore[no-any-return]
 
-    @strawberry.field(metadata=typical_size(3))
-    def violations(self, info: Info, status: ViolationStatus | None = None) -> list[Violation]:
+    @strawberry.field(
+        description="Building violations (تخلفات) recorded on it.",
+        metadata={**typical_size(3), **cache_hint(Freshness.PLANNING)},
+    )
+    def violations(
+        self,
+        info: Info,
+        status: Annotated[
+            ViolationStatus | None,
+            strawberry.argument(description="Only violations in this status."),
+        ] = None,
+    ) -> list[Violation]:
         value = self._relation(info, "violations")
         return value if status is None else _filtered(value, lambda v: v.status == status)  # type: ignore[no-any-return]
 
     @strawberry.field(
         description="Municipal dues, from the revenue department's database.",
         permission_classes=[requires(Scope.DUES_READ)],
+        metadata=cache_hint(Freshness.DUES),
     )
     def dues(self, info: Info) -> Dues | None:
         return self._relation(info, "dues")  # type: ignore[no-any-return]
@@ -517,32 +686,43 @@ async def prefetch_parcels(info: Info, parcels: list[Parcel], selected: set[str]
 class ParcelFilter:
     region: int | None = strawberry.field(default=None, description="Region number.")
     district: int | None = strawberry.field(default=None, description="District number.")
-    land_use: LandUse | None = None
+    land_use: LandUse | None = strawberry.field(
+        default=None, description="Parcels with this land use (کاربری) only."
+    )
     has_outstanding_dues: bool | None = strawberry.field(
         default=None, description="Dues from the revenue database are not settled."
     )
-    has_open_violations: bool | None = None
+    has_open_violations: bool | None = strawberry.field(
+        default=None, description="Parcels with (true) or without (false) an open violation."
+    )
 
     def to_domain(self) -> domain.ParcelFilter:
         return domain.ParcelFilter(
             region=self.region,
             district=self.district,
-            land_use=None if self.land_use is None else self.land_use.value,
+            # str(): mypy reads an enum_value member's value as its definition.
+            land_use=None if self.land_use is None else str(self.land_use.value),
             has_outstanding_dues=self.has_outstanding_dues,
             has_open_violations=self.has_open_violations,
         )
 
 
-@strawberry.type
+@strawberry.type(description="A parcel in a page, with its cursor (Relay).")
 class ParcelEdge:
-    node: Parcel
-    cursor: str
+    node: Parcel = strawberry.field(
+        description="The parcel.", metadata=cache_hint(Freshness.PLANNING)
+    )
+    cursor: str = strawberry.field(description="Where the parcel stands in the list.")
 
 
 @strawberry.type(description="A page of parcels (Relay connection).")
 class ParcelConnection:
-    edges: list[ParcelEdge]
-    page_info: PageInfo
+    edges: list[ParcelEdge] = strawberry.field(
+        description="The page's parcels.", metadata=cache_hint(Freshness.PLANNING)
+    )
+    page_info: PageInfo = strawberry.field(
+        description="Where the page sits in the list.", metadata=cache_hint(Freshness.PLANNING)
+    )
     filter: strawberry.Private[domain.ParcelFilter]
 
     @strawberry.field(description="How many parcels match the filter, on all pages.")
@@ -555,13 +735,26 @@ class PlanningQuery:
     @strawberry.field(
         description="One parcel by exactly one of its keys; null when none matches.",
         permission_classes=[requires(Scope.PARCELS_READ)],
+        metadata=cache_hint(Freshness.PLANNING),
     )
     async def parcel(
         self,
         info: Info,
-        id: strawberry.ID | None = None,
-        renewal_code: RenewalCode | None = None,
-        registry_plate: RegistryPlate | None = None,
+        id: Annotated[
+            strawberry.ID | None, strawberry.argument(description="The parcel's global id.")
+        ] = None,
+        renewal_code: Annotated[
+            RenewalCode | None,
+            strawberry.argument(
+                description="The parcel's renewal code (کد نوسازی); Persian digits accepted."
+            ),
+        ] = None,
+        registry_plate: Annotated[
+            RegistryPlate | None,
+            strawberry.argument(
+                description="The parcel's registry plate (پلاک ثبتی), e.g. 20-130/207."
+            ),
+        ] = None,
     ) -> Parcel | None:
         given = [
             k
@@ -599,30 +792,30 @@ class PlanningQuery:
     @strawberry.field(
         description="Parcels in id order, filtered, a page at a time.",
         permission_classes=[requires(Scope.PARCELS_READ)],
+        metadata=cache_hint(Freshness.PLANNING),
     )
     async def parcels(
         self,
         info: Info,
-        filter: ParcelFilter | None = None,
-        first: int = 20,
-        after: str | None = None,
+        filter: Annotated[
+            ParcelFilter | None,
+            strawberry.argument(description="Only parcels matching every condition given."),
+        ] = None,
+        first: First = None,
+        after: After = None,
+        last: Last = None,
+        before: Before = None,
     ) -> ParcelConnection | None:
-        cap = info.context.settings.max_page_size
-        if first < 1:
-            raise BadUserInput("first must be at least 1.", field="first")
-        if first > cap:
-            raise QueryTooComplex(
-                f"first may be at most {cap}; page through the rest with after.",
-                field="first",
-                max=cap,
-            )
-        domain_filter = (filter or ParcelFilter()).to_domain()
-        page = await domain.find_parcels(
-            info.context.databases,
-            domain_filter,
+        window = page_window(
+            "parcel",
             first=first,
-            after_id=decode_cursor("parcel", after),
+            after=after,
+            last=last,
+            before=before,
+            cap=info.context.settings.max_page_size,
         )
+        domain_filter = (filter or ParcelFilter()).to_domain()
+        page = await domain.find_parcels(info.context.databases, domain_filter, window=window)
         edges = [
             ParcelEdge(node=Parcel.from_domain(record), cursor=encode_cursor("parcel", record.id))
             for record in page.parcels
@@ -632,7 +825,9 @@ class PlanningQuery:
         )
         return ParcelConnection(
             edges=edges,
-            page_info=page_info(page.has_next_page, after, [edge.cursor for edge in edges]),
+            page_info=page_info_at(
+                page.has_next_page, page.has_previous_page, [edge.cursor for edge in edges]
+            ),
             filter=domain_filter,
         )
 
@@ -640,7 +835,16 @@ class PlanningQuery:
         description="A person by national ID; null when unknown.",
         permission_classes=[requires(Scope.PERSONAL_READ)],
     )
-    async def person(self, info: Info, national_code: NationalCode) -> Person | None:
+    async def person(
+        self,
+        info: Info,
+        national_code: Annotated[
+            NationalCode,
+            strawberry.argument(
+                description="The person's national ID (کد ملی); Persian digits accepted."
+            ),
+        ],
+    ) -> Person | None:
         record = await info.context.loaders.person_by_national_code.load(national_code)
         if record is None:
             return None

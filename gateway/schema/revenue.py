@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 from enum import Enum
-from typing import Self
+from typing import Annotated, Self
 
 import strawberry
 
@@ -15,6 +15,7 @@ from gateway.access.permissions import Scope, requires
 from gateway.access.principals import may_verify_payment
 from gateway.context import Info
 from gateway.errors import BadUserInput
+from gateway.guards.response_cache import Freshness, cache_hint
 from gateway.schema.agencies import BankPayment
 from gateway.schema.scalars import CalendarDate, Money, RenewalCode, calendar_date
 
@@ -23,21 +24,23 @@ from gateway.schema.scalars import CalendarDate, Money, RenewalCode, calendar_da
     description="Renewal duty (عوارض نوسازی), waste fee (عوارض پسماند), other charges."
 )
 class DueKind(Enum):
-    RENEWAL_DUTY = "renewal_duty"
-    WASTE_FEE = "waste_fee"
-    OTHER = "other"
+    RENEWAL_DUTY = strawberry.enum_value("renewal_duty", description="Renewal duty (عوارض نوسازی).")
+    WASTE_FEE = strawberry.enum_value(
+        "waste_fee", description="Waste collection fee (عوارض پسماند)."
+    )
+    OTHER = strawberry.enum_value("other", description="Any other municipal charge.")
 
 
 # Plain fields only: a page of parcels carries hundreds of items, and plain fields
 # resolve several times faster than method resolvers.
 @strawberry.type(description="One assessed charge and what was paid against it.")
 class DueItem:
-    kind: DueKind
+    kind: DueKind = strawberry.field(description="What kind of charge it is.")
     period: int = strawberry.field(description="Solar Hijri year the charge is for.")
-    amount: Money
-    paid: Money
-    outstanding: Money
-    due_date: CalendarDate
+    amount: Money = strawberry.field(description="What was assessed, in rials.")
+    paid: Money = strawberry.field(description="What has been paid against it, in rials.")
+    outstanding: Money = strawberry.field(description="What is left to pay, in rials.")
+    due_date: CalendarDate = strawberry.field(description="When it falls due.")
 
     @classmethod
     def from_domain(cls, item: dues.DueItem) -> Self:
@@ -54,12 +57,16 @@ class DueItem:
 @strawberry.type(description="A parcel's municipal dues (the basis of a مفاصاحساب).")
 class Dues:
     total: Money = strawberry.field(description="Everything assessed.")
-    paid: Money
+    paid: Money = strawberry.field(description="Everything paid, in rials.")
     outstanding: Money = strawberry.field(
         description="What is left to pay; zero when the parcel is settled."
     )
-    settled: bool
-    items: list[DueItem]
+    settled: bool = strawberry.field(
+        description="True when nothing is outstanding (مفاصاحساب can be issued)."
+    )
+    items: list[DueItem] = strawberry.field(
+        description="Each assessed charge, by kind and year.", metadata=cache_hint(Freshness.DUES)
+    )
 
     @classmethod
     def from_domain(cls, parcel_dues: dues.Dues) -> Self:
@@ -75,11 +82,13 @@ class Dues:
 
 @strawberry.type(description="A payment as the revenue department recorded it.")
 class RecordedPayment:
-    renewal_code: RenewalCode
-    kind: DueKind
-    period: int
-    amount: Money
-    paid_at: dt.datetime
+    renewal_code: RenewalCode = strawberry.field(
+        description="The renewal code (کد نوسازی) of the parcel the payment is for."
+    )
+    kind: DueKind = strawberry.field(description="Which kind of charge was paid.")
+    period: int = strawberry.field(description="The Solar Hijri year of the charge paid.")
+    amount: Money = strawberry.field(description="The amount recorded, in rials.")
+    paid_at: dt.datetime = strawberry.field(description="When the payment was made, in Iran time.")
 
     @classmethod
     def from_domain(cls, payment: dues.RecordedPayment) -> Self:
@@ -94,7 +103,7 @@ class RecordedPayment:
 
 @strawberry.type(description="A dues payment: revenue's record, checked against the bank's.")
 class PaymentCheck:
-    reference: str
+    reference: str = strawberry.field(description="The bank reference asked about.")
     recorded: RecordedPayment | None = strawberry.field(
         description="Null when revenue has no payment with this reference."
     )
@@ -145,5 +154,16 @@ class RevenueQuery:
         "through it; another bank's reference answers null.",
         permission_classes=[requires(Scope.PAYMENTS_VERIFY)],
     )
-    async def verify_payment(self, info: Info, reference: str) -> PaymentCheck | None:
+    async def verify_payment(
+        self,
+        info: Info,
+        reference: Annotated[
+            str,
+            strawberry.argument(
+                description=(
+                    "The bank's reference of the payment, 4 to 40 digits (Persian digits accepted)."
+                )
+            ),
+        ],
+    ) -> PaymentCheck | None:
         return await verify_payment(info, reference)

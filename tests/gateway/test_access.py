@@ -10,6 +10,7 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.orm import DeclarativeBase
 
+from db.contact import CitizenRequestRecord
 from db.demo import KNOWN_NATIONAL_CODE
 from db.engines import Databases
 from db.gateway import ApiKey, AuditRecord, InquiryCheckRecord, InquiryRecord, WebhookDelivery
@@ -201,8 +202,10 @@ OWNED: list[OwnedRecords] = [
 ]
 # Record types no partner owns, whose rules other tests prove: a department answers and
 # reads only its own checks (tests/gateway/inquiries/test_end_to_end.py), a partner lists
-# only its own webhook deliveries (tests/gateway/inquiries/test_webhooks.py).
-NOT_PARTNERS_OWN = {InquiryCheckRecord, WebhookDelivery}
+# only its own webhook deliveries (tests/gateway/inquiries/test_webhooks.py); who sees a
+# citizen request, partners' own registrations among them, by every path
+# (tests/gateway/requests/test_visibility.py).
+NOT_PARTNERS_OWN = {InquiryCheckRecord, WebhookDelivery, CitizenRequestRecord}
 
 
 def test_every_record_type_under_a_rule_has_its_line() -> None:
@@ -317,3 +320,52 @@ async def test_cost_is_reported_in_production_to_internal_callers_only(
             body = (await http.post("/graphql", json=query, headers=headers)).json()
             assert body["data"]["parcels"]["totalCount"] > 0
             assert ("cost" in body.get("extensions", {})) == reported, (label, body)
+
+
+async def test_an_inquiry_retried_after_a_failed_audit_write_is_audited_once(
+    callers: dict[str, GraphQLClient], backend: Backend, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from gateway.access.audit import AuditTrail
+
+    real_append = AuditTrail.append
+
+    async def broken(self: AuditTrail, entries: Any) -> None:
+        raise OSError("disk full")
+
+    submit = "mutation($i: SubmitInquiryInput!) { submitInquiry(input: $i) { id trackingCode } }"
+    variables = {
+        "i": {
+            "kind": "PROPERTY_TRANSFER",
+            "renewalCode": "3-3-1-1",
+            "applicantNationalCode": KNOWN_NATIONAL_CODE,
+            "idempotencyKey": "access-audit-replay",
+        }
+    }
+    monkeypatch.setattr(AuditTrail, "append", broken)
+    failed = await callers["notary_a"](submit, variables)
+    assert [e["extensions"]["code"] for e in failed["errors"]] == ["INTERNAL"]
+    monkeypatch.setattr(AuditTrail, "append", real_append)
+    first = await callers["notary_a"](submit, variables)
+    again = await callers["notary_a"](submit, variables)
+    assert "errors" not in first, first
+    assert again == first
+    code = first["data"]["submitInquiry"]["trackingCode"]
+    databases = Databases(backend.urls)
+    try:
+        async with databases.gateway.connect() as connection:
+            inquiry_id = await connection.scalar(
+                select(InquiryRecord.id).where(InquiryRecord.tracking_code == code)
+            )
+            operations = (
+                await connection.scalars(
+                    select(AuditRecord.operation).where(
+                        AuditRecord.subject_type == "Inquiry",
+                        AuditRecord.subject_id == str(inquiry_id),
+                        AuditRecord.action == "change",
+                    )
+                )
+            ).all()
+    finally:
+        await databases.dispose()
+    # The first replay wrote the missing record; the second found it and wrote none.
+    assert operations == ["Mutation.submitInquiry"]

@@ -19,6 +19,7 @@ from graphql import (
     GraphQLObjectType,
     GraphQLSchema,
     GraphQLUnionType,
+    Undefined,
     get_named_type,
     is_leaf_type,
     is_non_null_type,
@@ -66,7 +67,9 @@ async def agency_loaders() -> frozenset[str]:
         if not isinstance(member, cached_property):
             continue
         agencies = _Touched()
-        databases = types.SimpleNamespace(planning=None, revenue=None, gateway=None)
+        databases = types.SimpleNamespace(
+            planning=None, revenue=None, gateway=None, engine=lambda name: None
+        )
         getattr(Loaders(databases, agencies, ANONYMOUS), name)  # type: ignore[arg-type]
         if agencies.touched:
             found.add(name)
@@ -204,7 +207,8 @@ class SchemaWalk:
     """A query selecting every field reachable from the roots, built from the schema itself:
     each object type is expanded once along a path (so cycles end), interfaces and unions
     through a fragment on each of their types. Arguments are given by name from `values`
-    when known (required ones must be): a field added later is walked without a change here,
+    (or by `Type.field.argument` where one field needs its own) when known (required ones
+    must be): a field added later is walked without a change here,
     or names the argument it needs."""
 
     def __init__(self, schema: GraphQLSchema, values: dict[str, str]) -> None:
@@ -226,9 +230,15 @@ class SchemaWalk:
         for name, field in parent.fields.items():
             arguments = []
             for argument_name, argument in field.args.items():
-                if argument_name in self.values:
+                qualified = f"{parent.name}.{name}.{argument_name}"
+                if qualified in self.values:
+                    arguments.append(f"{argument_name}: {self.values[qualified]}")
+                elif argument_name in self.values:
                     arguments.append(f"{argument_name}: {self.values[argument_name]}")
-                elif isinstance(argument.type, GraphQLNonNull):
+                elif (
+                    isinstance(argument.type, GraphQLNonNull)
+                    and argument.default_value is Undefined
+                ):
                     self.unknown_arguments.append(f"{parent.name}.{name}({argument_name})")
             call = f"{name}({', '.join(arguments)})" if arguments else name
             if alias:
@@ -271,6 +281,10 @@ async def test_with_every_agency_down_only_agency_fields_are_null(
             "trackingCode": f'"{TRACKING_CODE}"',
             "answer": '"not-an-answer"',
             "groupBy": "[KIND]",
+            "serviceCode": '"completion_certificate"',
+            "representations": "[]",
+            # A municipality's parcel is found by its keys only (no global id).
+            "Municipality.parcel.renewalCode": '"3-3-1-1"',
         },
     )
     query = walk.query()

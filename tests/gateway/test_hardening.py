@@ -556,10 +556,10 @@ async def test_security_headers_on_every_response(
         graphql = await client.post("/graphql", json={"query": "{ __typename }"})
         assert graphql.headers["cache-control"] == "no-store"
     assert "strict-transport-security" in (await prod.get("/healthz")).headers
-    # GraphiQL, in development only, loads its scripts from a CDN.
+    # GraphiQL, in development only, loads its files from the gateway alone (test_graphiql.py).
     page = await dev.get("/graphql", headers={"Accept": "text/html"})
     assert page.status_code == 200
-    assert "content-security-policy" not in page.headers
+    assert "script-src 'self';" in page.headers["content-security-policy"]
     assert (await prod.get("/graphql", headers={"Accept": "text/html"})).status_code == 404
 
 

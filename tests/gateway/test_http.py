@@ -205,7 +205,10 @@ async def test_readiness_fails_when_a_database_is_gone(tmp_path: Any) -> None:
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as c:
         response = await c.get("/readyz")
     assert response.status_code == 503
-    assert response.json()["failing"] == ["planning"]
+    # The empty files are reachable databases, but not at their newest migration.
+    states = response.json()["databases"]
+    assert states["planning"] == "unavailable"
+    assert states["revenue"] == states["gateway"] == "not migrated"
 
 
 # --- request errors, refusals and the one error body ---------------------------------------

@@ -270,11 +270,26 @@ def _ids_by_type(value: Any, found: dict[str, set[str]]) -> dict[str, set[str]]:
     return found
 
 
-async def test_node_reaches_one_of_every_node_type_in_the_schema(gql: Any) -> None:
+async def test_node_reaches_one_of_every_node_type_in_the_schema(
+    gql: Any, keys: dict[str, str]
+) -> None:
     """The Node types are read from the schema itself: a new one that no path without
     arguments reaches, or that node(id) cannot read back, fails here."""
-    # A personal read first, so that the operator's audit trail holds a record to reach.
+    # A personal read first, so that the operator's audit trail holds a record to reach;
+    # and a notary's inquiry (idempotent: the same one on every run), so that its checks are.
     assert (await gql(f'{{ person(nationalCode: "{KNOWN_NATIONAL_CODE}") {{ id }} }}'))["data"]
+    submitted = await gql.as_key(keys["notary_a"])(
+        "mutation($i: SubmitInquiryInput!) { submitInquiry(input: $i) { id } }",
+        {
+            "i": {
+                "kind": "PROPERTY_TRANSFER",
+                "renewalCode": "3-3-1-1",
+                "applicantNationalCode": KNOWN_NATIONAL_CODE,
+                "idempotencyKey": "every-node-type",
+            }
+        },
+    )
+    assert "errors" not in submitted, submitted
     schema = (await gql(SCHEMA_TYPES))["data"]["__schema"]
     node_types = {
         t["name"] for t in next(t for t in schema["types"] if t["name"] == "Node")["possibleTypes"]

@@ -12,6 +12,7 @@ from sqlalchemy import ForeignKey, Integer, MetaData, String, insert, select
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
+from db.contact import CitizenRequestRecord
 from db.gateway import ApiKey, AuditRecord, InquiryCheckRecord, InquiryRecord, WebhookDelivery
 from gateway.access.principals import ANONYMOUS, Principal, PrincipalKind, Scope
 from gateway.access.rows import (
@@ -220,7 +221,14 @@ def test_rules_are_keyed_by_the_record_class() -> None:
     assert str(rules.condition(Letter, NOTARY).compile()) == str(OWNER(NOTARY).compile())
     with pytest.raises(KeyError):
         rules.condition(LetterCheck, NOTARY)  # no rule: not silently everything
-    assert set(RULES) == {ApiKey, AuditRecord, InquiryRecord, InquiryCheckRecord, WebhookDelivery}
+    assert set(RULES) == {
+        ApiKey,
+        AuditRecord,
+        InquiryRecord,
+        InquiryCheckRecord,
+        WebhookDelivery,
+        CitizenRequestRecord,
+    }
 
 
 def test_tokens_are_compared_by_their_digest_only() -> None:
