@@ -65,7 +65,11 @@ class Parcel(PlanningBase):
     __tablename__ = "parcels"
     __table_args__ = (
         UniqueConstraint("registry_section", "main_plate", "sub_plate"),
-        Index("ix_parcels_land_use_id", "land_use", "id"),
+        # Every column the filters read, in id order and per region or land use in id order:
+        # a filtered page reads its ids by an index-only scan (gateway.parcels).
+        Index("ix_parcels_id_filters", "id", "region_id", "district_id", "land_use"),
+        Index("ix_parcels_region_id_filters", "region_id", "id", "district_id", "land_use"),
+        Index("ix_parcels_land_use_id_filters", "land_use", "id", "region_id", "district_id"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import uuid
 from collections import defaultdict
 from collections.abc import AsyncIterator
 from dataclasses import asdict
@@ -11,10 +12,12 @@ from typing import Any
 import jdatetime
 import pytest
 import pytest_asyncio
-from sqlalchemy import Row, Table, func, select
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
+from sqlalchemy import Row, Table, func, select, text
 
 import db.migrate
-from db import demo
+from db import demo, registry
 from db.base import PlanningBase, RevenueBase
 from db.engines import Databases
 from db.planning import RULINGS
@@ -24,6 +27,7 @@ from identifiers import (
     parse_registry_plate,
     parse_renewal_code,
 )
+from tests.conftest import DEMO_PARCELS, SERVER_URLS, Backend, ServerDatabases
 
 PARCELS = 300
 PERSIAN = str.maketrans("0123456789", "۰۱۲۳۴۵۶۷۸۹")
@@ -278,3 +282,84 @@ async def test_clear_empties_both_databases_and_progress_counts_parcels(tmp_path
         assert (await demo.seed_demo(databases, parcels=5)).parcels == 5
     finally:
         await databases.dispose()
+
+
+# --- Every backend: the same city, its indexes and constraints, the planner's statistics ------
+
+
+def _schema_diff(connection: Any, name: str) -> list[Any]:
+    context = MigrationContext.configure(connection, opts={"compare_type": True})
+    return list(compare_metadata(context, registry.DATABASES[name].metadata))
+
+
+async def _statistics(databases: Databases, backend: str) -> dict[str, bool]:
+    """Per database: has the planner statistics about the parcels or assessments table?"""
+    found = {}
+    for name, table in (("planning", "parcels"), ("revenue", "assessments")):
+        engine = databases.engines[name]
+        async with engine.connect() as connection:
+            if backend == "postgres":
+                statement = (
+                    "SELECT last_analyze IS NOT NULL AND last_vacuum IS NOT NULL "
+                    f"FROM pg_stat_user_tables WHERE relname = '{table}'"
+                )
+            elif backend == "sqlite":
+                statement = f"SELECT count(*) > 0 FROM sqlite_stat1 WHERE tbl = '{table}'"
+            else:
+                statement = (
+                    "SELECT count(*) > 0 FROM mysql.innodb_table_stats "
+                    f"WHERE database_name = DATABASE() AND table_name = '{table}'"
+                )
+            found[name] = bool(await connection.scalar(text(statement)))
+    return found
+
+
+async def test_every_backend_holds_the_same_city_indexed_and_analysed(
+    backend: Backend, databases: Databases
+) -> None:
+    """The backend fixtures seed DEMO_PARCELS through the registry: on PostgreSQL by COPY with
+    the indexes and constraints built after the load, elsewhere by INSERTs. Same rows as
+    SQLite's (a prefix of this module's larger city), the models' schema, statistics."""
+    seeded = Databases({name: backend.urls[name] for name in ("planning", "revenue")})
+    try:
+        for name in ("persons", "parcels", "ownerships", "violations", "assessments", "payments"):
+            rows = await _rows(seeded, name)
+            assert len(rows) >= DEMO_PARCELS // 20, name
+            assert rows == (await _rows(databases, name))[: len(rows)], name
+        for name, engine in seeded.engines.items():
+            async with engine.connect() as connection:
+                assert await connection.run_sync(_schema_diff, name) == [], name
+        assert await _statistics(seeded, backend.name) == {"planning": True, "revenue": True}
+    finally:
+        await seeded.dispose()
+
+
+async def test_an_interrupted_postgres_load_leaves_empty_tables_and_every_constraint() -> None:
+    admin = SERVER_URLS["postgres"]
+    if not admin:
+        pytest.skip("postgres: set GATEWAY_TEST_POSTGRES_URL to run against it")
+    server = ServerDatabases(admin)
+    try:
+        urls = await server.create(f"gwtest_{uuid.uuid4().hex[:10]}")
+        databases = Databases({name: urls[name] for name in ("planning", "revenue")})
+        try:
+            await db.migrate.upgrade(databases)
+
+            def interrupt(done: int) -> None:
+                if done >= 1_000:
+                    raise RuntimeError("interrupted")  # after the first chunk was written
+
+            with pytest.raises(RuntimeError, match="interrupted"):
+                await demo.seed_demo(databases, parcels=1_500, progress=interrupt)
+            for name in _tables:
+                assert await _count(databases, name) == 0, name
+            for name, engine in databases.engines.items():
+                async with engine.connect() as connection:
+                    assert await connection.run_sync(_schema_diff, name) == [], name
+            # And the next seed goes through.
+            assert (await demo.seed_demo(databases, parcels=1_500)).parcels == 1_500
+            assert await _count(databases, "parcels") == 1_500
+        finally:
+            await databases.dispose()
+    finally:
+        await server.drop_all()
