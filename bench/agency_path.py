@@ -44,6 +44,8 @@ import httpx
 BENCH_DIR = Path(__file__).resolve().parent
 REPO_DIR = BENCH_DIR.parent
 sys.path.insert(0, str(REPO_DIR))
+# Not this folder: its requests.py would stand for the `requests` package zeep imports.
+sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != BENCH_DIR]
 
 from db import demo, migrate  # noqa: E402
 from db.engines import Databases  # noqa: E402
@@ -106,6 +108,7 @@ class Figure:
     idle_cpu_ms_per_s: float  # what the worker spends with no request at all (its timers)
     net_cpu_ms_per_request: float  # cpu_ms_per_request less the idle share of the run
     bad_responses: int
+    peak_rss_mb: float  # the worker's VmHWM after the run: its peak so far
 
 
 # ---------------------------------------------------------------------------------------------
@@ -136,6 +139,14 @@ def parse_wrk(output: str) -> tuple[int, float, int]:
     if total is None or rps is None or bad is None:
         raise ValueError(f"not wrk's output:\n{output}")
     return int(total.group(1)), float(rps.group(1)), int(bad.group(1))
+
+
+def peak_rss_mb(pid: int) -> float:
+    """The process's peak resident memory so far (VmHWM), in MB."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    raise ValueError(f"no VmHWM in /proc/{pid}/status")
 
 
 def per_request_ms(cpu_before: float, cpu_after: float, requests: int) -> float:
@@ -229,15 +240,19 @@ def gateway_env(
 
 
 @contextlib.asynccontextmanager
-async def serve_gateway(env: dict[str, str]) -> AsyncIterator[tuple[str, int]]:
-    """`gateway run` with one worker, in its own process: its URL and pid."""
+async def serve_gateway(
+    env: dict[str, str], log: Path | None = None
+) -> AsyncIterator[tuple[str, int]]:
+    """`gateway run` with one worker, in its own process: its URL and pid. Its output goes
+    to `log` when given (to see why requests fail), else nowhere."""
     port = _free_port()
+    output = log.open("ab") if log is not None else None
     process = await asyncio.create_subprocess_exec(
         str(Path(sys.executable).parent / "gateway"),
         "run",
         env={**os.environ, **env, "GATEWAY_PORT": str(port)},
-        stdout=asyncio.subprocess.DEVNULL,
-        stderr=asyncio.subprocess.DEVNULL,
+        stdout=output or asyncio.subprocess.DEVNULL,
+        stderr=output or asyncio.subprocess.DEVNULL,
     )
     url = f"http://127.0.0.1:{port}"
     try:
@@ -253,6 +268,8 @@ async def serve_gateway(env: dict[str, str]) -> AsyncIterator[tuple[str, int]]:
     finally:
         process.terminate()
         await process.wait()
+        if output is not None:
+            output.close()
 
 
 async def keys_for(http: httpx.AsyncClient, url: str, authorization: str) -> dict[str, list[str]]:
@@ -344,6 +361,7 @@ async def run_scenario(
         idle,
         per_request_ms(before, after - idle * elapsed / 1000, requests),
         bad,
+        peak_rss_mb(pid),
     )
 
 
@@ -357,7 +375,9 @@ async def measure(
         async with contextlib.AsyncExitStack() as stack:
             gateways = {
                 path: await stack.enter_async_context(
-                    serve_gateway(gateway_env(urls, agencies, path, cached=args.cached))
+                    serve_gateway(
+                        gateway_env(urls, agencies, path, cached=args.cached), args.gateway_log
+                    )
                 )
                 for path in args.paths
             }
@@ -392,14 +412,14 @@ def table(figures: Sequence[Figure], args: argparse.Namespace) -> str:
         f"{os.getloadavg()[0]:.1f} on {os.cpu_count()} cores",
         "",
         "| scenario | SOAP path | requests | req/s | gateway CPU ms/request"
-        " | idle CPU ms/s | less idle, ms/request | bad |",
-        "|---|---|---:|---:|---:|---:|---:|---:|",
+        " | idle CPU ms/s | less idle, ms/request | bad | worker's peak RSS MB |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for f in figures:
         lines.append(
             f"| {titles[f.scenario]} | {f.path} | {f.requests} | {f.requests_per_second:.0f}"
             f" | {f.cpu_ms_per_request:.2f} | {f.idle_cpu_ms_per_s:.0f}"
-            f" | {f.net_cpu_ms_per_request:.2f} | {f.bad_responses} |"
+            f" | {f.net_cpu_ms_per_request:.2f} | {f.bad_responses} | {f.peak_rss_mb:.1f} |"
         )
     return "\n".join(lines)
 
@@ -411,6 +431,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--connections", type=int, default=16)
     parser.add_argument("--idle-seconds", type=float, default=3)
     parser.add_argument("--no-warmup", dest="warmup", action="store_false")
+    parser.add_argument("--gateway-log", type=Path, help="append the gateways' output here")
     parser.add_argument(
         "--cached",
         action="store_true",
@@ -422,15 +443,104 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument(
         "--scenarios",
-        type=lambda s: s.split(","),
+        type=lambda s: [name for name in s.split(",") if name],
         default=[s.name for s in SCENARIOS],
-        help="deed,page,person,floor",
+        help="deed,page,person,floor (empty: none)",
+    )
+    parser.add_argument(
+        "--connector-calls",
+        type=int,
+        default=0,
+        help="also measure the land registry connector alone over this many calls per lap",
     )
     args = parser.parse_args(argv)
     for path in args.paths:
         if path not in PATHS:
             parser.error(f"unknown path {path!r}")
     return args
+
+
+# The simulated agencies in a process of their own, so that this one's CPU is the caller's.
+_AGENCIES_CHILD = """
+import asyncio, sys
+sys.path.insert(0, sys.argv[3])
+from sandbox.run import run_agencies
+async def serve():
+    async with run_agencies(planning_url=sys.argv[1], revenue_url=sys.argv[2]) as agencies:
+        print(agencies.url("land_registry"), flush=True)
+        await asyncio.Event().wait()
+asyncio.run(serve())
+"""
+
+
+async def connector_cpu_us(
+    urls: dict[str, str], calls: int, connections: int, fast: bool
+) -> tuple[float, float]:
+    """The land registry connector alone (no gateway): CPU µs per GetDeeds of one plate, each
+    for another plate, `connections` calls in flight, through the guard (cache off), the SOAP
+    path and the shared HTTP client; and the calls per second. Best of three laps."""
+    import dataclasses
+    import sqlite3
+
+    from connectors.agencies import AGENCY_NAMES, DEFAULT_POLICIES, Agencies, AgencyConfig
+    from connectors.soap.land_registry import Plate
+    from connectors.transport import build_client
+
+    database = urls["planning"].removeprefix("sqlite+aiosqlite:///")
+    with contextlib.closing(sqlite3.connect(database)) as db:
+        plates = [
+            Plate(*row)
+            for row in db.execute("SELECT registry_section, main_plate, sub_plate FROM parcels")
+        ]
+    child = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-c",
+        _AGENCIES_CHILD,
+        urls["planning"],
+        urls["revenue"],
+        str(REPO_DIR),
+        stdout=asyncio.subprocess.PIPE,
+    )
+    try:
+        assert child.stdout is not None
+        url = (await child.stdout.readline()).decode().strip()
+        http = build_client(max_response_bytes=4 * 1024 * 1024, timeout=httpx.Timeout(10))
+        configs = {
+            name: AgencyConfig(
+                name=name,
+                url=url,
+                username=None if name == "postal" else DEMO_USERNAME,
+                password=None if name == "postal" else DEMO_PASSWORDS[name],
+                policy=dataclasses.replace(DEFAULT_POLICIES[name], cache_ttl_s=0),
+            )
+            for name in AGENCY_NAMES
+        }
+        registry = Agencies(configs, http, soap_fast_path=fast).land_registry
+        turn = iter(range(10**9))
+
+        async def caller(count: int) -> None:
+            for _ in range(count):
+                plate = plates[next(turn) % len(plates)]
+                if len(await registry.deeds([plate])) != 1:
+                    raise SystemExit("the registry did not answer")
+
+        await asyncio.gather(*(caller(20) for _ in range(connections)))  # warm-up
+        best: tuple[float, float] | None = None
+        for _ in range(3):
+            cpu, wall = time.process_time(), time.monotonic()
+            await asyncio.gather(*(caller(calls // connections) for _ in range(connections)))
+            done = calls // connections * connections
+            lap = (
+                (time.process_time() - cpu) * 1e6 / done,
+                done / (time.monotonic() - wall),
+            )
+            best = lap if best is None or lap[0] < best[0] else best
+        await http.aclose()
+        assert best is not None
+        return best
+    finally:
+        child.terminate()
+        await child.wait()
 
 
 async def main(args: argparse.Namespace) -> list[Figure]:
@@ -444,13 +554,31 @@ async def main(args: argparse.Namespace) -> list[Figure]:
         await demo.seed_demo(databases, parcels=args.parcels)
         _, key = await create_key(databases, PrincipalKind.NOTARY, "Agency path benchmark")
         await databases.dispose()
-        async with run_agencies(
-            planning_url=urls["planning"], revenue_url=urls["revenue"]
-        ) as agencies:
-            figures = await measure(args, urls, agencies, f"Bearer {key}")
-    print(table(figures, args))
+        figures: list[Figure] = []
+        if args.scenarios:
+            async with run_agencies(
+                planning_url=urls["planning"], revenue_url=urls["revenue"]
+            ) as agencies:
+                figures = await measure(args, urls, agencies, f"Bearer {key}")
+            print(table(figures, args))
+        if args.connector_calls:
+            print(
+                f"\nThe land registry connector alone (GetDeeds of one plate, another each"
+                f" time, {args.connections} in flight, agencies in another process):\n"
+            )
+            print("| SOAP path | CPU µs per call | calls/s |\n|---|---:|---:|")
+            for path in args.paths:
+                us, rate = await connector_cpu_us(
+                    urls, args.connector_calls, args.connections, path == "fast"
+                )
+                print(f"| {path} | {us:.0f} | {rate:.0f} |")
     return figures
 
 
 if __name__ == "__main__":
-    asyncio.run(main(parse_args()))
+    try:
+        import uvloop  # the gateway's own loop (uvicorn's), for the connector alone too
+    except ImportError:
+        asyncio.run(main(parse_args()))
+    else:
+        uvloop.run(main(parse_args()))

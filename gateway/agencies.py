@@ -64,6 +64,8 @@ def record_call(record: CallRecord) -> None:
     metrics.observe_agency_call(
         record.agency, record.operation, record.outcome, record.duration_ms / 1000
     )
+    if not log.isEnabledFor(logging.INFO):
+        return  # below the level: no fields gathered for a line nobody writes
     log.info(
         "agency call %s.%s outcome=%s duration_ms=%.1f attempts=%d request_id=%s",
         record.agency,

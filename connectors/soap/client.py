@@ -21,7 +21,6 @@ import zeep
 import zeep.exceptions
 from lxml import etree
 from zeep.helpers import serialize_object
-from zeep.loader import parse_xml
 from zeep.proxy import AsyncServiceProxy
 from zeep.transports import AsyncTransport
 from zeep.wsse.username import UsernameToken
@@ -29,8 +28,15 @@ from zeep.wsse.username import UsernameToken
 from connectors import correlation
 from connectors.errors import AgencyRejected, AgencyTimeout, AgencyUnavailable
 from connectors.resilience import AgencyGuard
-from connectors.soap.fast import Envelope, OperationPlan, UsernameTokenText, compile_operation
+from connectors.soap.fast import (
+    Envelope,
+    OperationPlan,
+    UsernameTokenText,
+    compile_operation,
+    parse_answer,
+)
 from connectors.soap.fast import escape as xml_escape
+from connectors.transport import send_read
 
 __all__ = ["WSDL_DIR", "XROAD_NS", "SoapService"]
 
@@ -113,6 +119,30 @@ class _Transport(AsyncTransport):
             raise _NotSoap(response.status_code)
         return response
 
+    async def post_fast(
+        self, url: httpx.URL, message: bytes, headers: list[tuple[bytes, bytes]]
+    ) -> httpx.Response:
+        """`post` for the fast path: one Request built from precomputed parts, sent without
+        the client's auth, redirect and cookie handling (connectors.transport.send_read)."""
+        client = self.client
+        names = {name.lower() for name, _ in headers}
+        merged = [item for item in client.headers.raw if item[0].lower() not in names]
+        request = httpx.Request(
+            "POST",
+            url,
+            headers=merged + headers,
+            content=message,
+            extensions={"timeout": client.timeout.as_dict()},
+        )
+        response = await send_read(client, request)
+        exchange = _exchange.get()
+        if exchange is not None:
+            exchange.answered = True
+        media_type = response.headers.get("Content-Type", "").split(";")[0].strip().lower()
+        if response.status_code >= 400 and media_type not in _XML_MEDIA_TYPES:
+            raise _NotSoap(response.status_code)
+        return response
+
     async def get(self, address: str, params: Any, headers: Any) -> Any:
         raise zeep.exceptions.ExternalReferenceForbidden(address)  # type: ignore[no-untyped-call]
 
@@ -165,6 +195,7 @@ class SoapService:
     ) -> None:
         self.agency = agency
         self.address = address
+        self._url = httpx.URL(address)
         token = None
         self._token_text = None
         if username is not None and password is not None:
@@ -275,7 +306,7 @@ class SoapService:
             raise ValueError(
                 f"{self.agency}.{plan.name}: the request does not fit the WSDL"
             ) from exc
-        response = await self._transport.post(self.address, message, plan.http_headers)
+        response = await self._transport.post_fast(self._url, message, plan.raw_headers)
         exchange.answered = True
         content = response.content
         media_type = response.headers.get("Content-Type", "text/xml").split(";")[0].strip()
@@ -287,8 +318,9 @@ class SoapService:
             answer = self._transport.new_response(response)  # type: ignore[no-untyped-call]
             reply = binding.process_reply(client, operation, answer)
             return serialize_object(reply)  # type: ignore[no-untyped-call]
-        # zeep's parser and its refusals: no DTD, no entities, no external references.
-        document = parse_xml(content, self._transport, settings=client.settings)  # type: ignore[arg-type]
+        # zeep's parser settings and refusals (no DTD, no entities, no external references),
+        # with the parser built once (connectors/soap/fast.py).
+        document = parse_answer(content, client.settings, self._transport)
         if document.find(self._fault_path, namespaces=binding.nsmap) is not None:
             binding.process_error(document, operation)
         return plan.answer(document.find(self._body_path, namespaces=binding.nsmap))

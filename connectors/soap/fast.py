@@ -25,15 +25,24 @@ import datetime as dt
 import hashlib
 import os
 import re
+import threading
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from lxml import etree
+from zeep.exceptions import DTDForbidden, EntitiesForbidden, XMLSyntaxError
+from zeep.loader import ImportResolver
 from zeep.xsd import ComplexType, Element, Sequence
 from zeep.xsd.types.simple import AnySimpleType
 
-__all__ = ["Envelope", "OperationPlan", "UsernameTokenText", "compile_operation"]
+__all__ = [
+    "Envelope",
+    "OperationPlan",
+    "UsernameTokenText",
+    "compile_operation",
+    "parse_answer",
+]
 
 _XSI_NIL = "{http://www.w3.org/2001/XMLSchema-instance}nil"
 _WSSE_NS = "http://docs.oasis-open.org/wss/2004/01/oasis-200401-wss-wssecurity-secext-1.0.xsd"
@@ -179,6 +188,7 @@ class OperationPlan:
     response: _Node
     unwrap: str | None  # zeep returns the answer's only child rather than the answer
     http_headers: dict[str, str]
+    raw_headers: list[tuple[bytes, bytes]]  # http_headers, encoded once
 
     def body(self, arguments: Mapping[str, Any]) -> str:
         out = [self.request_open]
@@ -238,7 +248,57 @@ def compile_operation(
         response=response_node,
         unwrap=unwrap,
         http_headers=http_headers,
+        raw_headers=[(k.encode("ascii"), v.encode("ascii")) for k, v in http_headers.items()],
     )
+
+
+_parsers = threading.local()
+
+
+def _parser(settings: Any, transport: Any) -> etree.XMLParser:
+    """zeep's parser for answers (`zeep.loader.parse_xml`'s), built once per thread: lxml's
+    parsers may be reused one document after another, not shared between threads."""
+    key = (id(settings), id(transport))
+    found: dict[tuple[int, int], tuple[Any, Any, etree.XMLParser]] = (
+        getattr(_parsers, "by_key", None) or {}
+    )
+    entry = found.get(key)
+    if entry is None or entry[0] is not settings or entry[1] is not transport:
+        parser = etree.XMLParser(
+            remove_comments=True,
+            resolve_entities=False,
+            recover=not settings.strict,
+            huge_tree=settings.xml_huge_tree,
+        )
+        parser.resolvers.add(ImportResolver(transport, settings))  # type: ignore[no-untyped-call]
+        entry = (settings, transport, parser)
+        found[key] = entry
+        _parsers.by_key = found
+    return entry[2]
+
+
+def parse_answer(content: bytes, settings: Any, transport: Any) -> etree._Element:
+    """An answer parsed as `zeep.loader.parse_xml` parses it, with the same refusals (a DTD,
+    entities, external references, huge trees: zeep's exceptions), on a parser built once."""
+    parser = _parser(settings, transport)
+    try:
+        document = etree.fromstring(content, parser=parser)
+    except etree.XMLSyntaxError as exc:
+        raise XMLSyntaxError(  # type: ignore[no-untyped-call]
+            f"Invalid XML content received ({exc.msg})", content=content
+        ) from exc
+    docinfo = document.getroottree().docinfo
+    if docinfo.doctype and settings.forbid_dtd:
+        raise DTDForbidden(  # type: ignore[no-untyped-call]
+            docinfo.doctype, docinfo.system_url, docinfo.public_id
+        )
+    if settings.forbid_entities:
+        for dtd in docinfo.internalDTD, docinfo.externalDTD:
+            if dtd is None:
+                continue
+            for entity in dtd.iterentities():
+                raise EntitiesForbidden(entity.name, entity.content)  # type: ignore[no-untyped-call]
+    return document
 
 
 class UsernameTokenText:

@@ -189,8 +189,11 @@ class LandRegistry(SoapConnector):
             tuple(missing[start : start + self.batch_size])
             for start in range(0, len(missing), self.batch_size)
         ]
-        for found in await asyncio.gather(*(self._batch(chunk) for chunk in chunks)):
-            answers.update(found)
+        if len(chunks) == 1:  # the common case: no task of its own needed
+            answers.update(await self._batch(chunks[0]))
+        else:
+            for found in await asyncio.gather(*(self._batch(chunk) for chunk in chunks)):
+                answers.update(found)
         return {plate: answers[plate] for plate in wanted}
 
     async def _batch(self, chunk: tuple[Plate, ...]) -> dict[Plate, Deed | None]:

@@ -37,6 +37,17 @@ def test_cpu_of_this_process_is_read(bench: ModuleType) -> None:
     assert bench.cpu_seconds(os.getpid()) > 0
 
 
+def test_peak_memory_of_this_process_is_read(bench: ModuleType) -> None:
+    import os
+    import resource
+
+    peak = bench.peak_rss_mb(os.getpid())
+    # ru_maxrss is the same high-water mark, in KiB, as the kernel keeps it.
+    assert peak == pytest.approx(
+        resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, rel=0.05
+    )
+
+
 def test_cpu_per_request_and_the_idle_share(bench: ModuleType) -> None:
     assert bench.per_request_ms(10.0, 11.5, 500) == pytest.approx(3.0)
     with pytest.raises(ValueError, match="no request"):
@@ -85,3 +96,17 @@ async def test_a_tiny_run_answers_every_request_on_both_paths(bench: ModuleType)
         assert figure.requests > 0, figure
         assert figure.bad_responses == 0, figure
         assert figure.cpu_ms_per_request > 0, figure
+        assert figure.peak_rss_mb > 0, figure
+
+
+async def test_the_connector_alone_is_measured_on_both_paths(
+    bench: ModuleType, capsys: pytest.CaptureFixture[str]
+) -> None:
+    args = bench.parse_args(
+        ["--parcels", "30", "--scenarios", "", "--connector-calls", "8", "--connections", "2"]
+    )
+    assert await bench.main(args) == []
+    rows = [line for line in capsys.readouterr().out.splitlines() if line.startswith("| ")]
+    measured = {row.split("|")[1].strip(): float(row.split("|")[2]) for row in rows[1:]}
+    assert set(measured) == {"zeep", "fast"}
+    assert all(us > 0 for us in measured.values())
