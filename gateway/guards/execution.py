@@ -20,15 +20,28 @@ import time
 from collections import deque
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
+from decimal import Decimal
 from typing import Any, ClassVar
 
-from graphql import GraphQLError, GraphQLObjectType, located_error
+from graphql import (
+    GraphQLError,
+    GraphQLNonNull,
+    GraphQLObjectType,
+    is_leaf_type,
+    located_error,
+)
 from graphql.execution import ExecutionResult, ExperimentalIncrementalExecutionResults
 from graphql.execution.collect_fields import GroupedFieldSet
 from graphql.execution.incremental.incremental_executor import DeliveryGroupMap
-from graphql.pyutils import AwaitableOrValue, Path
+from graphql.pyutils import AwaitableOrValue, Path, Undefined, gather_with_cancel
+from strawberry.permission import PermissionExtension
 from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
+from strawberry.schema.schema_converter import GraphQLCoreConverter
+from strawberry.types.base import StrawberryMaybe, StrawberryOptional
+from strawberry.types.field import StrawberryField
+from strawberry.types.fields.resolver import StrawberryResolver
 
+from gateway.access.permissions import _Requires
 from gateway.errors import QueryTooComplex
 from gateway.loaders.batching import DispatchGate, dispatch_gate
 
@@ -45,8 +58,151 @@ class ExecutionPolicy:
     max_depth: int = 12
 
 
-# The unchecked step, bound once: calling it directly spares a super() per object.
-_execute_fields = StrawberryGraphQLCoreExecutionContext.execute_fields
+# graphql-core's step, bound once: calling it directly spares a super() per object.
+_core_execute_fields = StrawberryGraphQLCoreExecutionContext.execute_fields
+
+
+@dataclass(frozen=True, slots=True)
+class _Leaf:
+    """A field that is an attribute of its object holding a scalar or an enum: strawberry's
+    basic field (no resolver, no extension, no argument)."""
+
+    attribute: str
+    coerce: Callable[[Any], Any]  # the type's coerce_output_value
+    non_null: bool
+
+
+def _leaves(parent_type: GraphQLObjectType, grouped_field_set: GroupedFieldSet) -> dict[str, _Leaf]:
+    """The fields of a selection that are plain leaves, by response name."""
+    leaves: dict[str, _Leaf] = {}
+    for response_name, field_details_list in grouped_field_set.items():
+        node = field_details_list[0].node
+        field_def = parent_type.fields.get(node.name.value)
+        if field_def is None or field_def.args or node.arguments:
+            continue
+        strawberry_field = field_def.extensions.get(GraphQLCoreConverter.DEFINITION_BACKREF)
+        if (
+            not isinstance(strawberry_field, StrawberryField)
+            or not getattr(field_def.resolve, "_is_default", False)
+            or not strawberry_field.is_basic_field
+            or strawberry_field.default_resolver is not getattr
+        ):
+            continue
+        field_type = field_def.type
+        non_null = isinstance(field_type, GraphQLNonNull)
+        leaf_type = field_type.of_type if non_null else field_type
+        if is_leaf_type(leaf_type):
+            leaves[response_name] = _Leaf(
+                strawberry_field.python_name, leaf_type.coerce_output_value, non_null
+            )
+    return leaves
+
+
+# One selection's fields in order, each with its leaf (None: graphql-core's path); None
+# when no field of the selection is a plain leaf.
+_Plan = list[tuple[str, Any, _Leaf | None]] | None
+
+# Values of these types are neither awaitables nor exceptions: no need to ask.
+_PLAIN_VALUES = frozenset({str, int, float, bool, Decimal})
+
+
+def _plan(parent_type: GraphQLObjectType, grouped_field_set: GroupedFieldSet) -> _Plan:
+    leaves = _leaves(parent_type, grouped_field_set)
+    if not leaves:
+        return None
+    return [(name, details, leaves.get(name)) for name, details in grouped_field_set.items()]
+
+
+def _execute_fields(
+    self: SharedLoopExecution,
+    parent_type: GraphQLObjectType,
+    source_value: Any,
+    path: Path | None,
+    grouped_field_set: GroupedFieldSet,
+    position_context: DeliveryGroupMap | None,
+) -> AwaitableOrValue[dict[str, Any]]:
+    """graphql-core's execute_fields, with plain leaves read and coerced in place.
+
+    graphql-core resolves each field through its resolver with a resolve-info object, a path
+    and completion by type; for a field that only reads an attribute holding a scalar or an
+    enum (most of a page's fields) that is several times the work of reading and coercing it
+    here. A leaf that is not plainly a value (null where it may not be, an exception, an
+    awaitable, a value its type refuses) takes graphql-core's own path, so errors, their
+    paths and messages are exactly graphql-core's; reading an attribute has no side effect.
+    With field middleware (a resolve hook: tracing's spans) every field takes that path."""
+    middleware = self.middleware_manager  # strawberry's is there, empty without resolve hooks
+    if middleware is not None and middleware.middlewares:
+        return _core_execute_fields(
+            self, parent_type, source_value, path, grouped_field_set, position_context
+        )
+    planned = self.leaf_plans.get(id(grouped_field_set))
+    if planned is None or planned[0] is not grouped_field_set:
+        # Memoized by the selection's identity, as graphql-core memoizes the selection
+        # itself: each item of a list shares one. The selection is kept with its plan, so
+        # that its id cannot be reused during the operation.
+        planned = (grouped_field_set, _plan(parent_type, grouped_field_set))
+        self.leaf_plans[id(grouped_field_set)] = planned
+    plan = planned[1]
+    if plan is None:
+        return _core_execute_fields(
+            self, parent_type, source_value, path, grouped_field_set, position_context
+        )
+    results: dict[str, Any] = {}
+    is_awaitable = self.is_awaitable
+    awaitable_fields: list[str] = []
+    try:
+        for response_name, field_details_list, leaf in plan:
+            if leaf is not None:
+                try:
+                    value = getattr(source_value, leaf.attribute)
+                except Exception:
+                    value = Undefined  # graphql-core's path raises it, located
+                if value is None:
+                    if not leaf.non_null:
+                        results[response_name] = None
+                        continue
+                elif type(value) in _PLAIN_VALUES or (
+                    value is not Undefined
+                    and not isinstance(value, Exception)
+                    and not is_awaitable(value)
+                ):
+                    try:
+                        coerced = leaf.coerce(value)
+                    except Exception:
+                        coerced = None  # graphql-core's path raises it, located
+                    if coerced is not None and coerced is not Undefined:
+                        results[response_name] = coerced
+                        continue
+            result = self.execute_field(
+                parent_type,
+                source_value,
+                field_details_list,
+                Path(path, response_name, parent_type.name),
+                position_context,
+            )
+            if result is not Undefined:
+                results[response_name] = result
+                if is_awaitable(result):
+                    awaitable_fields.append(response_name)
+    except Exception:
+        if awaitable_fields:
+            # As graphql-core: awaitables of other fields are settled, as they may fail too.
+            self.settle_in_background([results[field] for field in awaitable_fields])
+        raise
+    if not awaitable_fields:
+        return results
+
+    async def get_results() -> dict[str, Any]:
+        if len(awaitable_fields) == 1:
+            field = awaitable_fields[0]
+            results[field] = await results[field]
+        else:
+            awaited = await gather_with_cancel(*(results[field] for field in awaitable_fields))
+            results.update(zip(awaitable_fields, awaited, strict=True))
+        return results
+
+    return get_results()
+
 
 # One object's fields, as execute_fields takes them.
 _Fields = tuple[GraphQLObjectType, Any, Path | None, GroupedFieldSet, DeliveryGroupMap | None]
@@ -56,6 +212,11 @@ class SharedLoopExecution(StrawberryGraphQLCoreExecutionContext):
     """strawberry's executor, checking the clock before each object's fields."""
 
     policy: ClassVar[ExecutionPolicy]
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # Plain leaves by selection (see _execute_fields), for this operation.
+        self.leaf_plans: dict[int, tuple[GroupedFieldSet, _Plan]] = {}
 
     def execute_operation(
         self, serially: bool | None = None
@@ -206,6 +367,91 @@ class SharedLoopExecution(StrawberryGraphQLCoreExecutionContext):
             located_error(cut_off, None, None),
         )
         return ExecutionResult(None, [error])
+
+
+def lean_resolvers(schema: Any) -> int:
+    """Calls the schema's plain resolvers directly; how many fields it changed.
+
+    strawberry resolves a field with a resolver method through a chain made for the general
+    case (arguments converted into Python types, field extensions, the resolver's
+    parameters matched), several microseconds a field even when there is nothing to do. A
+    resolver that asks for `self` and `info` only, whose arguments are all nullable, whose
+    only extensions are the gateway's scope checks (`requires`) and that has no exception
+    handler, is called directly: the object as `self`, strawberry's Info over graphql-core's
+    as `info`, null arguments as None, its scopes checked first. Anything else (an argument
+    given a value, a scope the caller lacks) goes through strawberry's own resolver, so
+    conversions, refusals and their errors are strawberry's."""
+    converter = schema.schema_converter
+    config = schema.config
+    changed = 0
+    for named_type in schema._schema.type_map.values():
+        if not isinstance(named_type, GraphQLObjectType) or named_type.name.startswith("__"):
+            continue
+        for field_def in named_type.fields.values():
+            field = field_def.extensions.get(GraphQLCoreConverter.DEFINITION_BACKREF)
+            resolve = _lean(field, field_def.resolve, converter, config)
+            if resolve is not None:
+                field_def.resolve = resolve
+                changed += 1
+    return changed
+
+
+def _lean(field: Any, original: Any, converter: Any, config: Any) -> Any:
+    """A direct resolver for `field`, or None where strawberry's chain must stay."""
+    if (
+        type(field) is not StrawberryField
+        or original is None
+        or field.is_subscription
+        or converter._get_field_exception_handlers(field)
+    ):
+        return None
+    resolver = field.base_resolver
+    if resolver is None or type(resolver) is not StrawberryResolver:
+        return None
+    permissions: list[Any] = []
+    for extension in field.extensions:
+        if type(extension) is not PermissionExtension or resolver.is_async:
+            return None
+        permissions.extend(extension.permissions)
+    if not all(isinstance(permission, _Requires) for permission in permissions):
+        return None
+    arguments: list[tuple[str, str]] = []
+    for argument in field.arguments:
+        if not isinstance(argument.type, StrawberryOptional) or isinstance(
+            argument.type, StrawberryMaybe
+        ):
+            return None
+        arguments.append((config.name_converter.from_argument(argument), argument.python_name))
+    reserved = [p for p in resolver.reserved_parameters.values() if p is not None]
+    if (
+        resolver.self_parameter is None
+        or resolver.root_parameter is not None
+        or resolver.parent_parameter is not None
+        or len(resolver.signature.parameters) != len(reserved) + len(arguments)
+        or not callable(resolver.wrapped_func)
+    ):
+        return None
+    function = resolver.wrapped_func
+    info_name = resolver.info_parameter.name if resolver.info_parameter is not None else None
+    info_class = config.info_class
+
+    def resolve(source: Any, info: Any, **kwargs: Any) -> Any:
+        values: dict[str, Any] = {}
+        for graphql_name, python_name in arguments:
+            if graphql_name in kwargs:
+                if kwargs[graphql_name] is not None:
+                    return original(source, info, **kwargs)  # strawberry converts it
+                values[python_name] = None
+        if info_name is not None or permissions:
+            strawberry_info = info_class(_raw_info=info, _field=field)
+            for permission in permissions:
+                if permission.has_permission(source, strawberry_info) is not True:
+                    return original(source, info, **kwargs)  # strawberry refuses it
+            if info_name is not None:
+                values[info_name] = strawberry_info
+        return function(source, **values)
+
+    return resolve
 
 
 def shared_loop_execution(policy: ExecutionPolicy) -> type[SharedLoopExecution]:

@@ -26,7 +26,12 @@ from gateway.guards.documents import (
     TrustedDocuments,
     build_persisted_queries,
 )
-from gateway.guards.execution import Clock, ExecutionPolicy, shared_loop_execution
+from gateway.guards.execution import (
+    Clock,
+    ExecutionPolicy,
+    lean_resolvers,
+    shared_loop_execution,
+)
 from gateway.guards.limits import CachedValidation, GatewayValidation, operation_limits
 from gateway.guards.response_cache import ResponseCache, response_caching
 from gateway.schema.access import AccessQuery
@@ -156,4 +161,6 @@ def build_schema(
     )
     check_every_node_registered(schema._schema)
     describe_federation_types(schema._schema)
+    # Plain resolvers called without strawberry's general-purpose chain (same call, same Info).
+    lean_resolvers(schema)
     return schema

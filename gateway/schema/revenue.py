@@ -31,6 +31,10 @@ class DueKind(Enum):
     OTHER = strawberry.enum_value("other", description="Any other municipal charge.")
 
 
+# By the value revenue's rows hold; a value outside the enum is an error, as DueKind(value) is.
+_DUE_KINDS: dict[str, DueKind] = {str(kind.value): kind for kind in DueKind}
+
+
 # Plain fields only: a page of parcels carries hundreds of items, and plain fields
 # resolve several times faster than method resolvers.
 @strawberry.type(description="One assessed charge and what was paid against it.")
@@ -70,13 +74,31 @@ class Dues:
 
     @classmethod
     def from_domain(cls, parcel_dues: dues.Dues) -> Self:
-        outstanding = parcel_dues.outstanding
+        # One pass over the items (a page converts hundreds): the sums as dues.Dues sums them.
+        items: list[DueItem] = []
+        total = paid = outstanding = 0
+        for item in parcel_dues.items:
+            amount, item_paid = item.amount, item.paid
+            left = item.outstanding
+            total += amount
+            paid += item_paid
+            outstanding += left
+            items.append(
+                DueItem(
+                    kind=_DUE_KINDS[item.kind],
+                    period=item.period,
+                    amount=Money(amount),
+                    paid=Money(item_paid),
+                    outstanding=Money(left),
+                    due_date=calendar_date(item.due_date),
+                )
+            )
         return cls(
-            total=Money(parcel_dues.total),
-            paid=Money(parcel_dues.paid),
+            total=Money(total),
+            paid=Money(paid),
             outstanding=Money(outstanding),
             settled=outstanding == 0,
-            items=[DueItem.from_domain(item) for item in parcel_dues.items],
+            items=items,
         )
 
 

@@ -1,0 +1,217 @@
+"""CPU per request of the gateway's whole HTTP path, in-process: the ASGI app (every
+middleware, authentication, rate limit, GraphQL, loaders, SQL, audit) called directly with
+the load benchmark's queries, one request after another, no socket and no client library.
+For before/after decisions on a shared machine: process CPU time (this process's every
+thread) is far steadier than throughput under someone else's load.
+
+    GATEWAY_DATA_DIR=… [GATEWAY_<NAME>_DATABASE_URL=…] \\
+    .venv/bin/python bench/graphql_cpu.py [--scenario lookup|rotating|page|lookup_audited|
+                                          page_audited] [--requests 400] [--repeat 3]
+                                          [--concurrency 1] [--profile out.prof]
+
+The databases must be seeded (`gateway seed --parcels N`, or bench/run.py --keep-data's
+data dir). Prints µs of CPU per request (the best of --repeat rounds, after a warm-up) and
+the SQL statements per request. `--profile` writes a cProfile of one more round.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import cProfile
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+BENCH_DIR = Path(__file__).resolve().parent
+REPO_DIR = BENCH_DIR.parent
+QUERIES = {
+    "lookup": ("parcel_public.graphql", "counter"),
+    "rotating": ("parcel_public.graphql", "counter"),
+    "page": ("parcels_page_public.graphql", "counter"),
+    "lookup_audited": ("parcel.graphql", "notary"),
+    "page_audited": ("parcels_page.graphql", "notary"),
+}
+
+
+def issue_key(kind: str) -> str:
+    done = subprocess.run(
+        [str(Path(sys.executable).parent / "gateway"), "keys", "create", "--kind", kind,
+         "--name", f"CPU bench {kind}"],
+        capture_output=True, text=True, check=True, cwd=REPO_DIR,
+    )  # fmt: skip
+    return done.stdout.strip().splitlines()[-1]
+
+
+class Caller:
+    """Calls the ASGI app as a server would: one request, the whole answer collected."""
+
+    def __init__(self, app: Any, authorization: str) -> None:
+        self.app = app
+        self.authorization = authorization.encode()
+
+    async def post(self, body: bytes) -> tuple[int, bytes]:
+        scope = {
+            "type": "http",
+            "asgi": {"version": "3.0", "spec_version": "2.3"},
+            "http_version": "1.1",
+            "method": "POST",
+            "scheme": "http",
+            "path": "/graphql",
+            "raw_path": b"/graphql",
+            "query_string": b"",
+            "root_path": "",
+            "headers": [
+                (b"host", b"127.0.0.1:8090"),
+                (b"content-type", b"application/json"),
+                (b"accept", b"application/json"),
+                (b"content-length", str(len(body)).encode()),
+                (b"authorization", self.authorization),
+            ],
+            "client": ("127.0.0.1", 40000),
+            "server": ("127.0.0.1", 8090),
+            "state": {},
+        }
+        sent = False
+        status = 0
+        chunks: list[bytes] = []
+
+        async def receive() -> dict[str, Any]:
+            nonlocal sent
+            if sent:
+                await asyncio.Event().wait()  # never: a disconnect only after the answer
+            sent = True
+            return {"type": "http.request", "body": body, "more_body": False}
+
+        async def send(message: dict[str, Any]) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            elif message["type"] == "http.response.body":
+                chunks.append(message.get("body", b""))
+
+        await self.app(scope, receive, send)
+        return status, b"".join(chunks)
+
+
+def renewal_codes(count: int) -> list[str]:
+    from sqlalchemy import text
+
+    from db.engines import Databases
+    from gateway.settings import Settings
+
+    async def read() -> list[str]:
+        databases = Databases(Settings().database_urls)
+        try:
+            async with databases.engine("planning").connect() as connection:
+                rows = await connection.execute(
+                    text("SELECT renewal_code FROM parcels ORDER BY id LIMIT :n"), {"n": count}
+                )
+                return [str(row[0]) for row in rows]
+        finally:
+            await databases.dispose()
+
+    return asyncio.run(read())
+
+
+async def measure(args: argparse.Namespace, authorization: str, codes: list[str]) -> None:
+    from gateway.edge.app import create_app
+    from gateway.settings import Settings
+
+    file, _ = QUERIES[args.scenario]
+    document = (BENCH_DIR / "queries" / file).read_text(encoding="utf-8")
+    rotating = args.scenario == "rotating"
+
+    def body(i: int) -> bytes:
+        payload: dict[str, Any] = {"query": document}
+        if "renewalCode" in document:
+            payload["variables"] = {"renewalCode": codes[i % len(codes)] if rotating else codes[0]}
+        return json.dumps(payload).encode()
+
+    bodies = [body(i) for i in range(args.requests)]
+    if args.baseline:  # bench/baseline.py's app on the same databases, for comparison
+        sys.path.insert(0, str(BENCH_DIR))
+        import baseline
+
+        settings = Settings()
+        app = baseline.create_app(
+            settings.database_url("planning"), settings.database_url("revenue")
+        )
+    else:
+        app = create_app(Settings())
+    caller = Caller(app, authorization)
+    async with app.router.lifespan_context(app):
+        status, answer = await caller.post(bodies[0])
+        if status != 200 or b'"errors"' in answer:
+            raise SystemExit(f"HTTP {status}: {answer[:2000]!r}")
+
+        async def round_() -> tuple[float, float]:
+            queue = iter(bodies)
+
+            async def worker() -> None:
+                for each in queue:
+                    status, answer = await caller.post(each)
+                    if status != 200 or b'"errors"' in answer:
+                        raise SystemExit(f"HTTP {status}: {answer[:2000]!r}")
+
+            cpu, wall = time.process_time(), time.perf_counter()
+            await asyncio.gather(*(worker() for _ in range(args.concurrency)))
+            return time.process_time() - cpu, time.perf_counter() - wall
+
+        await round_()  # warm-up
+        results = [await round_() for _ in range(args.repeat)]
+        cpu = min(r[0] for r in results) / args.requests * 1e6
+        wall = min(r[1] for r in results) / args.requests * 1e6
+        rounds = ", ".join(f"{r[0] / args.requests * 1e6:,.0f}" for r in results)
+        print(
+            f"{args.scenario}: {cpu:,.0f} µs CPU per request (best of {args.repeat} rounds of "
+            f"{args.requests}; rounds {rounds}), {wall:,.0f} µs wall, "
+            f"concurrency {args.concurrency}"
+        )
+        if args.profile:
+            profiler = cProfile.Profile()
+            profiler.enable()
+            await round_()
+            profiler.disable()
+            profiler.dump_stats(args.profile)
+            print(f"profile of one more round in {args.profile}")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    parser.add_argument("--scenario", choices=sorted(QUERIES), default="lookup")
+    parser.add_argument("--requests", type=int, default=400)
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--concurrency", type=int, default=1)
+    parser.add_argument("--profile", help="write a cProfile of one more round here")
+    parser.add_argument(
+        "--baseline", action="store_true", help="measure bench/baseline.py's app instead"
+    )
+    parser.add_argument("--key", help="an API key to use instead of issuing one")
+    args = parser.parse_args()
+    # bench/ holds modules named like libraries (requests.py): the repository instead.
+    sys.path[0] = str(REPO_DIR)
+    os.environ.setdefault("GATEWAY_ENV", "development")  # as bench/run.py runs the gateway
+    os.environ.setdefault("GATEWAY_LOG_LEVEL", "warning")
+    os.environ.setdefault("GATEWAY_SEED_PARCELS", "0")
+    os.environ.setdefault("GATEWAY_JOBS_IN_APP", "false")  # no background work in the figure
+    os.environ.setdefault("GATEWAY_RATE_LIMIT_PARTNER", "100000000/minute")
+    os.environ.setdefault("GATEWAY_RATE_LIMIT_STRATEGY", "fixed-window")
+    _, kind = QUERIES[args.scenario]
+    key = args.key or ("none" if args.baseline else issue_key(kind))
+    codes = renewal_codes(max(args.requests, 1))
+    with contextlib.suppress(ImportError):
+        import uvloop
+
+        uvloop.install()
+    asyncio.run(measure(args, f"Bearer {key}", codes))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

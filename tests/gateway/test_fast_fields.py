@@ -1,0 +1,268 @@
+"""The executor's short cuts answer exactly as strawberry and graphql-core do: plain leaves
+read and coerced in place (gateway/guards/execution.py, `_execute_fields`) and plain resolvers
+called directly (`lean_resolvers`), errors, paths, refusals and argument conversion included.
+
+Each case runs the same document on the same types twice: through the gateway's executor with
+both short cuts, and through strawberry's own executor and resolvers; the results must be equal.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from decimal import Decimal
+from enum import Enum
+from types import SimpleNamespace
+from typing import Annotated, Any
+
+import pytest
+import strawberry
+from strawberry.extensions import SchemaExtension
+
+from gateway.access.permissions import Scope, requires
+from gateway.access.principals import Principal, PrincipalKind
+from gateway.guards.execution import ExecutionPolicy, lean_resolvers, shared_loop_execution
+from gateway.schema.scalars import SCALARS, Money
+
+
+@strawberry.enum
+class Colour(Enum):
+    RED = "red"
+    GREEN = "green"
+
+
+class NotAColour(Enum):
+    BLUE = "blue"
+
+
+async def _later(value: Any) -> Any:
+    await asyncio.sleep(0)
+    return value
+
+
+@strawberry.type
+class Item:
+    name: str
+    colour: Colour
+    maybe_colour: Colour | None
+    money: Money
+    area: Decimal
+    note: str | None
+    count: int
+
+
+@strawberry.type
+class Box:
+    label: str
+    size: int | None
+    # What the fields hold is set per case (plain attributes, as a database row gives them).
+    items: list[Item]
+    calls: strawberry.Private[list[str]]
+
+    @strawberry.field
+    def tally(self) -> int:
+        self.calls.append("tally")
+        return len(self.items)
+
+    @strawberry.field
+    def named(self, info: strawberry.Info) -> str:
+        self.calls.append(f"named {info.field_name} {info._raw_info.parent_type.name}")
+        return self.label.upper()
+
+    @strawberry.field
+    def filtered(
+        self, colour: Annotated[Colour | None, strawberry.argument()] = None
+    ) -> list[Item]:
+        self.calls.append(f"filtered {colour!r}")
+        return [item for item in self.items if colour is None or item.colour == colour]
+
+    @strawberry.field(permission_classes=[requires(Scope.DUES_READ)])  # type: ignore[untyped-decorator]
+    def secret(self, info: strawberry.Info) -> str | None:
+        self.calls.append("secret")
+        return f"for {info.context.principal.id}"
+
+    @strawberry.field
+    async def later(self, info: strawberry.Info) -> str:
+        return str(await _later(self.label))
+
+    @strawberry.field
+    def broken(self) -> str | None:
+        raise ValueError("broken on purpose")
+
+
+BOX: dict[str, Any] = {}
+
+
+@strawberry.type
+class Query:
+    @strawberry.field
+    def box(self) -> Box | None:
+        box: Box | None = BOX["box"]
+        return box
+
+
+def _box(items: list[Any], label: Any = "box", size: Any = 3) -> Box:
+    return Box(label=label, size=size, items=items, calls=[])
+
+
+class Raising:
+    """An item whose attributes are computed, and one of them fails."""
+
+    name = "raising"
+    colour = Colour.RED
+    maybe_colour = None
+    money = Money(1)
+    area = Decimal(1)
+    note = None
+
+    @property
+    def count(self) -> int:
+        raise ArithmeticError("count failed")
+
+
+def _item(**changes: Any) -> Item:
+    values: dict[str, Any] = {
+        "name": "one",
+        "colour": Colour.RED,
+        "maybe_colour": None,
+        "money": Money(120),
+        "area": Decimal("12.500"),
+        "note": None,
+        "count": 2,
+    }
+    values.update(changes)
+    return Item(**values)
+
+
+class Tracing(SchemaExtension):
+    """A resolve hook, as tracing's spans are: every field then takes graphql-core's path."""
+
+    def resolve(self, _next: Any, root: Any, info: Any, *args: Any, **kwargs: Any) -> Any:
+        return _next(root, info, *args, **kwargs)
+
+
+def _schemas(*extensions: Any) -> tuple[strawberry.Schema, strawberry.Schema]:
+    policy = ExecutionPolicy(budget_s=60.0, slice_s=60.0)
+    fast = strawberry.Schema(
+        query=Query,
+        config=strawberry.schema.config.StrawberryConfig(scalar_map=SCALARS),
+        execution_context_class=shared_loop_execution(policy),
+        extensions=list(extensions),
+    )
+    assert lean_resolvers(fast) >= 4  # tally, named, filtered, secret, later (and Query.box)
+    reference = strawberry.Schema(
+        query=Query,
+        config=strawberry.schema.config.StrawberryConfig(scalar_map=SCALARS),
+        extensions=list(extensions),
+    )
+    return fast, reference
+
+
+FAST, REFERENCE = _schemas()
+TRACED_FAST, TRACED_REFERENCE = _schemas(Tracing)
+
+DOCUMENT = """
+query Box($colour: Colour) {
+  box {
+    label size tally named secret later broken
+    items { name colour maybeColour money area note count renamed: name }
+    filtered(colour: $colour) { name colour }
+    all: filtered { name }
+  }
+}
+"""
+
+
+def _context(*scopes: str) -> SimpleNamespace:
+    principal = Principal(PrincipalKind.COUNTER, "counter-1", "Counter", scopes=frozenset(scopes))
+    return SimpleNamespace(principal=principal)
+
+
+async def _both(
+    box: Any,
+    variables: dict[str, Any] | None = None,
+    scopes: tuple[str, ...] = (),
+    *,
+    traced: bool = False,
+) -> tuple[Any, Any, list[str], list[str]]:
+    fast, reference = (TRACED_FAST, TRACED_REFERENCE) if traced else (FAST, REFERENCE)
+    answers = []
+    calls = []
+    for schema in (fast, reference):
+        BOX["box"] = box()
+        result = await schema.execute(
+            DOCUMENT, variable_values=variables, context_value=_context(*scopes)
+        )
+        answers.append(
+            (
+                result.data,
+                sorted(
+                    (error.message, tuple(error.path or ()), repr(error.original_error))
+                    for error in result.errors or []
+                ),
+            )
+        )
+        calls.append(BOX["box"].calls)
+    return answers[0], answers[1], calls[0], calls[1]
+
+
+CASES: dict[str, Any] = {
+    "plain": lambda: _box([_item(), _item(name="two", colour=Colour.GREEN, note="n")]),
+    "empty": lambda: _box([]),
+    "null in a non-null leaf": lambda: _box([_item(name=None), _item()]),
+    "null in a nullable leaf": lambda: _box([_item(note=None)], size=None),
+    "an enum value of another enum": lambda: _box([_item(colour=NotAColour.BLUE)]),
+    "a nullable enum's bad value": lambda: _box([_item(maybe_colour="purple")]),
+    "a scalar that refuses its value": lambda: _box([_item(money="12")]),
+    "a Decimal scalar given a float": lambda: _box([_item(area=1.5)]),
+    "an int that is not one": lambda: _box([_item(count="many")]),
+    "an exception as a value": lambda: _box([_item(note=ValueError("held"))]),
+    "a non-null root leaf null": lambda: _box([_item()], label=None),
+    "a missing attribute": lambda: _box([SimpleNamespace(name="x")]),
+    "an attribute that raises": lambda: _box([Raising()]),
+}
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+@pytest.mark.parametrize("traced", [False, True], ids=["plain", "with a resolve hook"])
+@pytest.mark.parametrize("scopes", [(), (Scope.DUES_READ,)], ids=["no scope", "dues:read"])
+async def test_the_short_cuts_answer_as_strawberry_does(
+    case: str, traced: bool, scopes: tuple[str, ...]
+) -> None:
+    fast, reference, fast_calls, reference_calls = await _both(
+        CASES[case], scopes=scopes, traced=traced
+    )
+    assert fast == reference
+    assert fast_calls == reference_calls
+
+
+@pytest.mark.parametrize("colour", [None, "RED", "GREEN"])
+async def test_arguments_are_converted_as_strawberry_converts_them(colour: str | None) -> None:
+    fast, reference, fast_calls, reference_calls = await _both(
+        CASES["plain"], {"colour": colour}, (Scope.DUES_READ,)
+    )
+    assert fast == reference
+    assert fast_calls == reference_calls
+    # The argument arrives as the enum member (strawberry's conversion), null as None.
+    expected = "None" if colour is None else f"<Colour.{colour}: '{colour.lower()}'>"
+    assert f"filtered {expected}" in fast_calls
+
+
+async def test_a_scope_the_caller_lacks_is_refused_as_before() -> None:
+    fast, reference, fast_calls, _ = await _both(CASES["plain"])
+    assert fast == reference
+    data, errors = fast
+    assert data["box"]["secret"] is None
+    assert any("dues:read" in message for message, _, _ in errors)
+    assert "secret" not in fast_calls  # the resolver never ran
+    granted, _, granted_calls, _ = await _both(CASES["plain"], scopes=(Scope.DUES_READ,))
+    assert granted[0]["box"]["secret"] == "for counter-1"
+    assert "named named Box" in granted_calls  # strawberry's Info, over graphql-core's
+
+
+def test_only_plain_resolvers_are_replaced() -> None:
+    fields = FAST._schema.type_map["Box"].fields  # type: ignore[attr-defined]
+    reference_fields = REFERENCE._schema.type_map["Box"].fields  # type: ignore[attr-defined]
+    for name in ("tally", "named", "filtered", "secret", "later", "broken"):
+        assert fields[name].resolve is not reference_fields[name].resolve
+    # Plain attributes keep strawberry's own resolver (execution reads them in place).
+    assert fields["label"].resolve.__name__ == "_get_basic_result"
