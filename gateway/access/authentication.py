@@ -32,6 +32,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from db.engines import Databases
 from db.gateway import AuditRecord
 from gateway.access import keys
+from gateway.access.addresses import limit_key
 from gateway.access.principals import ANONYMOUS, Principal, PrincipalKind, scopes_for
 from gateway.clock import WallClock, utc_now
 from gateway.errors import BadUserInput
@@ -300,6 +301,7 @@ class Authenticator:
         if cached is not None:
             return cached
         if client_ip is not None:
+            client_ip = limit_key(client_ip)  # an IPv6 caller counts under its /64
             await self._check_throttle(client_ip)
         try:
             if not bearer:

@@ -21,7 +21,7 @@ from starlette.routing import BaseRoute, Route
 from db.engines import Databases
 from gateway.requests.records import DATABASE, REGIONS
 
-__all__ = ["DASHBOARD_PATH", "PUBLIC_PATHS", "Dashboard"]
+__all__ = ["CHARGED_PATHS", "DASHBOARD_PATH", "PUBLIC_PATHS", "Dashboard"]
 
 DASHBOARD_PATH = "/dashboard"
 STATIC = Path(__file__).parent / "static" / "dashboard"
@@ -33,6 +33,9 @@ FILES = {
 }
 REGIONS_PATH = f"{DASHBOARD_PATH}/regions.json"
 PUBLIC_PATHS = frozenset({*FILES, REGIONS_PATH})
+# The regions are read from the database on every request: charged to the caller's window
+# (gateway/edge/middleware.py RateLimit), as /graphql is; the files are not.
+CHARGED_PATHS = frozenset({f"GET {REGIONS_PATH}"})
 
 # Its own script and style, and /graphql on the same origin; nothing else.
 CSP = (

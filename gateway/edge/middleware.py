@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 import re
+from collections import Counter
 from collections.abc import Collection
 from typing import Any
 
@@ -23,6 +24,7 @@ from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from starlette.websockets import WebSocket
 
+from gateway.access.addresses import limit_key
 from gateway.access.authentication import (
     PUBLIC_PATHS,
     AuthenticationFailed,
@@ -113,13 +115,14 @@ class SecurityHeaders:
             self.common.append(("strict-transport-security", "max-age=31536000"))
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
+        if scope["type"] not in ("http", "websocket"):
             await self.app(scope, receive, send)
             return
         graphql = scope["path"] == self.graphql_path
 
         async def send_with_headers(message: Message) -> None:
-            if message["type"] == "http.response.start":
+            # A WebSocket's handshake refused with an HTTP answer (401, 429) carries them too.
+            if message["type"] in ("http.response.start", "websocket.http.response.start"):
                 headers = MutableHeaders(scope=message)
                 for name, value in self.common:
                     headers.setdefault(name, value)
@@ -265,14 +268,7 @@ class AuthenticationMiddleware:
         else:
             await self.app(scope, receive, send)
             return
-        if scope["type"] == "http":
-            await response(scope, receive, send)
-            return
-        websocket = WebSocket(scope, receive, send)
-        if "websocket.http.response" in scope.get("extensions", {}):
-            await websocket.send_denial_response(response)
-        else:
-            await websocket.close(code=1008)  # policy violation; the server answers 403
+        await send_refusal(scope, receive, send, response)
 
 
 class ChargedPath:
@@ -293,22 +289,74 @@ class ChargedPath:
 
 class RateLimit:
     """Pure ASGI; must run after authentication, which leaves `scope["principal"]`. Charges
-    the requests to `paths` (ChargedPath specs: "/graphql", "GET /inquiries/{code}/letter")."""
+    the requests to `paths` (ChargedPath specs: "/graphql", "GET /inquiries/{code}/letter"),
+    a WebSocket's opening handshake (a GET) among them: each connection is one operation
+    (its subscribes are charged again, gateway/edge/websocket.py), and a client address holds
+    at most `websockets_per_address` open connections in a process, so that an idle
+    connection, which costs nothing to keep open, cannot be multiplied until the process
+    runs out of sockets."""
 
-    def __init__(self, app: ASGIApp, limits: RateLimits, paths: Collection[str]) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        limits: RateLimits,
+        paths: Collection[str],
+        websockets_per_address: int | None = None,
+    ) -> None:
         self.app = app
         self.limits = limits
         self.paths = tuple(ChargedPath(spec) for spec in paths)
+        self.websockets_per_address = websockets_per_address
+        self.open_websockets: Counter[str] = Counter()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or not any(
-            charged.matches(scope["method"], scope["path"]) for charged in self.paths
+        kind = scope["type"]
+        method = scope.get("method", "GET")  # a WebSocket opens with a GET
+        if kind not in ("http", "websocket") or not any(
+            charged.matches(method, scope["path"]) for charged in self.paths
         ):
             await self.app(scope, receive, send)
             return
+        address = client_address(scope)
+        if kind == "websocket":
+            held = limit_key(address)  # an IPv6 caller counts under its /64
+            most = self.websockets_per_address
+            if most is not None and self.open_websockets[held] >= most:
+                refused = refusal(
+                    429,
+                    f"This address holds {most} WebSocket connections, the most it may at once.",
+                    "RATE_LIMITED",
+                    limit="websocketsPerAddress",
+                    max=most,
+                )
+                await send_refusal(scope, receive, send, refused)
+                return
         principal: Principal = scope.get("principal", ANONYMOUS)
-        retry_after = await self.limits.charge(principal, client_address(scope))
-        if retry_after is None:
+        retry_after = await self.limits.charge(principal, address)
+        if retry_after is not None:
+            await send_refusal(scope, receive, send, rate_limited(retry_after))
+            return
+        if kind == "http":
             await self.app(scope, receive, send)
             return
-        await rate_limited(retry_after)(scope, receive, send)
+        self.open_websockets[held] += 1
+        try:
+            await self.app(scope, receive, send)
+        finally:
+            self.open_websockets[held] -= 1
+            if self.open_websockets[held] <= 0:
+                del self.open_websockets[held]
+
+
+async def send_refusal(scope: Scope, receive: Receive, send: Send, response: Response) -> None:
+    """Answers a refused request: over HTTP with `response`; a WebSocket's handshake with it
+    where the server can send an HTTP answer to one, else by closing (the server answers
+    403)."""
+    if scope["type"] == "http":
+        await response(scope, receive, send)
+        return
+    websocket = WebSocket(scope, receive, send)
+    if "websocket.http.response" in scope.get("extensions", {}):
+        await websocket.send_denial_response(response)
+    else:
+        await websocket.close(code=1008)  # policy violation

@@ -1,9 +1,10 @@
 """Requests at the edge: whose address one comes from, its request ids, and refusals' one shape.
 
 - `client_address(scope)` is the only way the gateway names a caller's address (rate limits,
-  the failed-authentication throttle, logs). It is the connection's peer, or what
-  X-Forwarded-For says when that peer is one of `trusted_proxies` (uvicorn's
-  ProxyHeadersMiddleware, added by `create_app`, rewrites `scope["client"]` then).
+  the failed-authentication throttle, the citizen lookups' throttle, logs; defined in
+  gateway/access/addresses.py so that resolvers and the domain reach it too). It is the
+  connection's peer, or what X-Forwarded-For says when that peer is one of `trusted_proxies`
+  (uvicorn's ProxyHeadersMiddleware, added by `create_app`, rewrites `scope["client"]` then).
 - `request_ids(scope)` gives a request the gateway's own id, and keeps the caller's
   X-Request-Id beside it when it is sane (gateway/edge/middleware.py's RequestIds calls it
   first, and answers every response with the gateway's id).
@@ -23,6 +24,10 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import Scope
 
+# The one way to name a caller's address, kept where the resolvers' throttles can use it too
+# (re-exported: the edge's modules take it from here).
+from gateway.access.addresses import UNKNOWN_ADDRESS as UNKNOWN_ADDRESS
+from gateway.access.addresses import client_address as client_address
 from gateway.edge.errors import error_response
 
 # The gateway's own id for a request: always generated here, unique, in every log line.
@@ -30,7 +35,6 @@ REQUEST_ID = "gateway.request_id"
 # The id the caller sent in X-Request-Id, when sane (kept for correlation, never trusted).
 CALLER_REQUEST_ID = "gateway.caller_request_id"
 _SANE_ID = re.compile(r"[A-Za-z0-9._:-]{1,64}")
-UNKNOWN_ADDRESS = "unknown"
 
 
 def sane_token(value: str) -> str | None:
@@ -69,18 +73,6 @@ async def http_exception(_request: Request, exc: Exception) -> Response:
 
 
 # --- client addresses ---------------------------------------------------------------------
-
-
-def client_address(scope: Scope) -> str:
-    """The caller's address: one canonical spelling per address, "unknown" when there is none
-    (a Unix socket) or a trusted proxy forwarded something that is not an address."""
-    client = scope.get("client")
-    if not client:
-        return UNKNOWN_ADDRESS
-    try:
-        return str(ipaddress.ip_address(client[0]))
-    except ValueError:
-        return UNKNOWN_ADDRESS
 
 
 def trusted_proxies(proxies: list[str]) -> list[str]:

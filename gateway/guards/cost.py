@@ -19,6 +19,7 @@ from graphql import (
     GraphQLSchema,
     InlineFragmentNode,
     IntValueNode,
+    ListValueNode,
     OperationDefinitionNode,
     SelectionSetNode,
     Undefined,
@@ -46,11 +47,24 @@ def typical_size(items: int) -> dict[str, int]:
     return {TYPICAL_SIZE: items}
 
 
+# A list that holds one item for each item of one of its list arguments (`_entities`: one
+# entity per representation): `strawberry.field(metadata=sized_by("representations"))`.
+SIZED_BY = "sized_by"
+
+
+def sized_by(argument: str) -> dict[str, str]:
+    """A list field's metadata: it returns as many items as `argument` (a list) holds."""
+    return {SIZED_BY: argument}
+
+
+def _metadata(definition: GraphQLField) -> dict[str, Any]:
+    field = (definition.extensions or {}).get(_STRAWBERRY_FIELD)
+    return getattr(field, "metadata", None) or {}
+
+
 def declared_size(definition: GraphQLField) -> int | None:
     """The typical size declared on a field, if any."""
-    field = (definition.extensions or {}).get(_STRAWBERRY_FIELD)
-    metadata = getattr(field, "metadata", None) or {}
-    size = metadata.get(TYPICAL_SIZE)
+    size = _metadata(definition).get(TYPICAL_SIZE)
     return size if isinstance(size, int) else None
 
 
@@ -141,7 +155,12 @@ class _Cost:
             return 0  # unknown (validation refused it) or a leaf: leaves come with their object
         items = 1
         if is_list_type(get_nullable_type(definition.type)):
-            items = page or declared_size(definition) or self.policy.list_size
+            items = (
+                page
+                or self._argument_length(node, definition)
+                or declared_size(definition)
+                or self.policy.list_size
+            )
         # Fields merged under one key have the same arguments (validation sees to it).
         inner = self.of(
             selections,
@@ -180,6 +199,21 @@ class _Cost:
                 limit="pageSize",
             )
         return max(value, 1)
+
+    def _argument_length(self, node: FieldNode, definition: GraphQLField) -> int | None:
+        """How many items the list argument a field is sized by holds (literal or variable),
+        when it declares one: as many objects as the caller sends keys for."""
+        name = _metadata(definition).get(SIZED_BY)
+        if not isinstance(name, str):
+            return None
+        for given in node.arguments or ():
+            if given.name.value == name:
+                value = given.value
+                if isinstance(value, ListValueNode):
+                    return len(value.values)
+                found = self._value(value, None)
+                return len(found) if isinstance(found, list) else 1
+        return None
 
     def _value(self, node: ValueNode, default: Any) -> Any:
         if isinstance(node, VariableNode):

@@ -213,3 +213,7 @@ class Loaders:
     @cached_property
     def citizen_requests_about_parcel(self) -> citizen_requests.RequestsAboutParcel:
         return citizen_requests.RequestsAboutParcel(self.contact)
+
+    @cached_property
+    def citizen_request_duplicates(self) -> citizen_requests.PossibleDuplicates:
+        return citizen_requests.PossibleDuplicates(self.contact, self.principal)

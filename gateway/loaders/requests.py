@@ -31,6 +31,7 @@ from gateway.requests.records import (
     ServiceDefinition,
     load_services,
 )
+from gateway.requests.registration import DuplicatePolicy, find_duplicates_of_many
 
 REQUEST_BY_ID = KeyedQuery(select(REQUESTS), REQUESTS.c.id, CitizenRequest.from_row)
 REQUEST_BY_TRACKING_CODE = KeyedQuery(
@@ -162,3 +163,39 @@ class RequestsAboutParcel(GatedLoader[ParcelKey, list[CitizenRequest]]):
             ]
             for code, address, near in keys
         ]
+
+
+# A request and what "possibly the same" means (the settings' radius and window).
+DuplicatesKey = tuple[CitizenRequest, DuplicatePolicy]
+
+
+class PossibleDuplicates(GatedLoader[DuplicatesKey, tuple[CitizenRequest, ...]]):
+    """Each request's possible duplicates that the principal may see (its row rule is in the
+    statement): one statement for every request of the batch, however many there are."""
+
+    def __init__(self, engine: AsyncEngine, principal: Principal) -> None:
+        # Each request adds a handful of values and a box of four bounds to the statement.
+        super().__init__(
+            max_batch_size=MAX_KEYS_PER_STATEMENT // 8,
+            get_cache_key=lambda key: (key[0].id, key[1]),
+        )
+        self.engine = engine
+        self.where = RULES.condition(CitizenRequestRecord, principal)
+
+    async def batch_load_fn(
+        self, keys: Sequence[DuplicatesKey]
+    ) -> list[tuple[CitizenRequest, ...]]:
+        found: list[tuple[CitizenRequest, ...]] = []
+        # One statement per policy (a process has one; tests may use several).
+        by_policy: dict[DuplicatePolicy, list[CitizenRequest]] = {}
+        for request, policy in keys:
+            by_policy.setdefault(policy, []).append(request)
+        results: dict[tuple[int, DuplicatePolicy], tuple[CitizenRequest, ...]] = {}
+        async with self.engine.connect() as connection:
+            for policy, requests in by_policy.items():
+                offered = await find_duplicates_of_many(connection, requests, policy, self.where)
+                for request, duplicates in zip(requests, offered, strict=True):
+                    results[(request.id, policy)] = duplicates
+        for request, policy in keys:
+            found.append(results[(request.id, policy)])
+        return found

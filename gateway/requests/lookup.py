@@ -28,6 +28,7 @@ from limits.aio.strategies import MovingWindowRateLimiter
 from limits.errors import StorageError
 
 from db.engines import Databases
+from gateway.access.addresses import limit_key
 from gateway.errors import BadUserInput, GatewayError
 from gateway.requests.records import DATABASE, CitizenRequest, load_by_tracking_code
 from gateway.settings import Settings
@@ -84,6 +85,7 @@ class LookupThrottle:
     async def admit(self, address: str, tracking_code: str) -> None:
         """Counts a lookup from `address`, and refuses it (RATE_LIMITED) when the address or
         the tracking code is over its limit."""
+        address = limit_key(address)  # an IPv6 caller counts under its /64
         try:
             if not await self.limiter.hit(self.per_address, "address", address):
                 stats = await self.limiter.get_window_stats(self.per_address, "address", address)

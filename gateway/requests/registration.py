@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
-from sqlalchemy import ColumnElement, insert, or_, select
+from sqlalchemy import ColumnElement, and_, insert, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -65,6 +65,7 @@ __all__ = [
     "Submission",
     "channel_of",
     "find_duplicates",
+    "find_duplicates_of_many",
     "normalize_mobile",
     "register",
 ]
@@ -296,17 +297,44 @@ async def find_duplicates(
     """Open requests for the same service registered within the policy's window before this
     one, within its radius (by coordinates), or at the same address or parcel; nearest and
     newest first. Merged requests are not offered again."""
-    since = naive(request.registered_at - policy.window)
-    base = select(REQUESTS).where(
-        REQUESTS.c.service_id == request.service_id,
-        REQUESTS.c.id != request.id,
-        REQUESTS.c.status.in_(sorted(OPEN_STATUSES)),
-        REQUESTS.c.merged_into_id.is_(None),
-        REQUESTS.c.registered_at >= since,
-        REQUESTS.c.registered_at <= naive(request.registered_at),
+    rows = await connection.execute(
+        select(REQUESTS).where(_duplicate_condition(request, policy)).limit(200)
     )
+    return _nearest(request, policy, [CitizenRequest.from_row(row) for row in rows])
+
+
+async def find_duplicates_of_many(
+    connection: AsyncConnection,
+    requests: Sequence[CitizenRequest],
+    policy: DuplicatePolicy,
+    where: ColumnElement[bool],
+) -> list[tuple[CitizenRequest, ...]]:
+    """`find_duplicates` for each of `requests`, in one statement, among the requests that
+    meet `where` (the caller's row rule: a duplicate the caller may not see is not offered)."""
+    if not requests:
+        return []
+    statement = select(REQUESTS).where(
+        where, or_(*(_duplicate_condition(request, policy) for request in requests))
+    )
+    candidates = [CitizenRequest.from_row(row) for row in await connection.execute(statement)]
+    found = []
+    for request in requests:
+        # The statement's condition for this request, applied to the candidates of all.
+        since = request.registered_at - policy.window
+        own = [
+            other
+            for other in candidates
+            if other.service_id == request.service_id
+            and other.id != request.id
+            and since <= other.registered_at <= request.registered_at
+        ]
+        found.append(_nearest(request, policy, own))
+    return found
+
+
+def _duplicate_condition(request: CitizenRequest, policy: DuplicatePolicy) -> ColumnElement[bool]:
+    since = naive(request.registered_at - policy.window)
     places: list[ColumnElement[bool]] = []
-    centre: geo.Point | None = None
     if request.latitude is not None and request.longitude is not None:
         centre = geo.Point(request.latitude, request.longitude)
         south, north, west, east = geo.bounding_box(centre, policy.radius_m)
@@ -317,9 +345,27 @@ async def find_duplicates(
         places.append(REQUESTS.c.address == request.address)
     if request.renewal_code is not None:
         places.append(REQUESTS.c.renewal_code == request.renewal_code)
+    return and_(
+        REQUESTS.c.service_id == request.service_id,
+        REQUESTS.c.id != request.id,
+        REQUESTS.c.status.in_(sorted(OPEN_STATUSES)),
+        REQUESTS.c.merged_into_id.is_(None),
+        REQUESTS.c.registered_at >= since,
+        REQUESTS.c.registered_at <= naive(request.registered_at),
+        or_(*places),
+    )
+
+
+def _nearest(
+    request: CitizenRequest, policy: DuplicatePolicy, candidates: Sequence[CitizenRequest]
+) -> tuple[CitizenRequest, ...]:
+    """Of the candidates, those within the radius or at the same place, nearest and newest
+    first, at most the policy's limit."""
+    centre: geo.Point | None = None
+    if request.latitude is not None and request.longitude is not None:
+        centre = geo.Point(request.latitude, request.longitude)
     found: list[tuple[float, CitizenRequest]] = []
-    for row in await connection.execute(base.where(or_(*places)).limit(200)):
-        other = CitizenRequest.from_row(row)
+    for other in candidates:
         distance = math.inf
         if centre is not None and other.latitude is not None and other.longitude is not None:
             distance = geo.distance_m(centre, geo.Point(other.latitude, other.longitude))

@@ -53,6 +53,7 @@ from strawberry.types.field import StrawberryField
 from gateway.access.permissions import Scope, requires
 from gateway.context import Info
 from gateway.errors import BadUserInput
+from gateway.guards.cost import sized_by
 from gateway.schema.planning import Parcel, Person, PlanningQuery
 from gateway.schema.scalars import NationalCode, RegistryPlate, RenewalCode
 from gateway.settings import Settings
@@ -161,6 +162,8 @@ class FederationQuery:
         description="Entities by their keys, for a federation router: each representation "
         "answers as the direct query would (same scopes, row rules and audit); null when "
         "this municipality has no such entity.",
+        # The cost estimate counts an entity per representation, not a typical list's size.
+        metadata=sized_by("representations"),
     )
     async def entities(
         self,

@@ -103,7 +103,9 @@ async def test_open_requests_for_the_same_service_close_by_are_offered_as_duplic
     world: World,
 ) -> None:
     lat, lon = _somewhere(3)
-    first = await registered(world, "portal", latitude=lat, longitude=lon)
+    # The 137 centre's own: duplicates are offered among the requests the caller may see
+    # (tests/gateway/security/test_request_duplicates.py).
+    first = await registered(world, "centre", latitude=lat, longitude=lon)
     assert first["possibleDuplicates"] == []
     world.clock.now += dt.timedelta(hours=2)
     # About 60 m north: the same pothole, most likely.
