@@ -25,7 +25,7 @@ import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 
-from sqlalchemy import select, update
+from sqlalchemy import insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -62,6 +62,7 @@ from gateway.inquiries.records import (
 from gateway.inquiries.runtime import JobRuntime
 from gateway.inquiries.tracking import new_tracking_code
 from gateway.jobs import JobContext, JobKinds, JobQueue, Payload, RetryPolicy
+from gateway.jobs.queue import job_id
 from identifiers import RegistryPlate
 
 log = logging.getLogger("gateway.inquiries")
@@ -200,14 +201,16 @@ async def submit(
     unknown kind or one this partner may not ask, a property named twice or not at all, a
     parcel that does not exist, a key reused with another input (CONFLICT)."""
     _check_submission(submission, config, principal)
-    async with databases.session("gateway") as session:
-        found = await _existing(session, principal, submission)
-        if found is not None:
-            return found, False
+    # A key used before is found by the insert's unique constraint (below), not by a read
+    # ahead of every submission: a repeat is rare, a new submission is not.
     parcel = await find_parcel(
         databases, renewal_code=submission.renewal_code, plate=submission.registry_plate
     )
     if parcel is None:
+        async with databases.session("gateway") as session:
+            found = await _existing(session, principal, submission)
+        if found is not None:
+            return found, False
         field = "renewalCode" if submission.renewal_code is not None else "registryPlate"
         raise NotFound("No parcel has this code.", field=field)
     kind = config.kinds[submission.kind]
@@ -239,16 +242,20 @@ async def submit(
                     await begin_write(await session.connection())
                     session.add(inquiry)
                     await session.flush()
-                    session.add_all(
-                        InquiryCheckRecord(
-                            inquiry_id=inquiry.id,
-                            name=check.name,
-                            authority=check.authority.name,
-                            manual=isinstance(check, ManualCheck),
-                            state=CHECK_PENDING,
-                            attempts=0,
-                        )
-                        for check in kind.checks
+                    # One statement for every check (executemany), not one each.
+                    await session.execute(
+                        insert(InquiryCheckRecord),
+                        [
+                            {
+                                "inquiry_id": inquiry.id,
+                                "name": check.name,
+                                "authority": check.authority.name,
+                                "manual": isinstance(check, ManualCheck),
+                                "state": CHECK_PENDING,
+                                "attempts": 0,
+                            }
+                            for check in kind.checks
+                        ],
                     )
                 return inquiry, True
             except IntegrityError:
@@ -424,11 +431,11 @@ async def record_outcomes(
     databases: Databases,
     config: InquirySettings,
     inquiry_id: int,
-    outcomes: Mapping[int, CheckOutcome | None],
+    outcomes: Mapping[str, CheckOutcome | None],
     now: WallClock,
 ) -> Changed | None:
     """Records, in one transaction, machines' answers to an inquiry's pending checks (by the
-    check's id), each None sending a manual check to its department's queue with its
+    check's name), each None sending a manual check to its department's queue with its
     deadline. A check no longer pending (a replayed or duplicated job, or another process
     that was quicker) is left as it is: the first recording stands. None when nothing
     changed."""
@@ -437,9 +444,9 @@ async def record_outcomes(
         moment = now()
         recorded = False
         for check in await _checks_of(session, inquiry_id):
-            if check.id not in outcomes or check.state != CHECK_PENDING:
+            if check.name not in outcomes or check.state != CHECK_PENDING:
                 continue
-            outcome = outcomes[check.id]
+            outcome = outcomes[check.name]
             if outcome is None:
                 kind = config.kinds[inquiry.kind]
                 check.state = CHECK_QUEUED
@@ -459,19 +466,23 @@ async def record_outcomes(
     return result
 
 
-async def note_failures(databases: Databases, errors: Mapping[int, str]) -> None:
-    """Why a machine has not answered these checks yet (by the check's id), as the partner
-    sees it."""
+async def note_failures(databases: Databases, inquiry_id: int, errors: Mapping[str, str]) -> None:
+    """Why a machine has not answered these checks of an inquiry yet (by the check's name),
+    as the partner sees it."""
     async with (
         _turn_to_write(databases),
         databases.session("gateway") as session,
         session.begin(),
     ):
         await begin_write(await session.connection())
-        for check_id, error in errors.items():
+        for name, error in errors.items():
             await session.execute(
                 update(InquiryCheckRecord)
-                .where(InquiryCheckRecord.id == check_id, InquiryCheckRecord.state == CHECK_PENDING)
+                .where(
+                    InquiryCheckRecord.inquiry_id == inquiry_id,
+                    InquiryCheckRecord.name == name,
+                    InquiryCheckRecord.state == CHECK_PENDING,
+                )
                 .values(attempts=InquiryCheckRecord.attempts + 1, last_error=error[:200])
             )
 
@@ -555,11 +566,60 @@ class ChecksUnanswered(Exception):
 @dataclass(frozen=True)
 class Run:
     """What one run of an inquiry's checks did: the change it committed (None: nothing was
-    pending any more, or nothing could be answered) and, by check id, why those it left
+    pending any more, or nothing could be answered) and, by check name, why those it left
     pending could not be answered yet."""
 
     changed: Changed | None
-    errors: Mapping[int, str]
+    errors: Mapping[str, str]
+
+
+@dataclass(frozen=True)
+class Pending:
+    """What a run of an inquiry's checks works from: the inquiry's property, applicant and
+    tracking code, and the names of its checks still pending."""
+
+    inquiry_id: int
+    parcel_id: int
+    applicant_national_code: str
+    tracking_code: str
+    checks: tuple[str, ...]
+
+    @classmethod
+    def fresh(cls, inquiry: InquiryRecord, config: InquirySettings) -> Pending:
+        """An inquiry just submitted: every check of its kind is pending (submit)."""
+        return cls(
+            inquiry.id,
+            inquiry.parcel_id,
+            inquiry.applicant_national_code,
+            inquiry.tracking_code,
+            tuple(check.name for check in config.kinds[inquiry.kind].checks),
+        )
+
+
+async def pending_checks(databases: Databases, inquiry_id: int) -> Pending | None:
+    """An inquiry's checks still pending, in one statement; None when none is (or there is
+    no such inquiry)."""
+    async with databases.gateway.connect() as connection:
+        rows = (
+            await connection.execute(
+                select(
+                    InquiryCheckRecord.name,
+                    InquiryRecord.parcel_id,
+                    InquiryRecord.applicant_national_code,
+                    InquiryRecord.tracking_code,
+                )
+                .join(InquiryRecord, InquiryRecord.id == InquiryCheckRecord.inquiry_id)
+                .where(
+                    InquiryCheckRecord.inquiry_id == inquiry_id,
+                    InquiryCheckRecord.state == CHECK_PENDING,
+                )
+                .order_by(InquiryCheckRecord.id)
+            )
+        ).all()
+    if not rows:
+        return None
+    first = rows[0]
+    return Pending(inquiry_id, first[1], first[2], first[3], tuple(str(row[0]) for row in rows))
 
 
 async def run_checks(
@@ -568,53 +628,46 @@ async def run_checks(
     config: InquirySettings,
     inquiry_id: int,
     now: WallClock,
+    *,
+    pending: Pending | None = None,
 ) -> Run:
     """Runs every pending check of an inquiry at once: reads the facts they need once (the
     department databases and the agencies concurrently), judges each check, and records
     every outcome in one transaction. A check whose facts could not be read stays pending
     with why; the others are recorded all the same. Safe to run twice, or in two processes
-    at once: only the first recording of a check stands (record_outcomes)."""
-    async with databases.session("gateway") as session:
-        inquiry = await session.get(InquiryRecord, inquiry_id)
-        if inquiry is None:
+    at once: only the first recording of a check stands (record_outcomes). `pending`, when
+    the caller knows it (an inquiry it has just submitted), spares reading it again."""
+    if pending is None:
+        pending = await pending_checks(databases, inquiry_id)
+        if pending is None:
             return Run(None, {})
-        pending = [
-            (check.id, CHECKS[check.name])
-            for check in await session.scalars(
-                select(InquiryCheckRecord).where(
-                    InquiryCheckRecord.inquiry_id == inquiry_id,
-                    InquiryCheckRecord.state == CHECK_PENDING,
-                )
-            )
-        ]
-        parcel_id, applicant = inquiry.parcel_id, inquiry.applicant_national_code
-        tracking_code = inquiry.tracking_code
-    if not pending:
-        return Run(None, {})
+    definitions = [CHECKS[name] for name in pending.checks]
+    parcel_id, applicant = pending.parcel_id, pending.applicant_national_code
+    tracking_code = pending.tracking_code
     reading = await read_facts(
         databases,
         agencies,
         parcel_id=parcel_id,
         applicant_national_code=applicant,
         tracking_code=tracking_code,
-        needs=facts_needed(definition for _, definition in pending),
+        needs=facts_needed(definitions),
         now=now,
     )
-    outcomes: dict[int, CheckOutcome | None] = {}
-    errors: dict[int, str] = {}
-    for check_id, definition in pending:
+    outcomes: dict[str, CheckOutcome | None] = {}
+    errors: dict[str, str] = {}
+    for definition in definitions:
         failed = [reading.failures[fact] for fact in definition.needs if fact in reading.failures]
         if failed:
-            errors[check_id] = _describe(failed[0])
+            errors[definition.name] = _describe(failed[0])
         elif isinstance(definition, AutomaticCheck):
-            outcomes[check_id] = definition.evaluate(reading.facts, config.checks)
+            outcomes[definition.name] = definition.evaluate(reading.facts, config.checks)
         else:
-            outcomes[check_id] = definition.screened(reading.facts, config.checks)
+            outcomes[definition.name] = definition.screened(reading.facts, config.checks)
     changed = None
     if outcomes:
         changed = await record_outcomes(databases, config, inquiry_id, outcomes, now)
     if errors:
-        await note_failures(databases, errors)
+        await note_failures(databases, inquiry_id, errors)
     return Run(changed, errors)
 
 
@@ -655,17 +708,28 @@ async def run_checks_at_once(
     databases: Databases,
     agencies: Agencies,
     config: InquirySettings,
-    inquiry_id: int,
+    inquiry: InquiryRecord,
     now: WallClock,
     told: Callable[[Changed], Awaitable[None]],
+    *,
+    backstop: JobQueue | None = None,
 ) -> None:
     """A submission's first run of its checks, in the process that accepted it, right after
-    the commit (JobQueue.spawn): the verdict does not wait for the job queue to be polled.
-    Its durable job, queued to start BACKSTOP_S later, finds the work done or finishes it:
-    after an agency's failure (with backoff), or when this process died meanwhile."""
-    run = await run_checks(databases, agencies, config, inquiry_id, now)
+    the commit (JobQueue.spawn), from the inquiry it has just created (every check pending;
+    nothing read again): the verdict does not wait for the job queue to be polled. Its
+    durable job, queued on `backstop` to start BACKSTOP_S later, finishes the work after an
+    agency's failure (with backoff), or when this process died meanwhile; when this run
+    leaves nothing pending, the job is withdrawn before it starts (it would find nothing
+    to do, at the cost of a job's bookkeeping)."""
+    pending = Pending.fresh(inquiry, config)
+    run = await run_checks(databases, agencies, config, inquiry.id, now, pending=pending)
     if run.changed is not None:
         await told(run.changed)
+    if backstop is not None and not run.errors:
+        # Every check this run started from (all of the inquiry's) has its outcome or its
+        # department's queue, recorded here or by another run: none is pending, none can be
+        # again, and the backstop, not started yet, would only find that out.
+        await backstop.withdraw([job_id(CHECKS_JOB, str(inquiry.id))])
 
 
 def announcer(events: Events, queue: JobQueue | None) -> Callable[[Changed], Awaitable[None]]:

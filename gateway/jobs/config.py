@@ -35,7 +35,9 @@ class JobsConfig:
         default_factory=lambda: f"{socket.gethostname()}-{os.getpid()}-{os.urandom(3).hex()}"
     )
     worker_concurrency: int = 16  # jobs one process runs at once
-    polling_interval_s: float = 0.2  # how often the queue is polled for new jobs
+    # How often the queue is polled for new jobs (and the engine's notifications): every
+    # poll is a few statements on the engine's database, even with nothing to do.
+    polling_interval_s: float = 1.0
     heartbeat_interval_s: float = 5.0
     lease_s: float = 30.0
     shutdown_grace_s: int = 10  # running jobs may finish within this on shutdown
@@ -97,6 +99,7 @@ def jobs_config(settings: Settings, executor_id: str | None = None) -> JobsConfi
         heartbeat_interval_s=settings.jobs_heartbeat_s,
         lease_s=settings.jobs_lease_s,
         shutdown_grace_s=settings.jobs_shutdown_grace_s,
+        polling_interval_s=settings.jobs_polling_s,
         datasources={"gateway": settings.database_url("gateway")},
     )
     return config if executor_id is None else replace(config, executor_id=executor_id)

@@ -169,6 +169,14 @@ class JobQueue:
         handle: WorkflowHandleAsync[None] = await self.client.enqueue_async(options, kind, payload)
         return handle.get_workflow_id()
 
+    async def withdraw(self, ids: Sequence[str]) -> None:
+        """Withdraws jobs whose work was done otherwise (JobQueue.spawn): a job not started
+        yet never starts, and reads `cancelled`; one that has finished is left as it is.
+        Queueing the same kind and key again starts nothing (the first job stands), so
+        withdraw only a job whose work can never be needed again."""
+        if ids:
+            await self.client.cancel_workflows_async(list(ids))
+
     async def get(self, id: str) -> Job | None:
         found = await self.client.list_workflows_async(workflow_ids=[id])
         return Job.from_status(found[0]) if found else None

@@ -19,11 +19,15 @@ from sqlalchemy import func, select
 
 from db import planning, revenue
 from db.engines import Databases
+from db.gateway import InquiryRecord
 from gateway.access.principals import PrincipalKind
 from gateway.edge.app import create_app
 from gateway.inquiries import answers
 from gateway.inquiries.config import inquiry_settings
 from gateway.inquiries.tracking import new_tracking_code
+from gateway.inquiries.workflow import CHECKS_JOB
+from gateway.jobs import JobQueue, jobs_config
+from gateway.jobs.queue import job_id
 from gateway.settings import Settings
 from sandbox.dataset import DECEASED, OTHER_OWNER, SEIZED
 from sandbox.run import Agencies as SandboxAgencies
@@ -278,6 +282,24 @@ async def _decided(caller: GraphQLClient, code: str) -> dict[str, Any]:
     return await _until(lambda: _inquiry(caller, code), lambda i: i["status"] == "DECIDED")
 
 
+async def _backstop(world: World, code: str, state: str) -> None:
+    """Until the inquiry's durable checks job (its backstop) is in `state`."""
+    async with world.databases.gateway.connect() as connection:
+        inquiry_id = await connection.scalar(
+            select(InquiryRecord.id).where(InquiryRecord.tracking_code == code)
+        )
+    queue = await JobQueue(jobs_config(world.settings)).open()
+    try:
+
+        async def job() -> dict[str, Any]:
+            found = await queue.get(job_id(CHECKS_JOB, str(inquiry_id)))
+            return {"state": None if found is None else found.state}
+
+        await _until(job, lambda found: found["state"] == state)
+    finally:
+        await queue.close()
+
+
 # --- The cases --------------------------------------------------------------------------------
 
 
@@ -291,6 +313,9 @@ async def test_a_clean_parcel_ends_clear_signed_and_verifiable(world: World) -> 
     assert inquiry["verdict"] == "CLEAR", inquiry
     assert inquiry["reasons"] == []
     assert {c["outcome"] for c in inquiry["checks"]} == {"PASS"}
+    # Its checks ran at once, beside the answer; their durable job, queued before the
+    # answer as the backstop, found nothing left to do and was withdrawn unstarted.
+    await _backstop(world, submitted["trackingCode"], "cancelled")
     token = inquiry["answer"]
     assert applicant not in token
     verified = answers.verify(token, inquiry_settings(world.settings).keys.verification_keys)
@@ -433,6 +458,8 @@ async def test_an_agency_down_leaves_the_check_pending_until_it_is_back(world: W
             await http.delete(chaos)
     inquiry = await _decided(notary, code)
     assert inquiry["verdict"] == "CLEAR"
+    # The durable job, not the first run, finished it.
+    await _backstop(world, code, "done")
 
 
 async def test_one_idempotency_key_twice_at_once_gives_one_inquiry(world: World) -> None:
