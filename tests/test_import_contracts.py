@@ -58,6 +58,12 @@ def test_the_code_keeps_every_contract(tmp_path: Path) -> None:
         ("gateway/access/violation.py", "import gateway.edge.app\n", "gateway's areas are layers"),
         ("gateway/schema/violation.py", "import gateway.cli\n", "gateway's areas are layers"),
         ("gateway/loaders/violation.py", "import gateway.guards.cost\n", "areas are layers"),
+        ("gateway/schema/violation.py", "from sqlalchemy import select\n", "runs no SQL"),
+        (
+            "gateway/schema/violation.py",
+            "from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    import sqlalchemy.orm\n",
+            "runs no SQL",
+        ),
     ],
 )
 def test_a_violating_import_is_reported(

@@ -1,5 +1,5 @@
 """The `gateway` command: run the server, migrate and seed databases, export the schema, and
-manage API keys, the audit trail and trusted documents."""
+manage API keys, the audit trail, trusted documents, webhooks and dead jobs."""
 
 from __future__ import annotations
 
@@ -8,7 +8,18 @@ import os
 
 import click
 
-from gateway.cli import audit, check, data, keys, operations, run, schema, webhooks, worker
+from gateway.cli import (
+    audit,
+    check,
+    data,
+    jobs,
+    keys,
+    operations,
+    run,
+    schema,
+    webhooks,
+    worker,
+)
 from gateway.migration_logs import quiet_migrations
 
 TRUE = ("1", "true", "yes", "on")
@@ -40,5 +51,6 @@ for command in (
     audit.audit,
     operations.operations,
     webhooks.webhooks,
+    jobs.jobs,
 ):
     main.add_command(command)

@@ -108,7 +108,8 @@ def create_app(
         try:
             async with (
                 running_jobs(settings, jobs) as job_queue,
-                reading_jobs(job_queue, jobs.kinds),  # the queue's figures for the metrics
+                # the queue's figures for the metrics
+                reading_jobs(job_queue, jobs.kinds, wall_clock=wall_clock),
             ):
                 _app.state.job_queue = job_queue
                 graphql.job_queue = job_queue
@@ -150,7 +151,10 @@ def create_app(
     # The last added runs first: request ids, security headers, internal errors, trusted
     # proxies, CORS, body size, authentication, rate limits.
     app.add_middleware(
-        RateLimit, limits=rate_limits, paths=frozenset({"/graphql"}) | inquiries.CHARGED_PATHS
+        RateLimit,
+        limits=rate_limits,
+        paths=frozenset({"/graphql"}) | inquiries.CHARGED_PATHS | dashboard.CHARGED_PATHS,
+        websockets_per_address=settings.websockets_per_address,
     )
     app.add_middleware(
         AuthenticationMiddleware,

@@ -22,6 +22,7 @@ from starlette.routing import BaseRoute, Mount, Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from gateway.access.principals import ANONYMOUS, Principal, PrincipalKind
+from gateway.clock import WallClock, utc_now
 from gateway.edge.requests import refusal, request_ids
 from gateway.jobs import JobQueue
 from gateway.jobs.config import WORKFLOW_NAME
@@ -236,9 +237,13 @@ async def read_jobs(queue: JobQueue, kinds: Iterable[str], now: float) -> None:
 
 @contextlib.asynccontextmanager
 async def reading_jobs(
-    queue: JobQueue | None, kinds: Iterable[str], every_s: float = 15.0
+    queue: JobQueue | None,
+    kinds: Iterable[str],
+    every_s: float = 15.0,
+    wall_clock: WallClock = utc_now,
 ) -> AsyncIterator[None]:
-    """Reads the job queue into the metrics every `every_s` while the app runs."""
+    """Reads the job queue into the metrics every `every_s` while the app runs; how long a
+    job has waited is measured to `wall_clock`'s now."""
     if queue is None:
         yield
         return
@@ -247,7 +252,7 @@ async def reading_jobs(
     async def read_forever() -> None:
         while True:
             try:
-                await read_jobs(queue, names, time.time())
+                await read_jobs(queue, names, wall_clock().timestamp())
             except Exception:
                 jobs_log.warning("jobs: could not read the queue for the metrics", exc_info=True)
             await asyncio.sleep(every_s)

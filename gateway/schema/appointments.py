@@ -16,16 +16,15 @@ from typing import Annotated, Any, Self
 import strawberry
 from strawberry.permission import BasePermission
 
-from db.contact import CitizenRequestRecord
 from gateway.access.principals import PrincipalKind
-from gateway.access.rows import RULES, sees_none
 from gateway.context import Info
 from gateway.errors import BadUserInput, Forbidden, NotFound
 from gateway.guards.cost import typical_size
+from gateway.guards.ratelimit import client_address
 from gateway.inquiries.tracking import parse_tracking_code
 from gateway.inquiries.workdays import Workweek
-from gateway.requests import appointments, lookup
-from gateway.requests.records import DATABASE, load_by_tracking_code, load_service
+from gateway.requests import appointments, lookup, search
+from gateway.requests.records import DATABASE, load_service
 from gateway.schema.mutation import change
 from gateway.schema.node import from_global_id, to_global_id
 from identifiers import InvalidIdentifier
@@ -157,17 +156,12 @@ async def _may_act(info: Info, code: str, last4: str | None) -> None:
     context = info.context
     if last4 is not None:
         throttle = lookup.throttle_for(context.settings)
-        client = context.request.client
-        await throttle.admit(client.host if client is not None else "unknown", code)
+        await throttle.admit(client_address(context.request.scope), code)
         if await lookup.find_for_citizen(context.databases, code, last4) is None:
             await throttle.failed(code)
             raise NotFound("No citizen request has this tracking code.")
         return
-    condition = RULES.condition(CitizenRequestRecord, context.principal)
-    found = None
-    if not sees_none(condition):
-        async with context.databases.engine(DATABASE).connect() as connection:
-            found = await load_by_tracking_code(connection, code, where=condition)
+    found = await search.visible(context.databases, context.principal, code)
     if found is None:
         raise NotFound("No citizen request has this tracking code.")
 

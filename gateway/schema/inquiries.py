@@ -12,27 +12,22 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import AsyncGenerator
 from enum import Enum
-from typing import Annotated, Any, Self
+from typing import Annotated, Self
 
 import strawberry
-from sqlalchemy import ColumnElement, FromClause, func, select
 
-from db.gateway import InquiryCheckRecord, InquiryRecord
 from gateway.access.permissions import mask_national_code, note_personal_read
 from gateway.access.principals import PrincipalKind, Scope
 from gateway.access.replays import audit_registration
-from gateway.access.rows import RULES, sees_none
 from gateway.context import Info
 from gateway.errors import BadUserInput, Forbidden
-from gateway.inquiries import publication, records, webhooks, workflow
+from gateway.inquiries import listing, publication, records, webhooks, workflow
 from gateway.inquiries.checks import CHECKS
 from gateway.inquiries.facts import Outcome
-from gateway.inquiries.records import CHECK_QUEUED
 from gateway.inquiries.records import InquiryCheck as CheckRecord
 from gateway.inquiries.status import AnswerStatus
 from gateway.inquiries.tracking import parse_tracking_code
 from gateway.inquiries.wording import Text
-from gateway.paging import Page, Window, beyond, paged, windowed
 from gateway.schema.inquiry_kinds import InquiryKind
 from gateway.schema.mutation import change
 from gateway.schema.node import Node, from_global_id, node_type
@@ -354,42 +349,16 @@ class InquiryEdge:
     node: Inquiry = strawberry.field(description="The inquiry (استعلام).")
 
 
-async def _count(info: Info, table: FromClause, conditions: list[ColumnElement[bool]]) -> int:
-    statement = select(func.count()).select_from(table).where(*conditions)
-    async with info.context.databases.gateway.connect() as connection:
-        return int((await connection.execute(statement)).scalar_one())
-
-
-async def _page(
-    info: Info,
-    table: FromClause,
-    conditions: list[ColumnElement[bool]],
-    window: Window,
-    *,
-    descending: bool,
-) -> Page[Any]:
-    """The rows of `table` under `conditions` in the window, in the list's order."""
-    statement = windowed(
-        select(table).where(*conditions), table.c.id, window, descending=descending
-    )
-    other_side = beyond(table.c.id, conditions, window, descending=descending)
-    async with info.context.databases.gateway.connect() as connection:
-        rows = (await connection.execute(statement)).all()
-        past = other_side is not None and bool((await connection.execute(other_side)).scalar())
-    return paged(rows, window, beyond_cursor=past)
-
-
 @strawberry.type(description="A page of inquiries (Relay connection), newest first.")
 class InquiryConnection:
     edges: list[InquiryEdge] = strawberry.field(description="The page's inquiries.")
     page_info: PageInfo = strawberry.field(description="Where the page sits in the list.")
-    conditions: strawberry.Private[list[ColumnElement[bool]] | None]
+    search: strawberry.Private[listing.InquirySearch]
 
     @strawberry.field(description="How many inquiries match the filter, on all pages.")
     async def total_count(self, info: Info) -> int:
-        if self.conditions is None:
-            return 0
-        return await _count(info, records.INQUIRIES, self.conditions)
+        context = info.context
+        return await listing.count_inquiries(context.databases, context.principal, self.search)
 
 
 @strawberry.type(description="An inquiry's check in a page, with its cursor (Relay).")
@@ -402,11 +371,12 @@ class InquiryCheckEdge:
 class InquiryCheckConnection:
     edges: list[InquiryCheckEdge] = strawberry.field(description="The page's checks.")
     page_info: PageInfo = strawberry.field(description="Where the page sits in the list.")
-    conditions: strawberry.Private[list[ColumnElement[bool]]]
+    search: strawberry.Private[listing.QueueSearch]
 
     @strawberry.field(description="How many checks match, on all pages.")
     async def total_count(self, info: Info) -> int:
-        return await _count(info, records.CHECKS, self.conditions)
+        context = info.context
+        return await listing.count_queue(context.databases, context.principal, self.search)
 
 
 @strawberry.input(description="Which of the caller's inquiries to list.")
@@ -494,30 +464,22 @@ class InquiriesQuery:
         window = page_window(
             "inquiry", first=first, after=after, last=last, before=before, cap=MAX_PAGE
         )
-        condition = RULES.condition(InquiryRecord, info.context.principal)
-        if sees_none(condition):
-            return InquiryConnection(
-                edges=[], page_info=page_info_of(Page([], False, False), []), conditions=None
-            )
-        table = records.INQUIRIES
-        conditions = [condition]
+        search = listing.InquirySearch()
         if filter is not None:
-            if filter.status is not None:
-                conditions.append(table.c.status == filter.status.value)
-            if filter.kind is not None:
-                conditions.append(table.c.kind == filter.kind.value)
-            if filter.verdict is not None:
-                conditions.append(table.c.verdict == filter.verdict.value)
-        page = await _page(info, table, conditions, window, descending=True)
-        found = [records.Inquiry.from_row(row) for row in page.items]
+            search = listing.InquirySearch(
+                status=None if filter.status is None else filter.status.name,
+                kind=None if filter.kind is None else filter.kind.name,
+                verdict=None if filter.verdict is None else filter.verdict.name,
+            )
+        context = info.context
+        page = await listing.inquiries(context.databases, context.principal, search, window)
+        found = page.items
         cursors = [encode_cursor("inquiry", inquiry.id) for inquiry in found]
         edges = [
             InquiryEdge(cursor=cursor, node=Inquiry.from_domain(inquiry))
             for cursor, inquiry in zip(cursors, found, strict=True)
         ]
-        return InquiryConnection(
-            edges=edges, page_info=page_info_of(page, cursors), conditions=conditions
-        )
+        return InquiryConnection(edges=edges, page_info=page_info_of(page, cursors), search=search)
 
     @strawberry.field(
         description="The checks waiting for the caller's department (operators: every "
@@ -549,28 +511,20 @@ class InquiriesQuery:
         window = page_window(
             "queue", first=first, after=after, last=last, before=before, cap=MAX_PAGE
         )
-        table = records.CHECKS
-        conditions = [RULES.condition(InquiryCheckRecord, principal), table.c.manual.is_(True)]
-        if status is None or status is QueueStatus.WAITING:
-            conditions.append(table.c.state == CHECK_QUEUED)
-        else:
-            conditions.append(table.c.answered_by.is_not(None))
-        now = info.context.wall_clock()
-        if overdue is True:
-            conditions += [table.c.state == CHECK_QUEUED, records.past_due(table.c.due_at, now)]
-        elif overdue is False:
-            conditions.append(
-                (table.c.state != CHECK_QUEUED) | ~records.past_due(table.c.due_at, now)
-            )
-        page = await _page(info, table, conditions, window, descending=False)
-        found = [CheckRecord.from_row(row) for row in page.items]
+        search = listing.QueueSearch(
+            now=info.context.wall_clock(),
+            answered=status is QueueStatus.ANSWERED,
+            overdue=overdue,
+        )
+        page = await listing.queue(info.context.databases, principal, search, window)
+        found = page.items
         cursors = [encode_cursor("queue", check.id) for check in found]
         edges = [
             InquiryCheckEdge(cursor=cursor, node=InquiryCheck.from_domain(check))
             for cursor, check in zip(cursors, found, strict=True)
         ]
         return InquiryCheckConnection(
-            edges=edges, page_info=page_info_of(page, cursors), conditions=conditions
+            edges=edges, page_info=page_info_of(page, cursors), search=search
         )
 
     @strawberry.field(
@@ -700,6 +654,12 @@ class InquiriesMutation:
             context.audit_entry("change", SUBMIT, "Inquiry", str(record.id)),
             created=created,
         )
+        # The persons it names are read for this partner (the civil registry, the deed, and
+        # what the verdict says of them): each is a read of that person, recorded under their
+        # national ID with this operation's other reads, even when the answer selects no ID.
+        for code in (record.applicant_national_code, record.counterparty_national_code):
+            if code is not None:
+                note_personal_read(info, "Person", code)
         queue = context.job_queue
         if queue is not None:
             # The durable job before the answer (again on a repeated submission: a job
@@ -714,9 +674,10 @@ class InquiriesMutation:
                         context.databases,
                         context.agencies,
                         context.inquiries,
-                        record.id,
+                        record,
                         context.wall_clock,
                         workflow.announcer(context.events, queue),
+                        backstop=queue,
                     )
                 )
         return Inquiry.from_domain(records.Inquiry.from_row(record))
@@ -780,12 +741,11 @@ class InquiriesMutation:
             raise Forbidden("Revoking an answer is an operator's act.", scope=Scope.INQUIRIES_ALL)
         code = _tracking_code(tracking_code)
         async with change(info) as unit:
-            inquiry = await workflow.revoke(unit.session, code, reason, context.wall_clock)
-            unit.audit(REVOKE, "Inquiry", inquiry.id)
+            revoked = await listing.revoke(unit.session, code, reason, context.wall_clock)
+            unit.audit(REVOKE, "Inquiry", revoked.id)
             unit.announce(
-                workflow.INQUIRY_UPDATED, code, workflow.InquiryChanged(code, inquiry.status)
+                workflow.INQUIRY_UPDATED, code, workflow.InquiryChanged(code, revoked.status)
             )
-            revoked = records.Inquiry.from_row(inquiry)
         return Inquiry.from_domain(revoked)
 
 
@@ -817,13 +777,4 @@ class InquiriesSubscription:
 
 async def _visible(info: Info, code: str) -> records.Inquiry | None:
     """The inquiry as the caller may see it now (a fresh read: loaders cache per request)."""
-    context = info.context
-    condition = RULES.condition(InquiryRecord, context.principal)
-    if sees_none(condition):
-        return None
-    table = records.INQUIRIES
-    async with context.databases.gateway.connect() as connection:
-        row = (
-            await connection.execute(select(table).where(table.c.tracking_code == code, condition))
-        ).first()
-    return None if row is None else records.Inquiry.from_row(row)
+    return await listing.visible(info.context.databases, info.context.principal, code)

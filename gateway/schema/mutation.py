@@ -28,8 +28,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import TypeVar
 
-from sqlalchemy.ext.asyncio import AsyncSession
-
+from db.engines import Session
 from gateway.context import Context, Info
 from gateway.errors import AuditUnavailable
 from gateway.events import Topic
@@ -44,7 +43,7 @@ class Change:
     """One mutation's unit of work: its session, inside its transaction, and what it will
     record and announce once the transaction has committed."""
 
-    session: AsyncSession
+    session: Session
     changed: list[tuple[str, str, str]] = field(default_factory=list)
     announcements: list[Callable[[Context], Awaitable[None]]] = field(default_factory=list)
 

@@ -10,19 +10,16 @@ gateway/requests/lifecycle.py and merging.py.
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import AsyncGenerator
 from typing import Annotated
 
 import strawberry
-from sqlalchemy import ColumnElement, select
 
-from db.contact import CitizenRequestRecord, RequestFollowerRecord
-from gateway.access.rows import RULES, sees_none
 from gateway.context import Info
 from gateway.errors import BadUserInput, NotFound
+from gateway.guards.ratelimit import client_address
 from gateway.inquiries.tracking import parse_tracking_code
-from gateway.requests import lookup, merging, records
+from gateway.requests import lookup, merging, records, search
 from gateway.requests.lifecycle import (
     REQUEST_UPDATED,
     Changed,
@@ -58,16 +55,13 @@ def _tracking_code(text: str) -> str:
         raise BadUserInput(str(exc), field="trackingCode") from None
 
 
-def _rule(info: Info) -> ColumnElement[bool]:
-    condition = RULES.condition(CitizenRequestRecord, info.context.principal)
-    if sees_none(condition):
-        raise NotFound("No citizen request with this id is yours to see.", field="id")
-    return condition
+def _rule(info: Info) -> search.Rule:
+    return search.rule(info.context.principal)
 
 
 def _client_address(info: Info) -> str:
-    client = info.context.request.client
-    return client.host if client is not None else "unknown"
+    """The caller's address as the rate limits name it (one spelling per address)."""
+    return client_address(info.context.request.scope)
 
 
 def _announce(unit: Change, *changes: Changed) -> None:
@@ -345,11 +339,7 @@ async def _own(info: Info, code: str, last4: str | None) -> records.CitizenReque
     context = info.context
     if last4 is not None:
         return await lookup.find_for_citizen(context.databases, code, last4)
-    condition = RULES.condition(CitizenRequestRecord, context.principal)
-    if sees_none(condition):
-        return None
-    async with context.databases.engine(records.DATABASE).connect() as connection:
-        return await records.load_by_tracking_code(connection, code, where=condition)
+    return await search.visible(context.databases, context.principal, code)
 
 
 async def _followed(
@@ -357,24 +347,4 @@ async def _followed(
 ) -> records.CitizenRequest | None:
     """The request `follower` follows, by its tracking code: with its citizen's name and
     mobile only for a caller whose row rule shows it anyway."""
-    context = info.context
-    followers = RequestFollowerRecord.__table__
-    async with context.databases.engine(records.DATABASE).connect() as connection:
-        found = await records.load_by_tracking_code(connection, code)
-        if found is None:
-            return None
-        follows = await connection.scalar(
-            select(followers.c.id).where(
-                followers.c.request_id == found.id,
-                followers.c.follower_request_id == follower.id,
-            )
-        )
-        if follows is None:
-            return None
-        condition = RULES.condition(CitizenRequestRecord, context.principal)
-        visible = not sees_none(condition) and (
-            await records.load(connection, found.id, where=condition) is not None
-        )
-    if visible:
-        return found
-    return dataclasses.replace(found, citizen_name=None, citizen_mobile=None)
+    return await search.followed(info.context.databases, info.context.principal, follower, code)

@@ -15,23 +15,21 @@ from __future__ import annotations
 import datetime as dt
 import logging
 from enum import Enum
-from typing import Annotated, Any, Self
+from typing import Annotated, Self
 
 import strawberry
-from sqlalchemy import ColumnElement, FromClause, func, or_, select
 
 from connectors.errors import AgencyError
-from db.contact import CitizenRequestRecord
 from gateway.access.permissions import note_personal_read, requires
 from gateway.access.principals import PrincipalKind, Scope
 from gateway.access.replays import audit_registration
-from gateway.access.rows import RULES, sees_none
 from gateway.context import Info
 from gateway.errors import BadUserInput, Forbidden
+from gateway.guards.ratelimit import client_address
 from gateway.guards.response_cache import Freshness, cache_hint
 from gateway.inquiries.tracking import parse_tracking_code
 from gateway.loaders.requests import Near
-from gateway.paging import Page, Window, beyond, paged, windowed
+from gateway.paging import Window
 from gateway.requests import (
     catalogue,
     correction,
@@ -40,6 +38,7 @@ from gateway.requests import (
     lookup,
     records,
     registration,
+    search,
 )
 from gateway.schema.mutation import change
 from gateway.schema.node import Node, from_global_id, node_type
@@ -443,18 +442,22 @@ class CitizenRequest(Node):
 
     @strawberry.field(
         description="Open requests for the same service close by and recent, offered as "
-        "possible duplicates for an officer to merge (internal callers only; empty otherwise)."
+        "possible duplicates for an officer to merge (internal callers only; empty otherwise), "
+        "among the requests the caller may see."
     )
     async def possible_duplicates(self, info: Info) -> list[CitizenRequest]:
         if not _internal(info):
             return []
-        offered = self.offered
-        if offered is None:
-            async with info.context.databases.engine(records.DATABASE).connect() as connection:
-                offered = await registration.find_duplicates(
-                    connection, self.record, _duplicate_policy(info)
-                )
-        return [CitizenRequest.from_domain(other) for other in offered]
+        loaders = info.context.loaders
+        if self.offered is None:
+            # Under the caller's row rule, one statement for every request of the level.
+            offered = await loaders.citizen_request_duplicates.load(
+                (self.record, _duplicate_policy(info))
+            )
+            return [CitizenRequest.from_domain(other) for other in offered]
+        # Those registration found, without a row rule: only the ones the caller may see.
+        visible = await loaders.citizen_request_by_id.load_many([o.id for o in self.offered])
+        return [CitizenRequest.from_domain(other) for other in visible if other is not None]
 
     @strawberry.field(description="The request this one was merged into, if any.")
     async def merged_into(self, info: Info) -> CitizenRequest | None:
@@ -491,42 +494,28 @@ class CitizenRequestEdge:
 class CitizenRequestConnection:
     edges: list[CitizenRequestEdge] = strawberry.field(description="The page's requests.")
     page_info: PageInfo = strawberry.field(description="Where the page sits in the list.")
-    conditions: strawberry.Private[list[ColumnElement[bool]] | None]
+    selection: strawberry.Private[search.RequestSearch]
 
     @strawberry.field(description="How many requests match, on all pages.")
     async def total_count(self, info: Info) -> int:
-        if self.conditions is None:
-            return 0
-        statement = select(func.count()).select_from(records.REQUESTS).where(*self.conditions)
-        async with info.context.databases.engine(records.DATABASE).connect() as connection:
-            return int((await connection.execute(statement)).scalar_one())
-
-
-_EMPTY = CitizenRequestConnection(
-    edges=[], page_info=page_info_of(Page([], False, False), []), conditions=None
-)
+        context = info.context
+        return await search.count(context.databases, context.principal, self.selection)
 
 
 async def _page(
-    info: Info, conditions: list[ColumnElement[bool]], window: Window, *, descending: bool
+    info: Info, found: search.RequestSearch, window: Window, *, descending: bool
 ) -> CitizenRequestConnection:
-    table: FromClause = records.REQUESTS
-    statement = windowed(
-        select(table).where(*conditions), table.c.id, window, descending=descending
+    context = info.context
+    page = await search.find(
+        context.databases, context.principal, found, window, descending=descending
     )
-    other_side = beyond(table.c.id, conditions, window, descending=descending)
-    async with info.context.databases.engine(records.DATABASE).connect() as connection:
-        rows = (await connection.execute(statement)).all()
-        past = other_side is not None and bool((await connection.execute(other_side)).scalar())
-    page: Page[Any] = paged(rows, window, beyond_cursor=past)
-    found = [records.CitizenRequest.from_row(row) for row in page.items]
-    cursors = [encode_cursor("request", request.id) for request in found]
+    cursors = [encode_cursor("request", request.id) for request in page.items]
     edges = [
         CitizenRequestEdge(cursor=cursor, node=CitizenRequest.from_domain(request))
-        for cursor, request in zip(cursors, found, strict=True)
+        for cursor, request in zip(cursors, page.items, strict=True)
     ]
     return CitizenRequestConnection(
-        edges=edges, page_info=page_info_of(page, cursors), conditions=conditions
+        edges=edges, page_info=page_info_of(page, cursors), selection=found
     )
 
 
@@ -538,8 +527,8 @@ def _tracking_code(text: str) -> str:
 
 
 def _client_address(info: Info) -> str:
-    client = info.context.request.client
-    return client.host if client is not None else "unknown"
+    """The caller's address as the rate limits name it (one spelling per address)."""
+    return client_address(info.context.request.scope)
 
 
 @strawberry.input(description="Which requests to find (every condition given must hold).")
@@ -569,55 +558,26 @@ class CitizenRequestFilter:
     )
 
 
-async def _filter_conditions(
-    info: Info, filter: CitizenRequestFilter | None
-) -> list[ColumnElement[bool]]:
-    table = records.REQUESTS
-    conditions: list[ColumnElement[bool]] = []
+def _search(info: Info, filter: CitizenRequestFilter | None) -> search.RequestSearch:
     if filter is None:
-        return conditions
-    if filter.status is not None:
-        conditions.append(table.c.status == filter.status.value)
-    if filter.kind is not None:
-        conditions.append(table.c.kind == filter.kind.value)
-    if filter.region is not None:
-        conditions.append(table.c.region == filter.region)
-    if filter.department is not None:
-        conditions.append(table.c.department == filter.department)
-    if filter.channel is not None:
-        conditions.append(table.c.channel == filter.channel.value)
+        return search.RequestSearch()
+    tracking_code = None
     if filter.tracking_code is not None:
-        conditions.append(table.c.tracking_code == _tracking_code(filter.tracking_code))
-    if filter.service_code is not None:
-        conditions.append(
-            table.c.service_id.in_(
-                select(records.SERVICES.c.id).where(records.SERVICES.c.code == filter.service_code)
-            )
-        )
-    if filter.text is not None:
-        words = filter.text.strip()
-        if not 2 <= len(words) <= 200:
-            raise BadUserInput("Search text is 2 to 200 characters.", field="text")
-        pattern = "%" + words.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
-        conditions.append(
-            or_(
-                table.c.description.like(pattern, escape="\\"),
-                table.c.address.like(pattern, escape="\\"),
-            )
-        )
-    if filter.registered_from is not None:
-        conditions.append(table.c.registered_at >= records.naive(filter.registered_from))
-    if filter.registered_until is not None:
-        conditions.append(table.c.registered_at < records.naive(filter.registered_until))
-    if filter.overdue is not None:
-        now = records.naive(info.context.wall_clock())
-        late = (
-            table.c.status.in_(sorted(records.OPEN_STATUSES - {"WAITING_FOR_CITIZEN"}))
-            & table.c.deadline_at.is_not(None)
-            & (table.c.deadline_at < now)
-        )
-        conditions.append(late if filter.overdue else ~late)
-    return conditions
+        tracking_code = _tracking_code(filter.tracking_code)
+    return search.RequestSearch(
+        statuses=() if filter.status is None else (filter.status.name,),
+        kind=None if filter.kind is None else filter.kind.name,
+        service_code=filter.service_code,
+        region=filter.region,
+        department=filter.department,
+        channel=None if filter.channel is None else filter.channel.name,
+        tracking_code=tracking_code,
+        text=filter.text,
+        registered_from=filter.registered_from,
+        registered_until=filter.registered_until,
+        overdue=filter.overdue,
+        now=None if filter.overdue is None else info.context.wall_clock(),
+    )
 
 
 @strawberry.type
@@ -689,10 +649,8 @@ class RequestsQuery:
         metadata=cache_hint(Freshness.CATALOGUE),
     )
     async def service_groups(self, info: Info) -> list[ServiceGroup]:
-        table = records.GROUPS
-        async with info.context.databases.engine(records.DATABASE).connect() as connection:
-            rows = await connection.execute(select(table).order_by(table.c.position))
-            return [ServiceGroup(code=r.code, name_fa=r.name_fa, name_en=r.name_en) for r in rows]
+        found = await search.groups(info.context.databases)
+        return [ServiceGroup(code=g.code, name_fa=g.name_fa, name_en=g.name_en) for g in found]
 
     @strawberry.field(
         description="The requests routed to the caller's department (its queue, صف کارتابل), "
@@ -728,18 +686,14 @@ class RequestsQuery:
         window = page_window(
             "request", first=first, after=after, last=last, before=before, cap=MAX_PAGE
         )
-        table = records.REQUESTS
-        conditions = [
-            RULES.condition(CitizenRequestRecord, principal),
-            table.c.department.is_not(None) if whose is None else table.c.department == whose,
-        ]
-        if status is None:
-            conditions.append(table.c.status.in_(sorted(records.OPEN_STATUSES | {"REFERRED"})))
-        else:
-            conditions.append(table.c.status == status.value)
-        if overdue is not None:
-            conditions += await _filter_conditions(info, CitizenRequestFilter(overdue=overdue))
-        return await _page(info, conditions, window, descending=False)
+        queue = search.RequestSearch(
+            statuses=search.open_queue_statuses() if status is None else (status.name,),
+            department=whose,
+            routed=whose is None,
+            overdue=overdue,
+            now=None if overdue is None else info.context.wall_clock(),
+        )
+        return await _page(info, queue, window, descending=False)
 
     @strawberry.field(
         description="Search citizen requests, newest first, within what the caller may see: "
@@ -760,11 +714,7 @@ class RequestsQuery:
         window = page_window(
             "request", first=first, after=after, last=last, before=before, cap=MAX_PAGE
         )
-        condition = RULES.condition(CitizenRequestRecord, info.context.principal)
-        if sees_none(condition):
-            return _EMPTY
-        conditions = [condition, *await _filter_conditions(info, filter)]
-        return await _page(info, conditions, window, descending=True)
+        return await _page(info, _search(info, filter), window, descending=True)
 
 
 # --- Mutations ------------------------------------------------------------------------------
@@ -979,7 +929,7 @@ class RequestsMutation:
                 request_id,
                 note=input.note,
                 now=context.wall_clock(),
-                where=RULES.condition(CitizenRequestRecord, context.principal),
+                where=search.condition(context.principal),
                 service_code=input.service_code,
                 location=location,
                 address=input.address,

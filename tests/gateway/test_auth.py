@@ -35,7 +35,14 @@ from gateway.access.principals import ANONYMOUS, PrincipalKind, Scope, scopes_fo
 from gateway.cli.keys import keys
 from gateway.edge.app import create_app
 from sandbox.run import Agencies as SandboxAgencies
-from tests.conftest import Backend, cli_env, mint_key, register_key, settings_for
+from tests.conftest import (
+    Backend,
+    cli_env,
+    mint_key,
+    register_key,
+    register_secret,
+    settings_for,
+)
 
 ISSUER = "https://sso.urmia.test/realms/partners"
 AUDIENCE = "municipality-gateway"
@@ -82,9 +89,13 @@ class Issuer:
         for name in (*drop, *(k for k, v in payload.items() if v is None)):
             payload.pop(name, None)
         if kid.startswith("ec"):
-            return jwt.encode(payload, self.ec, algorithm="ES256", headers={"kid": kid})
-        key = self.stranger if kid == "stranger" else self.rsa
-        return jwt.encode(payload, key, algorithm="RS256", headers={"kid": kid})
+            token = jwt.encode(payload, self.ec, algorithm="ES256", headers={"kid": kid})
+        else:
+            key = self.stranger if kid == "stranger" else self.rsa
+            token = jwt.encode(payload, key, algorithm="RS256", headers={"kid": kid})
+        # A bearer credential like an API key: the secret scan must never meet it again.
+        register_secret(token)
+        return token
 
 
 class _Server(uvicorn.Server):
