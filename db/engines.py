@@ -26,6 +26,10 @@ from sqlalchemy.pool import NullPool
 
 T = TypeVar("T")
 
+# A unit of work's session: what a mutation (gateway/schema/mutation.py) hands the domain's
+# changes. The schema names it by this name: it never imports SQLAlchemy itself.
+Session = AsyncSession
+
 
 @dataclass
 class StatementCounter:
@@ -44,12 +48,20 @@ def _count_statement(*_args: Any, **_kwargs: Any) -> None:
         counter.count += 1
 
 
+# SQLite's page cache per connection, in KiB (PRAGMA cache_size; SQLite's default is 2,000).
+SQLITE_CACHE_KIB = 256
+
+
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor = dbapi_connection.cursor()
     # WAL lets readers run beside a writer; foreign keys are off by default in SQLite.
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.execute("PRAGMA foreign_keys=ON")
+    # Each connection keeps its own page cache (2 MB by default) and a worker holds dozens
+    # of connections across its databases: a smaller one each keeps a worker's memory
+    # bounded (the pages are in the operating system's cache anyway, a read away).
+    cursor.execute(f"PRAGMA cache_size=-{SQLITE_CACHE_KIB}")
     cursor.close()
 
 

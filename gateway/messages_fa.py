@@ -37,6 +37,9 @@ PERSIAN: dict[str, str] = {
     "Too many requests; try again in {retry_after} s.": (
         "درخواست‌ها بیش از حد است؛ {retry_after} ثانیهٔ دیگر دوباره بکوشید."
     ),
+    "This address holds {most} WebSocket connections, the most it may at once.": (
+        "این نشانی هم‌اکنون {most} اتصال وب‌سوکت باز دارد که بیشترین مجاز است."
+    ),
     "The request body exceeds {max_bytes} bytes.": "بدنهٔ درخواست از {max_bytes} بایت بیشتر است.",
     "Metrics are for operators.": "سنجه‌ها فقط برای گردانندگان است.",
     "Send the request as JSON, with Content-Type application/json.": (

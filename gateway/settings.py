@@ -188,6 +188,9 @@ class Settings(BaseSettings):
     subscriptions_per_principal: int = Field(default=50, ge=1)
     websocket_max_message_bytes: int = Field(default=65_536, ge=1024)
     websocket_init_timeout_s: float = Field(default=10, gt=0)  # until connection_init
+    # Open WebSocket connections a client address may hold at once, in each process (each
+    # opening is also charged to the rate limit as one operation).
+    websockets_per_address: int = Field(default=100, ge=1)
 
     # Client addresses (rate limits, the failed-authentication throttle, logs) come from the
     # connection, and from X-Forwarded-For only when the connection is from one of these
@@ -216,6 +219,10 @@ class Settings(BaseSettings):
     jobs_heartbeat_s: float = Field(default=5.0, gt=0)
     jobs_lease_s: float = Field(default=30.0, gt=0)
     jobs_shutdown_grace_s: int = Field(default=10, ge=0)
+    # How often each process polls the engine's queue for jobs to start. Work that should
+    # start at once (an inquiry's checks) starts in the process that accepted it; the queue
+    # holds backstops and retries, and each poll costs a few statements even when idle.
+    jobs_polling_s: float = Field(default=1.0, gt=0, le=60)
 
     # Inquiries (gateway/inquiries). Answers are signed with Ed25519: the first of
     # inquiry_signing_keys (PEM or JWK text, from the environment) or of

@@ -4,28 +4,34 @@ seeded with the demo data, and the real app behind an HTTP client."""
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import datetime as dt
 import hashlib
 import logging
 import os
+import secrets
 import socket
 import sys
 import tempfile
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from sqlalchemy import text
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from db import migrate, registry
 from db.engines import Databases
+from gateway.access import audit_key
+from gateway.access import keys as access_keys
 from gateway.access.keys import (
     DEFAULT_LIFETIME,
     KeyInfo,
@@ -35,6 +41,8 @@ from gateway.access.keys import (
 )
 from gateway.access.principals import PrincipalKind
 from gateway.edge.app import create_app
+from gateway.inquiries import keys as signing_keys
+from gateway.inquiries import webhooks
 from gateway.settings import Settings
 from sandbox.run import Agencies as SandboxAgencies
 from sandbox.run import run_agencies
@@ -162,6 +170,74 @@ def register_key(key: str) -> str:
     secret = key.split("_", 2)[2]
     SECRETS.update({key, secret, hashlib.sha256(secret.encode()).hexdigest()})
     return key
+
+
+def register_secret(*texts: str) -> None:
+    """Puts secrets a test or the gateway mints (a signed token, a webhook secret) on the
+    scan's list."""
+    SECRETS.update(text for text in texts if text)
+
+
+def register_private_pem(pem: str) -> str:
+    """Puts a private signing key on the scan's list: its PEM body, and its private part as
+    a JWK carries it ("d", base64url), the two forms in which it could leak."""
+    body = "".join(line for line in pem.strip().splitlines() if not line.startswith("-----"))
+    key = serialization.load_pem_private_key(pem.encode(), password=None)
+    if isinstance(key, Ed25519PrivateKey):
+        raw = key.private_bytes(
+            serialization.Encoding.Raw,
+            serialization.PrivateFormat.Raw,
+            serialization.NoEncryption(),
+        )
+        register_secret(base64.urlsafe_b64encode(raw).rstrip(b"=").decode())
+    register_secret(body)
+    return pem
+
+
+class _RegisteringSecrets:
+    """The `secrets` module as a minting module of the gateway sees it under test: each
+    secret it draws goes on the scan's list, whoever asked for it (a test, a mutation, a
+    command run in-process). Only the draws named in `registered` are secrets there."""
+
+    def __init__(self, *registered: str) -> None:
+        self.registered = frozenset(registered)
+
+    def __getattr__(self, name: str) -> Any:
+        draw = getattr(secrets, name)
+        if name not in self.registered:
+            return draw
+
+        def registering(*args: Any) -> Any:
+            drawn = draw(*args)
+            register_secret(drawn, hashlib.sha256(drawn.encode()).hexdigest())
+            return drawn
+
+        return registering
+
+
+def _registering_pem(make: Callable[[], str]) -> Callable[[], str]:
+    def minting() -> str:
+        return register_private_pem(make())
+
+    return minting
+
+
+# Where the gateway mints a secret, registered at the source (tests/test_secret_scan.py
+# checks that this covers every place in gateway/ that draws one): API keys' secrets, the
+# development audit key, webhook secrets (drawn in webhooks.new_secret), signing keys.
+MINTING_SOURCES = {
+    "gateway/access/keys.py": "secrets.token_urlsafe",
+    "gateway/access/audit_key.py": "secrets.token_hex",
+    "gateway/inquiries/webhooks.py": "secrets.token_urlsafe",
+    "gateway/inquiries/keys.py": "Ed25519PrivateKey.generate",
+}
+for _module, _draw in (
+    (access_keys, "token_urlsafe"),
+    (audit_key, "token_hex"),
+    (webhooks, "token_urlsafe"),
+):
+    vars(_module)["secrets"] = _RegisteringSecrets(_draw)
+signing_keys.generate_private_pem = _registering_pem(signing_keys.generate_private_pem)
 
 
 async def mint_key(
