@@ -56,6 +56,8 @@ from gateway.inquiries.records import (
     DECIDED,
     PENDING,
     WAITING_FOR_DEPARTMENT,
+    Inquiry,
+    InquiryCheck,
     naive,
     stored,
 )
@@ -190,6 +192,19 @@ async def _existing(
 
 
 async def submit(
+    databases: Databases,
+    config: InquirySettings,
+    principal: Principal,
+    submission: Submission,
+    now: WallClock,
+) -> tuple[Inquiry, bool]:
+    """The inquiry (a domain record), committed before this returns, and whether this call
+    created it; see _submit."""
+    record, created = await _submit(databases, config, principal, submission, now)
+    return Inquiry.from_row(record), created
+
+
+async def _submit(
     databases: Databases,
     config: InquirySettings,
     principal: Principal,
@@ -495,7 +510,7 @@ async def answer_check(
     outcome: Outcome,
     note: str,
     now: WallClock,
-) -> tuple[InquiryCheckRecord, Changed]:
+) -> tuple[InquiryCheck, Changed]:
     """An officer's answer to a check in their department's queue, inside the mutation's
     transaction. NOT_FOUND for a check that is not their department's (another department's
     reads as absent); CONFLICT for one answered already or not (yet) in the queue."""
@@ -524,7 +539,7 @@ async def answer_check(
     check.answered_at = naive(moment)
     changed = await _advance(session, inquiry, config, moment)
     deliveries = await _events(session, inquiry, moment) if changed else ()
-    return check, Changed(inquiry.tracking_code, inquiry.status, deliveries)
+    return InquiryCheck.from_row(check), Changed(inquiry.tracking_code, inquiry.status, deliveries)
 
 
 async def revoke(
@@ -585,7 +600,7 @@ class Pending:
     checks: tuple[str, ...]
 
     @classmethod
-    def fresh(cls, inquiry: InquiryRecord, config: InquirySettings) -> Pending:
+    def fresh(cls, inquiry: Inquiry, config: InquirySettings) -> Pending:
         """An inquiry just submitted: every check of its kind is pending (submit)."""
         return cls(
             inquiry.id,
@@ -708,7 +723,7 @@ async def run_checks_at_once(
     databases: Databases,
     agencies: Agencies,
     config: InquirySettings,
-    inquiry: InquiryRecord,
+    inquiry: Inquiry,
     now: WallClock,
     told: Callable[[Changed], Awaitable[None]],
     *,

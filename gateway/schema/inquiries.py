@@ -680,7 +680,7 @@ class InquiriesMutation:
                         backstop=queue,
                     )
                 )
-        return Inquiry.from_domain(records.Inquiry.from_row(record))
+        return Inquiry.from_domain(record)
 
     @strawberry.mutation(
         description="Records a department's answer to a check in its queue, with a note. "
@@ -713,11 +713,10 @@ class InquiriesMutation:
                 changed.tracking_code,
                 workflow.InquiryChanged(changed.tracking_code, changed.status),
             )
-            answered = CheckRecord.from_row(check)
         if context.job_queue is not None:
             for delivery in changed.deliveries:
                 await webhooks.enqueue_delivery(context.job_queue, delivery)
-        return InquiryCheck.from_domain(answered)
+        return InquiryCheck.from_domain(check)
 
     @strawberry.mutation(
         description="Withdraws an answer (operators): verification reports it REVOKED, and "
