@@ -71,6 +71,11 @@ PERSIAN: dict[str, str] = {
         "هزینهٔ برآوردشدهٔ عملیات {cost} است و بودجه {budget}. صفحه‌های کوچک‌تر یا فهرست‌های "
         "تودرتوی کمتری بخواهید."
     ),
+    "totalCount with hasOutstandingDues would read {many} parcels, more than "
+    "{DUES_COUNT_MAX_CANDIDATES}; narrow the filter or page without it.": (
+        "totalCount با hasOutstandingDues باید {many} ملک را بخواند، بیش از "
+        "{DUES_COUNT_MAX_CANDIDATES}؛ صافی را محدودتر کنید یا بدون آن صفحه‌به‌صفحه بخوانید."
+    ),
     "{name} may be at most {cap}; page through the rest with a cursor.": (
         "{name} حداکثر {cap} می‌تواند باشد؛ بقیه را با مکان‌نما صفحه به صفحه بخوانید."
     ),

@@ -32,6 +32,7 @@ from db import planning as tables
 from db.engines import Databases, read_rows
 from db.revenue import Assessment
 from gateway import dues
+from gateway.errors import QueryTooComplex
 from gateway.paging import Page, Window, bounds, paged, windowed
 
 _parcels = tables.Parcel.__table__
@@ -275,6 +276,10 @@ def _conditions(filter: ParcelFilter, within: IdRange = _anywhere) -> list[Colum
 # each next one twice the last, up to the largest.
 DUES_SCAN_FIRST_CHUNK = 200
 DUES_SCAN_MAX_CHUNK = 5000
+# totalCount under a dues condition reads every candidate's id and code through the gateway
+# (the two databases cannot join): past this many candidates it is refused up front, from
+# one COUNT of planning, instead of scanning a city (a million parcels took 70 s).
+DUES_COUNT_MAX_CANDIDATES = 100_000
 
 
 def _owing_among(one_array: bool) -> Any:
@@ -426,6 +431,17 @@ async def count_parcels(databases: Databases, filter: ParcelFilter) -> int:
     """How many parcels match. With a dues condition this is the one answer that needs every
     match: the scan reads them a chunk at a time, ids and codes only."""
     if filter.has_outstanding_dues is not None:
+        candidates = select(func.count()).select_from(_parcels).where(*_conditions(filter))
+        async with databases.planning.connect() as connection:
+            many = int((await connection.execute(candidates)).scalar_one())
+        if many > DUES_COUNT_MAX_CANDIDATES:
+            raise QueryTooComplex(
+                f"totalCount with hasOutstandingDues would read {many} parcels, more than "
+                f"{DUES_COUNT_MAX_CANDIDATES}; narrow the filter or page without it.",
+                field="totalCount",
+                max=DUES_COUNT_MAX_CANDIDATES,
+                limit="duesCount",
+            )
         every = await _scan_dues(
             databases, filter, _anywhere, backward=False, enough=None, columns=_ID_AND_CODE
         )

@@ -13,6 +13,7 @@ from sqlalchemy import event, select
 from db import planning as tables
 from db.engines import Databases
 from gateway import dues, parcels
+from gateway.errors import QueryTooComplex
 from gateway.paging import Window
 from tests.conftest import Backend, GraphQLClient
 
@@ -144,3 +145,47 @@ async def test_through_graphql_the_answers_are_unchanged(
     assert codes == [code for _, code in expected[:5]]
     assert all(edge["node"]["dues"]["outstanding"] > 0 for edge in connection["edges"])
     assert connection["pageInfo"]["hasNextPage"] == (len(expected) > 5)
+
+
+async def test_a_count_over_too_many_candidates_is_refused_before_any_scan(
+    databases: Databases, gql: GraphQLClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """totalCount under a dues condition must read every candidate through the gateway: past
+    DUES_COUNT_MAX_CANDIDATES it is refused from one COUNT, before revenue is asked anything,
+    while the page itself is still served and a narrower filter is still counted."""
+    region_2 = parcels.ParcelFilter(has_outstanding_dues=False, region=2)
+    narrow = len(await expected_ids(databases, region_2))
+    p = tables.Parcel.__table__
+    async with databases.planning.connect() as connection:
+        in_region_2 = len(
+            (await connection.execute(select(p.c.id).where(p.c.region_id == 2))).all()
+        )
+        everywhere = len((await connection.execute(select(p.c.id))).all())
+    assert in_region_2 < everywhere
+    monkeypatch.setattr(parcels, "DUES_COUNT_MAX_CANDIDATES", in_region_2)
+
+    asked: list[str] = []
+    engine = databases.revenue.sync_engine
+
+    def note(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
+        asked.append(statement)
+
+    event.listen(engine, "before_cursor_execute", note)
+    try:
+        with pytest.raises(QueryTooComplex) as refused:
+            await parcels.count_parcels(databases, parcels.ParcelFilter(has_outstanding_dues=True))
+    finally:
+        event.remove(engine, "before_cursor_execute", note)
+    assert asked == []  # refused from planning's COUNT alone
+    assert refused.value.extensions["limit"] == "duesCount"
+    assert await parcels.count_parcels(databases, region_2) == narrow
+
+    body = await gql(
+        "{ parcels(first: 2, filter: {hasOutstandingDues: true}) { totalCount "
+        "  edges { node { renewalCode } } } }"
+    )
+    (error,) = body["errors"]
+    assert error["extensions"]["code"] == "QUERY_TOO_COMPLEX"
+    assert error["extensions"]["limit"] == "duesCount"
+    assert error["extensions"]["max"] == in_region_2
+    assert error["path"] == ["parcels", "totalCount"]
