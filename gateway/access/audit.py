@@ -34,7 +34,7 @@ from sqlalchemy.dialects.mysql import BINARY
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from db.engines import Databases, begin_write, statement_counter
+from db.engines import Databases, begin_write, statement_counter, write_turn
 from db.gateway import AuditHead, AuditRecord
 from gateway.access.audit_checkpoints import (
     Checkpoint,
@@ -271,7 +271,9 @@ class AuditTrail:
         self, key: bytes, entries: Sequence[AuditEntry], high_water: int
     ) -> Head | None:
         """The new head, or None when the head row is missing."""
-        async with self.engine.connect() as connection:
+        # On SQLite, in turn with this process's other writers of the gateway's database
+        # (inquiries, keys), rather than spinning against them at BEGIN IMMEDIATE.
+        async with write_turn(self.engine), self.engine.connect() as connection:
             await begin_write(connection)
             head = await read_head(connection, lock=True)
             if head is None:

@@ -16,13 +16,12 @@ again, by the same idempotency key, so nothing accepted is lost.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import datetime as dt
 import hashlib
 import json
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 from sqlalchemy import insert, select, update
@@ -31,7 +30,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from connectors.agencies import Agencies
 from connectors.errors import AgencyError
-from db.engines import Databases, begin_write
+from db.engines import Databases, begin_write, write_turn
 from db.gateway import InquiryCheckRecord, InquiryRecord
 from gateway.access.principals import Principal, PrincipalKind
 from gateway.clock import WallClock
@@ -96,25 +95,9 @@ class InquiryChanged:
 INQUIRY_UPDATED: Topic[InquiryChanged] = Topic("inquiry-updated", InquiryChanged)
 
 
-# SQLite has one writer at a time. A process's own writers take turns on a lock here before
-# asking for SQLite's (BEGIN IMMEDIATE), instead of all polling SQLite's at once: under load,
-# dozens of pollers starve the one writer holding it of the event loop, and a write that takes
-# a millisecond alone takes hundreds. Other databases lock rows, and writers run side by side.
-_WRITE_TURNS: dict[tuple[int, asyncio.AbstractEventLoop], asyncio.Lock] = {}
-
-
-@contextlib.asynccontextmanager
-async def _turn_to_write(databases: Databases) -> AsyncIterator[None]:
-    engine = databases.gateway
-    if engine.dialect.name != "sqlite":
-        yield
-        return
-    key = (id(engine.sync_engine), asyncio.get_running_loop())
-    lock = _WRITE_TURNS.get(key)
-    if lock is None:
-        lock = _WRITE_TURNS[key] = asyncio.Lock()
-    async with lock:
-        yield
+def _turn_to_write(databases: Databases) -> contextlib.AbstractAsyncContextManager[None]:
+    """This process's turn to write to the gateway's database (db.engines.write_turn)."""
+    return write_turn(databases.gateway)
 
 
 # --- Submitting ---------------------------------------------------------------------------

@@ -12,10 +12,8 @@ and takes the new one in the same transaction: it ends with the new slot, or wit
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import datetime as dt
-import weakref
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from typing import Any, cast
@@ -25,7 +23,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from db.contact import AppointmentEvent, AppointmentSlot, RegionArea, Service, ServiceRegion
-from db.engines import begin_write
+from db.engines import begin_write, write_turn
 from gateway.errors import BadUserInput, Conflict, NotFound
 from gateway.figures import TEHRAN
 from gateway.inquiries.workdays import Workweek
@@ -234,19 +232,11 @@ async def free_slots(
 
 # --- Bookings -----------------------------------------------------------------------------
 
-# SQLite has one writer at a time; a process's own writers take turns here rather than spin
-# on BEGIN IMMEDIATE against each other (which starves the writer holding the lock when
-# hundreds book at once). Other processes still meet at BEGIN IMMEDIATE.
-_TURNS: weakref.WeakKeyDictionary[AsyncEngine, asyncio.Lock] = weakref.WeakKeyDictionary()
-
 
 @contextlib.asynccontextmanager
 async def _transaction(engine: AsyncEngine) -> AsyncIterator[AsyncConnection]:
     """A write transaction, committed when the block ends, rolled back if it raises."""
-    turn = contextlib.nullcontext()
-    if engine.dialect.name == "sqlite":
-        turn = _TURNS.setdefault(engine, asyncio.Lock())  # type: ignore[assignment]
-    async with turn, engine.connect() as connection:
+    async with write_turn(engine), engine.connect() as connection:
         await begin_write(connection)
         try:
             yield connection
