@@ -1,10 +1,8 @@
 """A job worker for the tests alone: `python worker_app.py --database-url URL --effects-url URL`.
 
 Kinds: `effect` records one row in `effects` (exactly once, in a transaction that also
-records the step), after waiting `sleep_ms` as an agency would, and, with `until`, until the
-row it names is in `switches` (an agency that answers when the test says so); `flaky` fails
-with the last error an operator should see until the row named by its payload is in
-`switches`.
+records the step), after waiting `sleep_ms` as an agency would; `flaky` fails with the last
+error an operator should see until the row named by its payload is in `switches`.
 """
 
 from __future__ import annotations
@@ -13,31 +11,18 @@ import argparse
 import asyncio
 import sys
 
-import sqlalchemy as sa
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from gateway.jobs import JobContext, JobKinds, JobsConfig, Payload, RetryPolicy, run_worker
 
 kinds = JobKinds()
-# The effects database, read by `effect` jobs that wait for a switch (set by main()).
-EFFECTS: list[sa.Engine] = []
-
-
-def _switched_on(name: str) -> bool:
-    with EFFECTS[0].connect() as connection:
-        found = connection.execute(text("SELECT 1 FROM switches WHERE name = :n"), {"n": name})
-        return found.first() is not None
 
 
 @kinds.handler("effect")
 async def effect(job: JobContext, payload: Payload) -> None:
     async def agency() -> None:
         await asyncio.sleep(payload.get("sleep_ms", 0) / 1000)
-        until = payload.get("until")
-        # Another process sets the switch: a database row, no event to wait on.
-        while until is not None and not await asyncio.to_thread(_switched_on, until):  # noqa: ASYNC110
-            await asyncio.sleep(0.05)
 
     await job.step("agency", agency)
 
@@ -78,7 +63,6 @@ def main() -> None:
     parser.add_argument("--heartbeat", type=float, default=0.2)
     parser.add_argument("--lease", type=float, default=1.5)
     arguments = parser.parse_args()
-    EFFECTS.append(sa.create_engine(arguments.effects_url))
     config = JobsConfig(
         database_url=arguments.database_url,
         executor_id=arguments.executor_id,
