@@ -40,7 +40,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 PAGE_SIZE = 100
-POOL_SIZE = 10  # per database and worker, as the gateway's pool in the benchmark (5 + 5)
+POOL_SIZE = 10  # per database and worker, as the gateway's pool in the benchmark
 
 Rows = list[dict[str, Any]]
 Fetch = Callable[[str, Sequence[Any]], Awaitable[Rows]]

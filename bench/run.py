@@ -526,9 +526,9 @@ def running_server(
         raise BenchError(f"something already listens on 127.0.0.1:{port}; pass another --port")
     settings = {"port": str(port), "workers": str(workers)}
     if store.name == "postgres":
-        # At most 10 connections per database and worker (5 kept, 5 more briefly), as the
+        # At most 10 connections per database and worker, opened as needed and kept, as the
         # baseline's pools: a server's max_connections (100 by default) is shared.
-        settings["database_pool_size"] = "5"
+        settings["database_pool_size"] = "10"
     env = gateway_env(store, **settings)
     command = [*gateway_command(), "run"]
     if baseline:

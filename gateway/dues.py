@@ -11,6 +11,7 @@ from typing import Any, Self
 
 from sqlalchemy import Row, Select, bindparam, func, select
 
+from db.raw_reads import reused
 from db.revenue import PAYMENT_TIMES, Assessment, Payment
 
 _assessments = Assessment.__table__
@@ -78,7 +79,7 @@ def _paid() -> Any:
 
 
 # Every assessment of a batch of parcels (bound as "keys") with the sum paid against it.
-ITEMS_BY_RENEWAL_CODE: Select[Any] = (
+ITEMS_BY_RENEWAL_CODE: Select[Any] = reused(
     select(_assessments, _paid().label("paid"))
     .where(_assessments.c.renewal_code.in_(bindparam("keys", expanding=True)))
     .order_by(_assessments.c.renewal_code, _assessments.c.period, _assessments.c.id)

@@ -9,6 +9,7 @@ import copy
 from collections import defaultdict
 from collections.abc import Awaitable, Callable, Hashable, Sequence
 from contextvars import ContextVar
+from operator import attrgetter
 from typing import Any, Generic, TypeVar
 
 from aiodataloader import DataLoader, dispatch_queue
@@ -17,6 +18,7 @@ from sqlalchemy import ColumnElement, Row, Select, bindparam
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from db.engines import read_rows
+from db.raw_reads import reused
 
 # Well above any page size; only a pathological fan-out would split a batch.
 MAX_KEYS_PER_STATEMENT = 2000
@@ -77,6 +79,25 @@ dispatch_gate: ContextVar[DispatchGate | None] = ContextVar("dispatch_gate", def
 class GatedLoader(DataLoader[KeyT, ValueT]):
     """A DataLoader whose batches wait at the running operation's DispatchGate, if any."""
 
+    def __init__(
+        self,
+        max_batch_size: int | None = None,
+        get_cache_key: Callable[[KeyT], Hashable] | None = None,
+    ) -> None:
+        # aiodataloader's constructor, less its checks of what the types already promise
+        # (its coroutine check alone was a visible share of a look-up's CPU: every
+        # request builds its loaders afresh).
+        self.loop = asyncio.get_running_loop()
+        if max_batch_size is not None:
+            self.max_batch_size = max_batch_size
+        if get_cache_key is not None:
+            self.get_cache_key = get_cache_key  # type: ignore[method-assign,assignment]
+        self._cache: dict[Any, asyncio.Future[ValueT]] = {}
+        self._queue: list[_Queued] = []
+
+    def get_cache_key(self, key: KeyT) -> Any:
+        return key
+
     def do_resolve_reject(self, key: KeyT, future: asyncio.Future[ValueT]) -> None:
         self._queue.append(_Queued(key=key, future=future))
         if len(self._queue) == 1:
@@ -126,15 +147,24 @@ class KeyedQuery(Generic[RecordT]):
         *,
         key_of: Callable[[Row[Any]], Hashable] | None = None,
     ) -> None:
-        self.statement = statement.where(key.in_(bindparam("keys", expanding=True)))
+        self.statement = reused(statement.where(key.in_(bindparam("keys", expanding=True))))
         self.record = record
-        self.key_of = key_of or (lambda row: row._mapping[key])
+        self.key_of = key_of or attrgetter(_name_of(statement, key))
 
     def where(self, condition: ColumnElement[bool]) -> KeyedQuery[RecordT]:
         """The same query, narrowed by a row-level rule's condition (built per request)."""
         narrowed = copy.copy(self)
         narrowed.statement = self.statement.where(condition)
         return narrowed
+
+
+def _name_of(statement: Select[Any], key: ColumnElement[Any]) -> str:
+    """The name under which a row of `statement` holds the key column (rows are read by
+    attribute, whether SQLAlchemy's or the raw path's named tuples)."""
+    for name, column in statement.selected_columns.items():
+        if column is key:
+            return name
+    raise ValueError(f"{key} is not among the statement's columns: give key_of")
 
 
 class _ByKey(GatedLoader[Hashable, ValueT]):

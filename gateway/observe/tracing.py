@@ -21,6 +21,8 @@ from opentelemetry.trace.status import Status, StatusCode
 from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from db import raw_reads
+
 tracer = trace.get_tracer("gateway")
 _provider: Any = None  # the SDK's TracerProvider, once configured in this process
 _SPAN = "_gateway_span"  # where a statement's span waits on SQLAlchemy's execution context
@@ -118,6 +120,7 @@ def trace_statements(engines: Mapping[str, AsyncEngine]) -> None:
         return
     for name, engine in engines.items():
         system = engine.dialect.name
+        raw_reads.keep_events(engine)  # every statement through SQLAlchemy's events
 
         def before(
             _conn: Any,
