@@ -76,9 +76,10 @@ def create_engine(url: str, *, echo: bool = False, pool_size: int | None = None)
     if parsed.get_backend_name() == "sqlite":
         if parsed.database and parsed.database != ":memory:":
             Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
-        # Enough connections (one thread each) for a worker's concurrent requests: an
-        # overflow connection is opened and closed per use, which costs a thread and a file.
-        kwargs.update(pool_size=32, max_overflow=16)
+        # Enough connections (one thread each) for a worker's concurrent requests, opened as
+        # needed and kept: an overflow connection would be opened and closed per use, which
+        # costs a thread and a file each time.
+        kwargs.update(pool_size=48, max_overflow=0)
     else:
         size = pool_size or 10
         # No pre-ping on PostgreSQL: it cost a round trip in a transaction of its own before

@@ -1,6 +1,6 @@
-"""The loaders' keyed reads on PostgreSQL run straight through asyncpg (db/raw_reads.py): the
-same rows as SQLAlchemy's, on the engine's own pool, counted, retried on a dead connection,
-and failing with SQLAlchemy's errors."""
+"""The loaders' keyed reads on PostgreSQL and SQLite run straight through the driver
+(db/raw_reads.py): the same rows as SQLAlchemy's, on the engine's own pool, counted, retried
+on a dead connection, and failing with SQLAlchemy's errors."""
 
 from __future__ import annotations
 
@@ -23,15 +23,22 @@ from tests.db.test_disconnects import _pooled, _until_closed, close_server_side
 
 
 @pytest.fixture(scope="module")
-def postgres(backend: Backend) -> Backend:
-    if backend.name != "postgres":
-        pytest.skip("the raw path is PostgreSQL's (asyncpg)")
+def raw(backend: Backend) -> Backend:
+    if backend.name == "mariadb":
+        pytest.skip("MariaDB's reads keep SQLAlchemy's path")
     return backend
 
 
+@pytest.fixture(scope="module")
+def postgres(raw: Backend) -> Backend:
+    if raw.name != "postgres":
+        pytest.skip("a server to close connections is PostgreSQL's")
+    return raw
+
+
 @pytest.fixture
-async def planning_engine(postgres: Backend) -> AsyncIterator[AsyncEngine]:
-    engine = create_engine(postgres.urls["planning"], pool_size=3)
+async def planning_engine(raw: Backend) -> AsyncIterator[AsyncEngine]:
+    engine = create_engine(raw.urls["planning"], pool_size=3)
     yield engine
     await engine.dispose()
 
@@ -54,11 +61,9 @@ def _registered(module: Any) -> list[tuple[str, KeyedQuery[Any]]]:
     return [(n, q) for n, q in vars(module).items() if isinstance(q, KeyedQuery)]
 
 
-async def test_every_registered_statement_reads_the_rows_sqlalchemy_reads(
-    postgres: Backend,
-) -> None:
-    planning_engine = create_engine(postgres.urls["planning"])
-    revenue_engine = create_engine(postgres.urls["revenue"])
+async def test_every_registered_statement_reads_the_rows_sqlalchemy_reads(raw: Backend) -> None:
+    planning_engine = create_engine(raw.urls["planning"])
+    revenue_engine = create_engine(raw.urls["revenue"])
     try:
         ids = await _keys(planning_engine, "SELECT id FROM parcels ORDER BY id LIMIT 40")
         codes = await _keys(
@@ -92,6 +97,9 @@ async def test_every_registered_statement_reads_the_rows_sqlalchemy_reads(
             async with engine.connect() as connection:
                 expected = (await connection.execute(statement, {"keys": keys})).all()
             assert expected, name  # the comparison is about something
+            if not statement._order_by_clauses:  # type: ignore[attr-defined]
+                # Rows by key, in no promised order (the batch's plan may differ).
+                got, expected = sorted(got, key=repr), sorted(expected, key=repr)
             assert [tuple(r) for r in got] == [tuple(r) for r in expected], name
             assert [tuple(map(type, r)) for r in got] == [tuple(map(type, r)) for r in expected], (
                 name
@@ -105,7 +113,7 @@ async def test_every_registered_statement_reads_the_rows_sqlalchemy_reads(
 
 
 async def test_a_read_is_one_statement_on_the_pool_without_opening_more(
-    planning_engine: AsyncEngine, postgres: Backend, admin: AsyncEngine
+    planning_engine: AsyncEngine,
 ) -> None:
     statement = planning.OWNERS_BY_PARCEL.statement
     opened: list[object] = []
@@ -115,16 +123,18 @@ async def test_a_read_is_one_statement_on_the_pool_without_opening_more(
     try:
         # Three times the pool's size at once: they wait for a connection, none is opened
         # beyond the pool (and none opened and closed per use).
-        reads = [read_rows(planning_engine, statement, {"keys": [i, i + 1]}) for i in range(9)]
+        size = planning_engine.sync_engine.pool.size()  # type: ignore[attr-defined]
+        reads = [read_rows(planning_engine, statement, {"keys": [1, 2]}) for _ in range(3 * size)]
         answers = await asyncio.gather(*reads)
     finally:
         statement_counter.reset(token)
-    assert counter.count == 9
-    assert all(answers)
-    assert 1 <= len(opened) <= 3
+    assert counter.count == 3 * size
+    assert answers[0]
+    assert all(answer == answers[0] for answer in answers)
+    assert 1 <= len(opened) <= size
     pool = planning_engine.sync_engine.pool
-    assert pool.checkedout() == 0
-    assert pool.checkedin() <= 3
+    assert pool.checkedout() == 0  # type: ignore[attr-defined]
+    assert pool.checkedin() == len(opened)  # type: ignore[attr-defined]
 
 
 async def test_a_dead_connection_met_by_a_raw_read_is_read_again(
@@ -144,7 +154,7 @@ async def test_a_dead_connection_met_by_a_raw_read_is_read_again(
 async def test_a_failing_raw_read_raises_sqlalchemys_error(planning_engine: AsyncEngine) -> None:
     statement = planning.PARCEL_BY_ID.statement
     with pytest.raises((DBAPIError, StatementError)):
-        await read_rows(planning_engine, statement, {"keys": ["not a number"]})
+        await read_rows(planning_engine, statement, {"keys": [object()]})
     # The pool is whole after it.
     rows = await read_rows(planning_engine, statement, {"keys": [3]})
     assert [row.id for row in rows] == [3]

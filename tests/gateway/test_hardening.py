@@ -275,6 +275,34 @@ async def test_first_from_a_variable_sets_the_estimate(
     assert body["extensions"]["cost"]["estimated"] == 1 + 20 * 2
 
 
+async def test_a_remembered_estimate_follows_the_variables_it_depends_on(
+    dev: httpx.AsyncClient, keys: dict[str, str]
+) -> None:
+    """Estimates are remembered per document and the shapes of the variables the estimate
+    reads: the same document with another page size is estimated (or refused) afresh, and a
+    variable the estimate does not read (a renewal code) changes nothing."""
+    query = (
+        "query($n: Int, $code: RenewalCode) { parcels(first: $n) { edges { node { id } } }"
+        " parcel(renewalCode: $code) { id } }"
+    )
+    estimates = []
+    for variables in (
+        {"n": 3, "code": "1-1-1-1"},
+        {"n": 5, "code": "1-1-1-1"},
+        {"n": 3, "code": "1-1-1-2"},
+        {"code": "1-1-1-1"},
+        {"n": 5, "code": "1-1-1-3"},
+    ):
+        body = await post(dev, {"query": query, "variables": variables}, keys["operator"])
+        assert "errors" not in body, body
+        estimates.append(body["extensions"]["cost"]["estimated"])
+    assert estimates == [8, 12, 8, 42, 12]
+    over = await post(
+        dev, {"query": query, "variables": {"n": 101, "code": "1-1-1-1"}}, keys["operator"]
+    )
+    assert refusal(over, "QUERY_TOO_COMPLEX")["limit"] == "pageSize"
+
+
 async def test_budgets_follow_the_kind_of_caller(
     dev: httpx.AsyncClient, keys: dict[str, str]
 ) -> None:
