@@ -36,7 +36,7 @@ from graphql.execution.incremental.incremental_executor import DeliveryGroupMap
 from graphql.pyutils import AwaitableOrValue, Path, Undefined, gather_with_cancel
 from strawberry.permission import PermissionExtension
 from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
-from strawberry.schema.schema_converter import GraphQLCoreConverter
+from strawberry.schema.schema_converter import CustomGraphQLEnumType, GraphQLCoreConverter
 from strawberry.types.base import StrawberryMaybe, StrawberryOptional
 from strawberry.types.field import StrawberryField
 from strawberry.types.fields.resolver import StrawberryResolver
@@ -394,6 +394,40 @@ def lean_resolvers(schema: Any) -> int:
                 field_def.resolve = resolve
                 changed += 1
     return changed
+
+
+def lean_enums(schema: Any) -> int:
+    """Serializes the schema's enums by a lookup; how many it changed.
+
+    strawberry serializes an enum member by comparing it with each of its type's values in
+    turn, a visible share of a page's CPU (a due item's kind, a parcel's land use). Members
+    of the enum's own class are looked up by value instead, with the same answer; anything
+    else takes strawberry's (and graphql-core's) path and its errors."""
+    changed = 0
+    for named_type in schema._schema.type_map.values():
+        if not isinstance(named_type, CustomGraphQLEnumType):
+            continue
+        names = {value.value: name for name, value in named_type.values.items()}
+        if len(names) != len(named_type.values):
+            continue  # two names for one value: keep strawberry's first-match rule
+        named_type.coerce_output_value = _enum_lookup(  # type: ignore[method-assign,assignment]
+            named_type.wrapped_cls, names, named_type.coerce_output_value
+        )
+        changed += 1
+    return changed
+
+
+def _enum_lookup(
+    wrapped: Any, names: dict[Any, str], original: Callable[[Any], str]
+) -> Callable[[Any], str]:
+    def coerce_output_value(output_value: Any) -> str:
+        if type(output_value) is wrapped:
+            name = names.get(output_value.value)
+            if name is not None:
+                return name
+        return original(output_value)
+
+    return coerce_output_value
 
 
 def _lean(field: Any, original: Any, converter: Any, config: Any) -> Any:

@@ -29,6 +29,7 @@ from gateway.guards.documents import (
 from gateway.guards.execution import (
     Clock,
     ExecutionPolicy,
+    lean_enums,
     lean_resolvers,
     shared_loop_execution,
 )
@@ -163,4 +164,5 @@ def build_schema(
     describe_federation_types(schema._schema)
     # Plain resolvers called without strawberry's general-purpose chain (same call, same Info).
     lean_resolvers(schema)
+    lean_enums(schema)
     return schema

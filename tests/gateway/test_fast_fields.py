@@ -16,6 +16,7 @@ from typing import Annotated, Any
 
 import pytest
 import strawberry
+from graphql import GraphQLError
 from strawberry.extensions import SchemaExtension
 
 from gateway.access.permissions import Scope, requires
@@ -266,3 +267,33 @@ def test_only_plain_resolvers_are_replaced() -> None:
         assert fields[name].resolve is not reference_fields[name].resolve
     # Plain attributes keep strawberry's own resolver (execution reads them in place).
     assert fields["label"].resolve.__name__ == "_get_basic_result"
+
+
+def test_every_enum_of_the_gateways_schema_serializes_as_strawberry_does() -> None:
+    """lean_enums looks members up instead of scanning: same names for every member of every
+    enum in the schema, and the same refusal for what is not a member."""
+    from strawberry.schema.schema_converter import CustomGraphQLEnumType
+
+    from gateway.schema import build_schema
+    from gateway.settings import Settings
+
+    schema = build_schema(Settings())
+    enums = [t for t in schema._schema.type_map.values() if isinstance(t, CustomGraphQLEnumType)]
+    assert len(enums) >= 5
+    for enum_type in enums:
+        assert "coerce_output_value" in vars(enum_type), enum_type.name  # the lookup is on
+        for member in enum_type.wrapped_cls:
+            expected = CustomGraphQLEnumType.coerce_output_value(enum_type, member)
+            assert enum_type.coerce_output_value(member) == expected
+        for odd in (object(), "no such value"):
+            outcomes = []
+            for coerce in (
+                enum_type.coerce_output_value,
+                lambda value, t=enum_type: CustomGraphQLEnumType.coerce_output_value(t, value),
+            ):
+                try:
+                    outcomes.append(("answered", coerce(odd)))
+                except (TypeError, ValueError, GraphQLError) as error:
+                    outcomes.append((type(error).__name__, str(error)))
+            assert outcomes[0] == outcomes[1], enum_type.name
+            assert outcomes[0][0] != "answered"
