@@ -249,23 +249,24 @@ async def fetch(engine: AsyncEngine, plan: Plan, values: Mapping[str, Any] | Non
     except BaseException as exc:
         # Cancelled mid-statement or dead: the connection's state is unknown.
         if isinstance(exc, Exception) and not _is_disconnect(fairy, sqlite):
-            await _give_back(pool, fairy, sqlite)
+            await _give_back(pool, fairy)
         else:
             await greenlet_spawn(fairy.invalidate, exc)
         raise
-    await _give_back(pool, fairy, sqlite)
+    await _give_back(pool, fairy)
     return list(records)
 
 
-async def _give_back(pool: Any, fairy: Any, sqlite: bool) -> None:
-    """Returns a connection to the pool. On PostgreSQL while the pool has room for it,
-    without a greenlet: no transaction was begun, so the reset on return (a rollback) sends
-    nothing; a connection beyond the pool's size is closed on return, which takes the
-    greenlet, as aiosqlite's rollback always does."""
-    if not sqlite and pool.checkedin() < pool.size():
-        fairy.close()
+async def _give_back(pool: Any, fairy: Any) -> None:
+    """Returns a connection to the pool, as SQLAlchemy's own Connection does when it knows
+    there is no transaction to reset (`_close_special`): none was begun, so the rollback on
+    return would send nothing on PostgreSQL and cost aiosqlite's thread a turn for nothing.
+    While the pool has room for it, without a greenlet; a connection beyond the pool's size
+    is closed on return, which takes the greenlet."""
+    if pool.checkedin() < pool.size():
+        fairy._close_special(transaction_reset=True)
     else:
-        await greenlet_spawn(fairy.close)
+        await greenlet_spawn(fairy._close_special, transaction_reset=True)
 
 
 def _is_disconnect(fairy: Any, sqlite: bool) -> bool:

@@ -57,6 +57,7 @@ class Box:
     size: int | None
     # What the fields hold is set per case (plain attributes, as a database row gives them).
     items: list[Item]
+    maybe_items: list[Item | None]
     calls: strawberry.Private[list[str]]
 
     @strawberry.field
@@ -101,8 +102,8 @@ class Query:
         return box
 
 
-def _box(items: list[Any], label: Any = "box", size: Any = 3) -> Box:
-    return Box(label=label, size=size, items=items, calls=[])
+def _box(items: Any, label: Any = "box", size: Any = 3) -> Box:
+    return Box(label=label, size=size, items=items, maybe_items=items, calls=[])
 
 
 class Raising:
@@ -166,6 +167,7 @@ query Box($colour: Colour) {
   box {
     label size tally named secret later broken
     items { name colour maybeColour money area note count renamed: name }
+    maybeItems { name count }
     filtered(colour: $colour) { name colour }
     all: filtered { name }
   }
@@ -220,6 +222,13 @@ CASES: dict[str, Any] = {
     "a non-null root leaf null": lambda: _box([_item()], label=None),
     "a missing attribute": lambda: _box([SimpleNamespace(name="x")]),
     "an attribute that raises": lambda: _box([Raising()]),
+    # Lists of objects (completed item by item in place, gateway/guards/execution.py).
+    "a null item": lambda: _box([_item(), None, _item(name="three")]),
+    "an exception as an item": lambda: _box([_item(), ValueError("item failed")]),
+    "an awaitable item": lambda: _box([_later(_item()), _item(name="two")]),
+    "an item of another type": lambda: _box([_item(), _box([])]),
+    "a tuple of items": lambda: _box((_item(), _item(name="two"))),
+    "an item whose non-null field fails": lambda: _box([_item(), _item(count=None)]),
 }
 
 
