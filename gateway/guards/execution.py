@@ -21,7 +21,7 @@ from collections import deque
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Any, ClassVar
+from typing import Any, ClassVar, TypeVar
 
 from graphql import (
     GraphQLError,
@@ -192,16 +192,22 @@ def _execute_fields(
     if not awaitable_fields:
         return results
 
-    async def get_results() -> dict[str, Any]:
-        if len(awaitable_fields) == 1:
-            field = awaitable_fields[0]
-            results[field] = await results[field]
-        else:
-            awaited = await gather_with_cancel(*(results[field] for field in awaitable_fields))
-            results.update(zip(awaitable_fields, awaited, strict=True))
-        return results
+    return _settled(results, awaitable_fields)
 
-    return get_results()
+
+ContainerT = TypeVar("ContainerT", dict[str, Any], list[Any])
+
+
+async def _settled(container: ContainerT, keys: list[Any]) -> ContainerT:
+    """The container (an object's fields, a list's items) once the awaitables at `keys` have
+    given their values, as graphql-core settles them: one awaited alone, more together."""
+    if len(keys) == 1:
+        container[keys[0]] = await container[keys[0]]
+    else:
+        awaited = await gather_with_cancel(*(container[key] for key in keys))
+        for key, value in zip(keys, awaited, strict=True):
+            container[key] = value
+    return container
 
 
 # One object's fields, as execute_fields takes them.
@@ -361,17 +367,7 @@ class SharedLoopExecution(StrawberryGraphQLCoreExecutionContext):
         if not awaitable_indices:
             return completed
 
-        async def get_completed() -> list[Any]:
-            if len(awaitable_indices) == 1:
-                index = awaitable_indices[0]
-                completed[index] = await completed[index]
-            else:
-                awaited = await gather_with_cancel(*(completed[i] for i in awaitable_indices))
-                for index, value in zip(awaitable_indices, awaited, strict=True):
-                    completed[index] = value
-            return completed
-
-        return get_completed()
+        return _settled(completed, awaitable_indices)
 
     async def _completed_item(
         self, value: Any, item_type: Any, field_details_list: Any, item_path: Path
