@@ -46,7 +46,8 @@ _EVENTFUL: weakref.WeakSet[Any] = weakref.WeakSet()
 
 
 def reused(statement: ExecutableT) -> ExecutableT:
-    """Registers a statement built once per process (module level) for the raw path."""
+    """Registers a statement built once per process (module level) for the raw path. Never
+    one built per request: it would be kept, and compiled, for each."""
     _REUSED[id(statement)] = statement
     return statement
 
@@ -120,8 +121,11 @@ class Plan:
 
 _DRIVERS = {("postgresql", "asyncpg"), ("sqlite", "aiosqlite")}
 
-# Each engine's plans by statement identity (None: that statement takes SQLAlchemy's path).
-_PLANS: weakref.WeakKeyDictionary[Any, dict[int, Plan | None]] = weakref.WeakKeyDictionary()
+# Each engine's plans by statement identity, each with its statement (so that no other
+# statement is ever taken for it by its id); None: that statement takes SQLAlchemy's path.
+_PLANS: weakref.WeakKeyDictionary[Any, dict[int, tuple[Executable, Plan | None]]] = (
+    weakref.WeakKeyDictionary()
+)
 
 
 def plan_for(engine: AsyncEngine, statement: Executable) -> Plan | None:
@@ -133,10 +137,12 @@ def plan_for(engine: AsyncEngine, statement: Executable) -> Plan | None:
             return None
         plans = _PLANS[sync_engine] = {}
     key = id(statement)
-    if key in plans:
-        plan = plans[key]
+    known = plans.get(key)
+    if known is not None and known[0] is statement:
+        plan = known[1]
     elif _REUSED.get(key) is statement:
-        plan = plans[key] = _compile(engine, statement)
+        plan = _compile(engine, statement)
+        plans[key] = (statement, plan)
     else:
         return None
     if plan is not None and sync_engine in _EVENTFUL:

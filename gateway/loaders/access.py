@@ -22,6 +22,8 @@ _audit = AuditRecord.__table__
 
 # Built once; each request narrows them by its principal's rule.
 AUDIT_RECORD_BY_ID = KeyedQuery(select(_audit), _audit.c.id, stored_record)
+# Its records depend on the moment (is the key expired?): each request gives its own.
+API_KEY_BY_ID = KeyedQuery(records.API_KEYS, _keys.c.id, lambda row: row)
 
 
 def api_key_by_id(engine: AsyncEngine, principal: Principal) -> RecordByKey[KeyInfo]:
@@ -30,7 +32,7 @@ def api_key_by_id(engine: AsyncEngine, principal: Principal) -> RecordByKey[KeyI
     def key_info(row: Row[Any]) -> KeyInfo:
         return records.key_info(row, now)
 
-    query = KeyedQuery(records.API_KEYS, _keys.c.id, key_info)
+    query = API_KEY_BY_ID.with_record(key_info)
     return RecordByKey(engine, query.where(RULES.condition(ApiKey, principal)))
 
 

@@ -26,6 +26,7 @@ MAX_KEYS_PER_STATEMENT = 2000
 KeyT = TypeVar("KeyT")
 ValueT = TypeVar("ValueT")
 RecordT = TypeVar("RecordT")
+OtherT = TypeVar("OtherT")
 
 
 class DispatchGate:
@@ -132,8 +133,9 @@ class GroupLoader(GatedLoader[tuple[Hashable, ...], list[Any]]):
 
 
 class KeyedQuery(Generic[RecordT]):
-    """A select restricted to a batch of keys, built once per process, and how each of its
-    rows becomes a record (a frozen dataclass of the domain; converted once, in the batch).
+    """A select restricted to a batch of keys, built once per process (module level: its
+    statement is registered for the raw reads, db/raw_reads.py), and how each of its rows
+    becomes a record (a frozen dataclass of the domain; converted once, in the batch).
 
     Reusing one statement object lets SQLAlchemy reuse its cache key and compiled
     form; building it per request costs more than running it on SQLite.
@@ -150,6 +152,14 @@ class KeyedQuery(Generic[RecordT]):
         self.statement = reused(statement.where(key.in_(bindparam("keys", expanding=True))))
         self.record = record
         self.key_of = key_of or attrgetter(_name_of(statement, key))
+
+    def with_record(self, record: Callable[[Row[Any]], OtherT]) -> KeyedQuery[OtherT]:
+        """The same statement, its rows made into records by `record` (built per request
+        where the records depend on it): never a new statement per request, which would
+        be compiled afresh each time."""
+        changed: KeyedQuery[Any] = copy.copy(self)
+        changed.record = record
+        return changed
 
     def where(self, condition: ColumnElement[bool]) -> KeyedQuery[RecordT]:
         """The same query, narrowed by a row-level rule's condition (built per request)."""

@@ -205,3 +205,31 @@ async def test_engines_with_statement_tracing_keep_sqlalchemys_path(
     assert raw_reads.plan_for(planning_engine, statement) is None
     await read_rows(planning_engine, statement, {"keys": [1]})
     assert len(seen) == 1
+
+
+async def test_statements_built_per_request_keep_sqlalchemys_path_and_are_not_kept(
+    planning_engine: AsyncEngine,
+) -> None:
+    """Row rules narrow a registered statement per request: the narrowed copy is another
+    statement, never registered (so never kept nor compiled per request), and no plan
+    compiled for a statement is ever taken for another one that happens to get its id."""
+    from gateway.access.principals import Principal, PrincipalKind
+    from gateway.loaders import access
+
+    operator = Principal(PrincipalKind.OPERATOR, "op-1", "Operator", scopes=frozenset())
+    registered = len(raw_reads._REUSED)
+    for _ in range(20):
+        loader = access.api_key_by_id(planning_engine, operator)
+        assert raw_reads.plan_for(planning_engine, loader.statement) is None
+    assert len(raw_reads._REUSED) == registered
+
+    statement = planning.PARCEL_BY_ID.statement
+    plan = raw_reads.plan_for(planning_engine, statement)
+    assert plan is not None
+    other = planning.PARCEL_BY_ID.where(text("1 = 1")).statement
+    plans = raw_reads._PLANS[planning_engine.sync_engine]
+    plans[id(other)] = plans[id(statement)]  # as if `other` had been given a dead one's id
+    try:
+        assert raw_reads.plan_for(planning_engine, other) is None
+    finally:
+        del plans[id(other)]
