@@ -102,11 +102,12 @@ class GatedLoader(DataLoader[KeyT, ValueT]):
     def do_resolve_reject(self, key: KeyT, future: asyncio.Future[ValueT]) -> None:
         self._queue.append(_Queued(key=key, future=future))
         if len(self._queue) == 1:
-            # As aiodataloader schedules it (two turns later), through the gate if any.
-            self.loop.call_soon(asyncio.ensure_future, _dispatch(self, dispatch_gate.get()))
+            # Two turns later, as aiodataloader schedules it (a callback that starts a task),
+            # through the gate if any; two callbacks instead, without the task.
+            self.loop.call_soon(self.loop.call_soon, _dispatch, self, dispatch_gate.get())
 
 
-async def _dispatch(loader: DataLoader[Any, Any], gate: DispatchGate | None) -> None:
+def _dispatch(loader: DataLoader[Any, Any], gate: DispatchGate | None) -> None:
     if gate is None:
         dispatch_queue(loader)
     else:
