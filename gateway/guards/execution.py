@@ -189,25 +189,29 @@ def _execute_fields(
             # As graphql-core: awaitables of other fields are settled, as they may fail too.
             self.settle_in_background([results[field] for field in awaitable_fields])
         raise
-    if not awaitable_fields:
-        return results
-
     return _settled(results, awaitable_fields)
 
 
 ContainerT = TypeVar("ContainerT", dict[str, Any], list[Any])
 
 
-async def _settled(container: ContainerT, keys: list[Any]) -> ContainerT:
-    """The container (an object's fields, a list's items) once the awaitables at `keys` have
-    given their values, as graphql-core settles them: one awaited alone, more together."""
-    if len(keys) == 1:
-        container[keys[0]] = await container[keys[0]]
-    else:
-        awaited = await gather_with_cancel(*(container[key] for key in keys))
-        for key, value in zip(keys, awaited, strict=True):
-            container[key] = value
-    return container
+def _settled(container: ContainerT, keys: list[Any]) -> AwaitableOrValue[ContainerT]:
+    """The container (an object's fields, a list's items) as it is when nothing at `keys`
+    is awaitable; else once the awaitables there have given their values, as graphql-core
+    settles them: one awaited alone, more together."""
+    if not keys:
+        return container
+
+    async def settle() -> ContainerT:
+        if len(keys) == 1:
+            container[keys[0]] = await container[keys[0]]
+        else:
+            awaited = await gather_with_cancel(*(container[key] for key in keys))
+            for key, value in zip(keys, awaited, strict=True):
+                container[key] = value
+        return container
+
+    return settle()
 
 
 # One object's fields, as execute_fields takes them.
@@ -364,9 +368,6 @@ class SharedLoopExecution(StrawberryGraphQLCoreExecutionContext):
             if awaitable_indices:
                 self.settle_in_background([completed[i] for i in awaitable_indices])
             raise
-        if not awaitable_indices:
-            return completed
-
         return _settled(completed, awaitable_indices)
 
     async def _completed_item(

@@ -11,15 +11,16 @@ from typing import Any
 import pytest
 from sqlalchemy import event, text
 from sqlalchemy.exc import DBAPIError, StatementError
-from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from db import engines, raw_reads
 from db.engines import StatementCounter, create_engine, read_rows, statement_counter
 from gateway import dues
 from gateway.loaders import planning, revenue
 from gateway.loaders.batching import KeyedQuery
-from tests.conftest import SERVER_URLS, Backend
+from tests.conftest import Backend
 from tests.db.test_disconnects import _pooled, _until_closed, close_server_side
+from tests.db.test_disconnects import admin as admin  # the server's own account (a fixture)
 
 
 @pytest.fixture(scope="module")
@@ -39,15 +40,6 @@ def postgres(raw: Backend) -> Backend:
 @pytest.fixture
 async def planning_engine(raw: Backend) -> AsyncIterator[AsyncEngine]:
     engine = create_engine(raw.urls["planning"], pool_size=3)
-    yield engine
-    await engine.dispose()
-
-
-@pytest.fixture
-async def admin(postgres: Backend) -> AsyncIterator[AsyncEngine]:
-    url = SERVER_URLS["postgres"]
-    assert url
-    engine = create_async_engine(url, isolation_level="AUTOCOMMIT")
     yield engine
     await engine.dispose()
 
