@@ -90,3 +90,15 @@ def virtual_time(
 def now() -> float:
     """The running loop's time: virtual inside a `@virtual_time` test."""
     return asyncio.get_running_loop().time()
+
+
+class Ticking:
+    """A clock that moves on by `step` seconds every time it is read."""
+
+    def __init__(self, step: float) -> None:
+        self.step = step
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        self.now += self.step
+        return self.now

@@ -18,20 +18,24 @@ import asyncio
 import math
 import time
 from collections import deque
-from collections.abc import Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Any, ClassVar, TypeVar
+from typing import Any, ClassVar, TypeVar, cast
 
 from graphql import (
+    FieldNode,
     GraphQLError,
+    GraphQLField,
+    GraphQLList,
     GraphQLNonNull,
     GraphQLObjectType,
+    GraphQLOutputType,
     is_leaf_type,
     located_error,
 )
 from graphql.execution import ExecutionResult, ExperimentalIncrementalExecutionResults
-from graphql.execution.collect_fields import GroupedFieldSet
+from graphql.execution.collect_fields import CollectedFields, GroupedFieldSet
 from graphql.execution.incremental.incremental_executor import DeliveryGroupMap
 from graphql.pyutils import AwaitableOrValue, Path, Undefined, gather_with_cancel
 from strawberry.permission import PermissionExtension
@@ -98,9 +102,37 @@ def _leaves(parent_type: GraphQLObjectType, grouped_field_set: GroupedFieldSet) 
     return leaves
 
 
-# One selection's fields in order, each with its leaf (None: graphql-core's path); None
-# when no field of the selection is a plain leaf.
-_Plan = list[tuple[str, Any, _Leaf | None]] | None
+@dataclass(slots=True)
+class _Composite:
+    """A field without arguments whose type is an object type or a list of one: its resolver
+    is called and its value completed directly, without graphql-core's general steps."""
+
+    field_def: GraphQLField
+    nodes: list[FieldNode]  # the field's nodes, as its resolve-info holds them
+    object_type: GraphQLObjectType
+    item_type: GraphQLOutputType | None  # a list's item type; None for a single object
+    # The objects' selection, once collected (a plan lives for one operation, and its
+    # field's nodes are fixed for it, so it is always the same).
+    collected: CollectedFields | None = None
+
+
+def _composite(field_def: GraphQLField, field_details_list: Any) -> _Composite | None:
+    field_type = field_def.type
+    if isinstance(field_type, GraphQLNonNull):
+        field_type = field_type.of_type
+    item_type = None
+    if isinstance(field_type, GraphQLList):
+        item_type = field_type.of_type
+        field_type = item_type.of_type if isinstance(item_type, GraphQLNonNull) else item_type
+    if not isinstance(field_type, GraphQLObjectType) or field_def.resolve is None:
+        return None
+    nodes = [details.node for details in field_details_list]
+    return _Composite(field_def, nodes, field_type, item_type)
+
+
+# One selection's fields in order, each with its short cut (None: graphql-core's path); None
+# when no field of the selection has one.
+_Plan = list[tuple[str, Any, _Leaf | _Composite | None]] | None
 
 # Values of these types are neither awaitables nor exceptions: no need to ask.
 _PLAIN_VALUES = frozenset({str, int, float, bool, Decimal})
@@ -108,9 +140,18 @@ _PLAIN_VALUES = frozenset({str, int, float, bool, Decimal})
 
 def _plan(parent_type: GraphQLObjectType, grouped_field_set: GroupedFieldSet) -> _Plan:
     leaves = _leaves(parent_type, grouped_field_set)
-    if not leaves:
+    plan: list[tuple[str, Any, _Leaf | _Composite | None]] = []
+    for name, details in grouped_field_set.items():
+        short_cut: _Leaf | _Composite | None = leaves.get(name)
+        if short_cut is None:
+            node = details[0].node
+            field_def = parent_type.fields.get(node.name.value)
+            if field_def is not None and not field_def.args and not node.arguments:
+                short_cut = _composite(field_def, details)
+        plan.append((name, details, short_cut))
+    if all(short_cut is None for _, _, short_cut in plan):
         return None
-    return [(name, details, leaves.get(name)) for name, details in grouped_field_set.items()]
+    return plan
 
 
 def _execute_fields(
@@ -151,8 +192,22 @@ def _execute_fields(
     is_awaitable = self.is_awaitable
     awaitable_fields: list[str] = []
     try:
-        for response_name, field_details_list, leaf in plan:
-            if leaf is not None:
+        for response_name, field_details_list, short_cut in plan:
+            if isinstance(short_cut, _Composite):
+                result = self._execute_composite(
+                    short_cut,
+                    parent_type,
+                    source_value,
+                    field_details_list,
+                    Path(path, response_name, parent_type.name),
+                    position_context,
+                )
+                results[response_name] = result
+                if is_awaitable(result):
+                    awaitable_fields.append(response_name)
+                continue
+            if short_cut is not None:
+                leaf: _Leaf = short_cut
                 try:
                     value = getattr(source_value, leaf.attribute)
                 except Exception:
@@ -214,8 +269,9 @@ def _settled(container: ContainerT, keys: list[Any]) -> AwaitableOrValue[Contain
     return settle()
 
 
-# One object's fields, as execute_fields takes them.
-_Fields = tuple[GraphQLObjectType, Any, Path | None, GroupedFieldSet, DeliveryGroupMap | None]
+# Work that waits for a turn of the loop: a function and its arguments (an object's fields,
+# or the rest of a list of objects).
+_Work = tuple[Callable[..., Any], tuple[Any, ...]]
 
 
 class SharedLoopExecution(StrawberryGraphQLCoreExecutionContext):
@@ -244,9 +300,12 @@ class SharedLoopExecution(StrawberryGraphQLCoreExecutionContext):
         self.turned = False
         self._new_slice(now)
         self.cut_off: QueryTooComplex | None = None
-        self.waiting: deque[tuple[asyncio.Future[Any], _Fields]] = deque()
+        self.waiting: deque[tuple[asyncio.Future[Any], _Work]] = deque()
         self.runner: asyncio.Task[None] | None = None
         self.gate = DispatchGate(turns_after_release=2 * policy.max_depth + 2)
+        # Without @stream in the schema no list is streamed (validation refuses it), and
+        # there is no need to ask of each list.
+        self.may_stream = self.schema.get_directive("stream") is not None
         dispatch_gate.set(self.gate)
         return super().execute_operation(serially)
 
@@ -292,7 +351,8 @@ class SharedLoopExecution(StrawberryGraphQLCoreExecutionContext):
                 self, parent_type, source_value, path, grouped_field_set, position_context
             )
         return self._wait_for_turn(
-            (parent_type, source_value, path, grouped_field_set, position_context)
+            _execute_fields,
+            (self, parent_type, source_value, path, grouped_field_set, position_context),
         )
 
     def complete_iterable_value(
@@ -304,29 +364,56 @@ class SharedLoopExecution(StrawberryGraphQLCoreExecutionContext):
         items: Any,
         position_context: Any,
     ) -> AwaitableOrValue[list[Any]]:
-        """graphql-core's completion of a list, with each object of a list of objects
-        completed directly: the type check, then its fields, instead of four general calls
-        per item (a page's lists hold a thousand objects). An item that is not plainly an
-        object of the type (null, an error, an awaitable, another type) takes graphql-core's
-        own path, so errors, their paths and null propagation are graphql-core's; so does a
-        streamed list."""
-        non_null = isinstance(item_type, GraphQLNonNull)
-        object_type = item_type.of_type if non_null else item_type
+        """graphql-core's completion of a list, with a list of objects completed by
+        _complete_objects; anything else (a tuple, a streamed list, a deferred fragment in
+        the items' selection) takes graphql-core's path."""
+        object_type = item_type.of_type if isinstance(item_type, GraphQLNonNull) else item_type
         if (
-            type(items) is not list
-            or not isinstance(object_type, GraphQLObjectType)
-            or self.get_stream_usage(field_details_list, path) is not None
+            type(items) is list
+            and isinstance(object_type, GraphQLObjectType)
+            and position_context is None
+            and (not self.may_stream or self.get_stream_usage(field_details_list, path) is None)
         ):
-            return super().complete_iterable_value(
-                item_type, field_details_list, info, path, items, position_context
-            )
+            collected = self.collect_subfields(object_type, field_details_list)
+            if not collected.new_defer_usages:
+                return self._complete_objects(
+                    item_type, object_type, collected.grouped_field_set,
+                    field_details_list, info, path, items,
+                )  # fmt: skip
+        return super().complete_iterable_value(
+            item_type, field_details_list, info, path, items, position_context
+        )
+
+    def _complete_objects(
+        self,
+        item_type: Any,
+        object_type: GraphQLObjectType,
+        grouped_field_set: GroupedFieldSet,
+        field_details_list: Any,
+        info: Any,
+        path: Path,
+        items: list[Any],
+        start: int = 0,
+        resumed: bool = False,
+    ) -> AwaitableOrValue[list[Any]]:
+        """A list of objects (from `start` on), each completed directly: the type check,
+        then its fields, instead of four general calls per item (a page's lists hold a
+        thousand objects). An item that is not plainly an object of the type (null, an
+        error, an awaitable, another type) takes graphql-core's own path, so errors, their
+        paths and null propagation are graphql-core's.
+
+        Once the slice is over, the rest of the list waits for a turn as one piece of work
+        rather than as one per object; `resumed` is that work run by the runner, which
+        completes at least its first item."""
         is_awaitable = self.is_awaitable
         is_type_of = object_type.is_type_of
-        execute = self.collect_and_execute_subfields
+        clock = self.clock
         completed: list[Any] = []
         awaitable_indices: list[int] = []
+        rest: Any = None
         try:
-            for index, item in enumerate(items):
+            for index in range(start, len(items)):
+                item = items[index]
                 item_path = path.add_key(index, None)
                 if (
                     item is None
@@ -337,30 +424,43 @@ class SharedLoopExecution(StrawberryGraphQLCoreExecutionContext):
                     if is_awaitable(item):
                         completed.append(
                             self.complete_awaitable_list_item_value(
-                                item, item_type, field_details_list, info, item_path,
-                                position_context,
+                                item, item_type, field_details_list, info, item_path, None
                             )
-                        )  # fmt: skip
-                        awaitable_indices.append(index)
+                        )
+                        awaitable_indices.append(index - start)
                     elif self.complete_list_item_value(
-                        item, completed, item_type, field_details_list, info, item_path,
-                        position_context,
-                    ):  # fmt: skip
-                        awaitable_indices.append(index)
+                        item, completed, item_type, field_details_list, info, item_path, None
+                    ):
+                        awaitable_indices.append(index - start)
                     continue
+                now = clock()
+                if now >= self.slice_end and now < self.deadline and not self.turned:
+                    if not (resumed and index == start):
+                        rest = self._wait_for_turn(
+                            self._complete_objects,
+                            (item_type, object_type, grouped_field_set, field_details_list,
+                             info, path, items, index, True),
+                        )  # fmt: skip
+                        break
+                    now = -math.inf  # the runner's work completes its first item at least
                 try:
-                    value = execute(
-                        object_type, field_details_list, item_path, item, position_context
-                    )
+                    if now < self.slice_end:
+                        value = _execute_fields(
+                            self, object_type, item, item_path, grouped_field_set, None
+                        )
+                    else:  # past the budget, or a new slice: execute_fields decides
+                        value = self.execute_fields(
+                            object_type, item, item_path, grouped_field_set, None
+                        )
                 except Exception as raw_error:
                     self.handle_field_error(raw_error, item_type, field_details_list, item_path)
                     completed.append(None)
                     continue
                 if is_awaitable(value):
                     completed.append(
-                        self._completed_item(value, item_type, field_details_list, item_path)
+                        self._completed(value, item_type, field_details_list, item_path)
                     )
-                    awaitable_indices.append(index)
+                    awaitable_indices.append(index - start)
                 else:
                     completed.append(value)
         except Exception:
@@ -368,15 +468,92 @@ class SharedLoopExecution(StrawberryGraphQLCoreExecutionContext):
             if awaitable_indices:
                 self.settle_in_background([completed[i] for i in awaitable_indices])
             raise
-        return _settled(completed, awaitable_indices)
+        if rest is None:
+            return _settled(completed, awaitable_indices)
+        # The rest's items in place of its awaitable, once it has run.
+        head = len(completed)
+        completed.append(rest)
+        awaitable_indices.append(head)
+        settled = cast(Awaitable[list[Any]], _settled(completed, awaitable_indices))
 
-    async def _completed_item(
-        self, value: Any, item_type: Any, field_details_list: Any, item_path: Path
+        async def joined() -> list[Any]:
+            values = await settled
+            return values[:head] + values[head]  # type: ignore[no-any-return]
+
+        return joined()
+
+    def _execute_composite(
+        self,
+        field: _Composite,
+        parent_type: GraphQLObjectType,
+        source: Any,
+        field_details_list: Any,
+        path: Path,
+        position_context: DeliveryGroupMap | None,
     ) -> Any:
+        """graphql-core's execute_field for a field without arguments whose type is an
+        object type or a list of one (most of a page's relations), with its completion's
+        general steps (the type's kind asked again and again, then the sub-selection
+        collected and executed through two more calls) skipped where the value is plainly a
+        list or an object of the type. Anything else (null, an error, an awaitable, another
+        type, a deferred fragment) is completed by graphql-core's own complete_value, so
+        errors, their paths and null propagation are graphql-core's."""
+        field_def = field.field_def
+        return_type = field_def.type
+        info = self.build_resolve_info(field_def, field.nodes, parent_type, path)
+        try:
+            result = field_def.resolve(source, info)  # type: ignore[misc]
+            if self.is_awaitable(result):
+                return self.complete_awaitable_value(
+                    return_type, field_details_list, info, path, result, position_context
+                )
+            collected = field.collected
+            if collected is None:
+                collected = field.collected = self.collect_subfields(
+                    field.object_type, field_details_list
+                )
+            item_type = field.item_type
+            completed: AwaitableOrValue[Any]
+            if collected.new_defer_usages or position_context is not None:
+                completed = self.complete_value(
+                    return_type, field_details_list, info, path, result, position_context
+                )
+            elif item_type is not None and type(result) is list and not self.may_stream:
+                completed = self._complete_objects(
+                    item_type, field.object_type, collected.grouped_field_set,
+                    field_details_list, info, path, result,
+                )  # fmt: skip
+            elif item_type is None and self._plain_object(field.object_type, result, info):
+                completed = self.execute_fields(
+                    field.object_type, result, path, collected.grouped_field_set, None
+                )
+            else:
+                completed = self.complete_value(
+                    return_type, field_details_list, info, path, result, position_context
+                )
+        except Exception as raw_error:
+            self.handle_field_error(raw_error, return_type, field_details_list, path)
+            return None
+        if self.is_awaitable(completed):
+            return self._completed(completed, return_type, field_details_list, path)
+        return completed
+
+    def _plain_object(self, object_type: GraphQLObjectType, value: Any, info: Any) -> bool:
+        """Whether the value is plainly an object of the type: not null, not an error, not
+        an awaitable, and of the type by its is_type_of where the type has one."""
+        if value is None or isinstance(value, Exception) or self.is_awaitable(value):
+            return False
+        is_type_of = object_type.is_type_of
+        return is_type_of is None or is_type_of(value, info) is True
+
+    async def _completed(
+        self, value: Any, return_type: Any, field_details_list: Any, path: Path
+    ) -> Any:
+        """An awaited completion, its error handled where it was raised (graphql-core's)."""
         try:
             return await value
         except Exception as raw_error:
-            self.handle_field_error(raw_error, item_type, field_details_list, item_path)
+            self.handle_field_error(raw_error, return_type, field_details_list, path)
             return None
 
     def _new_slice(self, now: float) -> None:
@@ -400,22 +577,25 @@ class SharedLoopExecution(StrawberryGraphQLCoreExecutionContext):
             self.cut_off = error
         return error
 
-    def _wait_for_turn(self, fields: _Fields) -> Coroutine[Any, Any, dict[str, Any]]:
-        """These fields, run by the operation's runner on a later turn of the loop. Its
-        batches wait meanwhile (see DispatchGate), so that what the fields load joins them."""
+    def _wait_for_turn(
+        self, function: Callable[..., Any], arguments: tuple[Any, ...]
+    ) -> Coroutine[Any, Any, Any]:
+        """This work (an object's fields, the rest of a list), run by the operation's runner
+        on a later turn of the loop. Its batches wait meanwhile (see DispatchGate), so that
+        what the work loads joins them."""
         assert self.loop is not None  # the slice is infinite without a loop
         ran: asyncio.Future[Any] = self.loop.create_future()
-        self.waiting.append((ran, fields))
+        self.waiting.append((ran, (function, arguments)))
         if self.runner is None:
             self.gate.hold()
             self.runner = self.loop.create_task(self._run_waiting())
         return self._after(ran)
 
-    async def _after(self, ran: asyncio.Future[Any]) -> dict[str, Any]:
+    async def _after(self, ran: asyncio.Future[Any]) -> Any:
         result = await ran
         if self.is_awaitable(result):
-            return await result  # type: ignore[no-any-return]
-        return result  # type: ignore[no-any-return]
+            return await result
+        return result
 
     async def _run_waiting(self) -> None:
         """Runs the waiting objects' fields in order, a slice per turn of the loop (and at
@@ -435,13 +615,14 @@ class SharedLoopExecution(StrawberryGraphQLCoreExecutionContext):
             self.runner = None
             self.gate.release()
 
-    def _run(self, ran: asyncio.Future[Any], fields: _Fields) -> None:
+    def _run(self, ran: asyncio.Future[Any], work: _Work) -> None:
         if ran.done():
             return  # cancelled: whatever awaited it has failed already
         try:
             if self.cut_off is not None:
                 raise self._out_of_time()  # stopped already: what waits fails at once
-            result = _execute_fields(self, *fields)
+            function, arguments = work
+            result = function(*arguments)
         except Exception as error:
             ran.set_exception(error)
         else:

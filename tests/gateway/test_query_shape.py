@@ -28,6 +28,7 @@ from gateway.guards.limits import MAX_OF_TYPE_DEPTH, operation_limits
 from gateway.schema import build_schema
 from gateway.schema.prefetch import selected_names
 from gateway.settings import Settings
+from tests.clocks import Ticking
 from tests.conftest import Backend, GraphQLClient, settings_for
 from tests.gateway.test_parcels import PARCEL_FIELDS
 
@@ -44,18 +45,6 @@ def fan_out(levels: int, leaf: str = "id") -> str:
         + fragments
         + f"fragment F{levels} on Parcel {{ {leaf} }}"
     )
-
-
-class Ticking:
-    """A clock that moves on by `step` seconds every time it is read."""
-
-    def __init__(self, step: float) -> None:
-        self.step = step
-        self.now = 0.0
-
-    def __call__(self) -> float:
-        self.now += self.step
-        return self.now
 
 
 @contextlib.asynccontextmanager
