@@ -37,7 +37,12 @@ class Leases:
         self.clock = clock
 
     def create_table(self) -> None:
-        metadata.create_all(self.engine, checkfirst=True)
+        try:
+            metadata.create_all(self.engine, checkfirst=True)
+        except sa.exc.DatabaseError:
+            # Workers start together: another one created it between the check and here.
+            if not sa.inspect(self.engine).has_table(executors.name):
+                raise
 
     def beat(self) -> None:
         now = self.clock()

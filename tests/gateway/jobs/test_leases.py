@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 import sqlalchemy as sa
 
+from gateway.jobs import leases as leases_module
 from gateway.jobs.leases import Leases
 
 
@@ -70,3 +72,30 @@ def test_a_released_executor_is_taken_over_at_the_next_beat(tmp_path: Path) -> N
     b.beat()
     a.release()  # shut down with jobs it could not finish
     assert b.take_over(lambda _executor_id: 2) == {"a": 2}
+
+
+def test_workers_starting_together_both_find_the_table(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two workers on a fresh data dir: the other one creates the table between this one's
+    check and its CREATE TABLE (seen as 'table gateway_job_executors already exists')."""
+    engine = sa.create_engine(f"sqlite:///{tmp_path / 'jobs.sqlite3'}")
+    create_all = leases_module.metadata.create_all
+
+    def raced(bind: sa.Engine, checkfirst: bool = True) -> None:
+        create_all(bind, checkfirst=True)  # the other worker, just in time
+        create_all(bind, checkfirst=False)  # this one, past its check
+
+    monkeypatch.setattr(leases_module.metadata, "create_all", raced)
+    leases = leases_for(engine, "a", Clock())
+    leases.beat()
+    assert leases.expired() == []
+    engine.dispose()
+    missing = sa.create_engine(f"sqlite:///{tmp_path / 'other.sqlite3'}")
+
+    def failing(bind: sa.Engine, checkfirst: bool = True) -> None:
+        raise sa.exc.OperationalError("CREATE TABLE", {}, Exception("disk I/O error"))
+
+    monkeypatch.setattr(leases_module.metadata, "create_all", failing)
+    with pytest.raises(sa.exc.OperationalError):  # a real failure is not swallowed
+        leases_for(missing, "b", Clock())
