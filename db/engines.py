@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import contextvars
+import functools
 import random
 import time
 import weakref
@@ -118,6 +120,24 @@ def _closed_by_server(dbapi_connection: Any, _record: Any, _proxy: Any) -> None:
     driver = getattr(dbapi_connection, "driver_connection", None)
     if driver is not None and driver.is_closed():
         raise DisconnectionError("the server closed this connection")
+
+
+def records(rows: Sequence[Row[Any]]) -> list[Any]:
+    """Rows as named tuples of the same fields, read by attribute or position as Rows are.
+
+    Reading a Row's column by attribute goes through its __getattr__ once the ordinary
+    look-up has failed, about a microsecond a read: converting a page of a hundred parcels
+    of twelve columns cost a millisecond. A named tuple reads one in a few dozen
+    nanoseconds (the loaders' raw reads give rows of the same kind)."""
+    if not rows:
+        return []
+    make = _record_type(rows[0]._fields)._make
+    return [make(row) for row in rows]
+
+
+@functools.lru_cache(maxsize=256)
+def _record_type(fields: tuple[str, ...]) -> Any:
+    return collections.namedtuple("Row", fields)
 
 
 async def read_rows(

@@ -29,7 +29,7 @@ from sqlalchemy import (
 )
 
 from db import planning as tables
-from db.engines import Databases, read_rows
+from db.engines import Databases, read_rows, records
 from db.revenue import Assessment
 from gateway import dues
 from gateway.errors import QueryTooComplex
@@ -421,7 +421,7 @@ async def find_parcels(
     else:
         page = await _dues_page(databases, filter, w)
     return ParcelPage(
-        parcels=[Parcel.from_row(row) for row in page.items],
+        parcels=[Parcel.from_row(row) for row in records(page.items)],
         has_next_page=page.has_next,
         has_previous_page=page.has_previous,
     )
