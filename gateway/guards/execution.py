@@ -25,18 +25,23 @@ from typing import Any, ClassVar, TypeVar, cast
 
 from graphql import (
     FieldNode,
+    GraphQLBoolean,
     GraphQLError,
     GraphQLField,
+    GraphQLID,
+    GraphQLInt,
     GraphQLList,
     GraphQLNonNull,
     GraphQLObjectType,
     GraphQLOutputType,
+    GraphQLString,
     is_leaf_type,
     located_error,
 )
 from graphql.execution import ExecutionResult, ExperimentalIncrementalExecutionResults
 from graphql.execution.collect_fields import CollectedFields, GroupedFieldSet
 from graphql.execution.incremental.incremental_executor import DeliveryGroupMap
+from graphql.execution.values import get_argument_values
 from graphql.pyutils import AwaitableOrValue, Path, Undefined, gather_with_cancel
 from strawberry.permission import PermissionExtension
 from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
@@ -74,6 +79,19 @@ class _Leaf:
     attribute: str
     coerce: Callable[[Any], Any]  # the type's coerce_output_value
     non_null: bool
+    # A value of exactly this type is its own output (String and ID: str, Boolean: bool,
+    # Int: int within 32 bits), with no call to coerce it.
+    plain: type | None = None
+
+
+# Standard scalars whose output is the value itself for a value of exactly this type.
+_OWN_OUTPUT: dict[Any, type] = {
+    GraphQLString: str,
+    GraphQLID: str,
+    GraphQLBoolean: bool,
+    GraphQLInt: int,  # within 32 bits only: checked where it is read
+}
+_INT_MIN, _INT_MAX = -(2**31), 2**31 - 1
 
 
 def _leaves(parent_type: GraphQLObjectType, grouped_field_set: GroupedFieldSet) -> dict[str, _Leaf]:
@@ -97,42 +115,58 @@ def _leaves(parent_type: GraphQLObjectType, grouped_field_set: GroupedFieldSet) 
         leaf_type = field_type.of_type if non_null else field_type
         if is_leaf_type(leaf_type):
             leaves[response_name] = _Leaf(
-                strawberry_field.python_name, leaf_type.coerce_output_value, non_null
+                strawberry_field.python_name,
+                leaf_type.coerce_output_value,
+                non_null,
+                _OWN_OUTPUT.get(leaf_type),
             )
     return leaves
 
 
 @dataclass(slots=True)
-class _Composite:
-    """A field without arguments whose type is an object type or a list of one: its resolver
-    is called and its value completed directly, without graphql-core's general steps."""
+class _Resolved:
+    """A field whose resolver is called directly, its value completed without graphql-core's
+    general steps where it is plainly a leaf's value, an object or a list of objects."""
 
     field_def: GraphQLField
     nodes: list[FieldNode]  # the field's nodes, as its resolve-info holds them
-    object_type: GraphQLObjectType
-    item_type: GraphQLOutputType | None  # a list's item type; None for a single object
-    # The objects' selection, once collected (a plan lives for one operation, and its
-    # field's nodes are fixed for it, so it is always the same).
+    coerce: Callable[[Any], Any] | None  # a leaf type's coerce_output_value
+    object_type: GraphQLObjectType | None  # an object type, or a list's objects' type
+    item_type: GraphQLOutputType | None  # a list of objects' item type
+    # What is the same for every object of the operation (a plan lives for one operation,
+    # and the field's nodes and the variables are fixed for it), once known: its arguments
+    # and its objects' selection.
+    arguments: dict[str, Any] | None = None
     collected: CollectedFields | None = None
 
 
-def _composite(field_def: GraphQLField, field_details_list: Any) -> _Composite | None:
+def _resolved(field_def: GraphQLField, field_details_list: Any) -> _Resolved | None:
+    if field_def.resolve is None or any(
+        details.fragment_variable_values is not None for details in field_details_list
+    ):
+        return None
+    nodes = [details.node for details in field_details_list]
     field_type = field_def.type
     if isinstance(field_type, GraphQLNonNull):
         field_type = field_type.of_type
+    if is_leaf_type(field_type):
+        return _Resolved(field_def, nodes, field_type.coerce_output_value, None, None)
     item_type = None
     if isinstance(field_type, GraphQLList):
         item_type = field_type.of_type
         field_type = item_type.of_type if isinstance(item_type, GraphQLNonNull) else item_type
-    if not isinstance(field_type, GraphQLObjectType) or field_def.resolve is None:
-        return None
-    nodes = [details.node for details in field_details_list]
-    return _Composite(field_def, nodes, field_type, item_type)
+    if not isinstance(field_type, GraphQLObjectType):
+        return _Resolved(field_def, nodes, None, None, None)  # graphql-core completes it
+    return _Resolved(field_def, nodes, None, field_type, item_type)
 
 
-# One selection's fields in order, each with its short cut (None: graphql-core's path); None
-# when no field of the selection has one.
-_Plan = list[tuple[str, Any, _Leaf | _Composite | None]] | None
+# How a field of a plan is executed.
+_GENERAL, _PLAIN_LEAF, _RESOLVED = 0, 1, 2
+
+# One selection's fields in order, each flat for the loop that reads them: response name,
+# field details, how, then for a plain leaf its attribute, coercion, non-null and own-output
+# type, for a resolved field its _Resolved. None when every field takes graphql-core's path.
+_Plan = list[tuple[str, Any, int, Any, Any, bool, type | None]] | None
 
 # Values of these types are neither awaitables nor exceptions: no need to ask.
 _PLAIN_VALUES = frozenset({str, int, float, bool, Decimal})
@@ -140,16 +174,23 @@ _PLAIN_VALUES = frozenset({str, int, float, bool, Decimal})
 
 def _plan(parent_type: GraphQLObjectType, grouped_field_set: GroupedFieldSet) -> _Plan:
     leaves = _leaves(parent_type, grouped_field_set)
-    plan: list[tuple[str, Any, _Leaf | _Composite | None]] = []
+    plan: list[tuple[str, Any, int, Any, Any, bool, type | None]] = []
     for name, details in grouped_field_set.items():
-        short_cut: _Leaf | _Composite | None = leaves.get(name)
-        if short_cut is None:
-            node = details[0].node
-            field_def = parent_type.fields.get(node.name.value)
-            if field_def is not None and not field_def.args and not node.arguments:
-                short_cut = _composite(field_def, details)
-        plan.append((name, details, short_cut))
-    if all(short_cut is None for _, _, short_cut in plan):
+        leaf = leaves.get(name)
+        if leaf is not None:
+            plan.append(
+                (name, details, _PLAIN_LEAF, leaf.attribute, leaf.coerce, leaf.non_null,
+                 leaf.plain)
+            )  # fmt: skip
+            continue
+        # Meta fields (__typename) are not among the type's fields: graphql-core's path.
+        field_def = parent_type.fields.get(details[0].node.name.value)
+        resolved = None if field_def is None else _resolved(field_def, details)
+        if resolved is None:
+            plan.append((name, details, _GENERAL, None, None, False, None))
+        else:
+            plan.append((name, details, _RESOLVED, resolved, None, False, None))
+    if all(entry[2] == _GENERAL for entry in plan):
         return None
     return plan
 
@@ -192,10 +233,35 @@ def _execute_fields(
     is_awaitable = self.is_awaitable
     awaitable_fields: list[str] = []
     try:
-        for response_name, field_details_list, short_cut in plan:
-            if isinstance(short_cut, _Composite):
-                result = self._execute_composite(
-                    short_cut,
+        for response_name, field_details_list, how, target, coerce, non_null, plain in plan:
+            if how == _PLAIN_LEAF:
+                try:
+                    value = getattr(source_value, target)
+                except Exception:
+                    value = Undefined  # graphql-core's path raises it, located
+                value_type = type(value)
+                if value_type is plain and (plain is not int or _INT_MIN <= value <= _INT_MAX):
+                    results[response_name] = value
+                    continue
+                if value is None:
+                    if not non_null:
+                        results[response_name] = None
+                        continue
+                elif value_type in _PLAIN_VALUES or (
+                    value is not Undefined
+                    and not isinstance(value, Exception)
+                    and not is_awaitable(value)
+                ):
+                    try:
+                        coerced = coerce(value)
+                    except Exception:
+                        coerced = None  # graphql-core's path raises it, located
+                    if coerced is not None and coerced is not Undefined:
+                        results[response_name] = coerced
+                        continue
+            elif how == _RESOLVED:
+                result = self._execute_resolved(
+                    target,
                     parent_type,
                     source_value,
                     field_details_list,
@@ -206,28 +272,6 @@ def _execute_fields(
                 if is_awaitable(result):
                     awaitable_fields.append(response_name)
                 continue
-            if short_cut is not None:
-                leaf: _Leaf = short_cut
-                try:
-                    value = getattr(source_value, leaf.attribute)
-                except Exception:
-                    value = Undefined  # graphql-core's path raises it, located
-                if value is None:
-                    if not leaf.non_null:
-                        results[response_name] = None
-                        continue
-                elif type(value) in _PLAIN_VALUES or (
-                    value is not Undefined
-                    and not isinstance(value, Exception)
-                    and not is_awaitable(value)
-                ):
-                    try:
-                        coerced = leaf.coerce(value)
-                    except Exception:
-                        coerced = None  # graphql-core's path raises it, located
-                    if coerced is not None and coerced is not Undefined:
-                        results[response_name] = coerced
-                        continue
             result = self.execute_field(
                 parent_type,
                 source_value,
@@ -482,55 +526,79 @@ class SharedLoopExecution(StrawberryGraphQLCoreExecutionContext):
 
         return joined()
 
-    def _execute_composite(
+    def _execute_resolved(
         self,
-        field: _Composite,
+        field: _Resolved,
         parent_type: GraphQLObjectType,
         source: Any,
         field_details_list: Any,
         path: Path,
         position_context: DeliveryGroupMap | None,
     ) -> Any:
-        """graphql-core's execute_field for a field without arguments whose type is an
-        object type or a list of one (most of a page's relations), with its completion's
-        general steps (the type's kind asked again and again, then the sub-selection
-        collected and executed through two more calls) skipped where the value is plainly a
-        list or an object of the type. Anything else (null, an error, an awaitable, another
-        type, a deferred fragment) is completed by graphql-core's own complete_value, so
-        errors, their paths and null propagation are graphql-core's."""
+        """graphql-core's execute_field, with its arguments read once per operation and
+        its completion's general steps (the type's kind asked again and again, then an
+        object's selection collected and executed through two more calls) skipped where
+        the value is plainly a leaf's value, an object of the type or a list of objects
+        (most of a page's fields). Anything else (null, an error, an awaitable, another type,
+        a deferred fragment) is completed by graphql-core's own complete_value, so errors,
+        their paths and null propagation are graphql-core's."""
         field_def = field.field_def
         return_type = field_def.type
         info = self.build_resolve_info(field_def, field.nodes, parent_type, path)
         try:
-            result = field_def.resolve(source, info)  # type: ignore[misc]
+            arguments = field.arguments
+            if arguments is None:
+                first = field_details_list[0].node
+                arguments = {}
+                if field_def.args or first.arguments:
+                    arguments = get_argument_values(
+                        field_def, first, self.variable_values, None, self.hide_suggestions
+                    )
+                field.arguments = arguments
+            result = field_def.resolve(source, info, **arguments)  # type: ignore[misc]
             if self.is_awaitable(result):
                 return self.complete_awaitable_value(
                     return_type, field_details_list, info, path, result, position_context
                 )
-            collected = field.collected
-            if collected is None:
-                collected = field.collected = self.collect_subfields(
-                    field.object_type, field_details_list
-                )
-            item_type = field.item_type
-            completed: AwaitableOrValue[Any]
-            if collected.new_defer_usages or position_context is not None:
+            completed: AwaitableOrValue[Any] = None
+            coerce = field.coerce
+            if coerce is not None:
+                if result is not None and not isinstance(result, Exception):
+                    completed = coerce(result)
+                if completed is None or completed is Undefined:
+                    completed = self.complete_value(  # null, or refused: its error
+                        return_type, field_details_list, info, path, result, position_context
+                    )
+                return completed
+            object_type = field.object_type
+            if object_type is None or position_context is not None:
                 completed = self.complete_value(
                     return_type, field_details_list, info, path, result, position_context
-                )
-            elif item_type is not None and type(result) is list and not self.may_stream:
-                completed = self._complete_objects(
-                    item_type, field.object_type, collected.grouped_field_set,
-                    field_details_list, info, path, result,
-                )  # fmt: skip
-            elif item_type is None and self._plain_object(field.object_type, result, info):
-                completed = self.execute_fields(
-                    field.object_type, result, path, collected.grouped_field_set, None
                 )
             else:
-                completed = self.complete_value(
-                    return_type, field_details_list, info, path, result, position_context
-                )
+                collected = field.collected
+                if collected is None:
+                    collected = field.collected = self.collect_subfields(
+                        object_type, field_details_list
+                    )
+                item_type = field.item_type
+                if collected.new_defer_usages:
+                    completed = self.complete_value(
+                        return_type, field_details_list, info, path, result, position_context
+                    )
+                elif item_type is not None and type(result) is list and not self.may_stream:
+                    completed = self._complete_objects(
+                        item_type, object_type, collected.grouped_field_set,
+                        field_details_list, info, path, result,
+                    )  # fmt: skip
+                elif item_type is None and self._plain_object(object_type, result, info):
+                    completed = self.execute_fields(
+                        object_type, result, path, collected.grouped_field_set, None
+                    )
+                else:
+                    completed = self.complete_value(
+                        return_type, field_details_list, info, path, result, position_context
+                    )
         except Exception as raw_error:
             self.handle_field_error(raw_error, return_type, field_details_list, path)
             return None

@@ -75,6 +75,12 @@ class Box:
     calls: strawberry.Private[list[str]]
 
     @strawberry.field
+    def echoed(self) -> str:
+        """A leaf from a resolver: whatever the label holds."""
+        self.calls.append("echoed")
+        return self.label  # type: ignore[no-any-return]
+
+    @strawberry.field
     def first(self, info: strawberry.Info) -> Item:
         self.calls.append(f"first {info.path.key}")
         return self.items[0]  # type: ignore[no-any-return]
@@ -192,7 +198,7 @@ SLICED_FAST, _ = _schemas(
 DOCUMENT = """
 query Box($colour: Colour) {
   box {
-    label size tally named secret later broken
+    label size tally named secret later broken echoed
     items { name colour maybeColour money area note count renamed: name }
     maybeItems { name count }
     filtered(colour: $colour) { name colour }
@@ -250,6 +256,10 @@ CASES: dict[str, Any] = {
     "a scalar that refuses its value": lambda: _box([_item(money="12")]),
     "a Decimal scalar given a float": lambda: _box([_item(area=1.5)]),
     "an int that is not one": lambda: _box([_item(count="many")]),
+    "an int past 32 bits": lambda: _box([_item(count=2**31), _item(count=-(2**31) - 1)]),
+    "an int at its bounds": lambda: _box([_item(count=2**31 - 1), _item(count=-(2**31))]),
+    "a bool for an int": lambda: _box([_item(count=True)]),
+    "an int for a string": lambda: _box([_item(name=7)]),
     "an exception as a value": lambda: _box([_item(note=ValueError("held"))]),
     "a non-null root leaf null": lambda: _box([_item()], label=None),
     "a missing attribute": lambda: _box([SimpleNamespace(name="x")]),
@@ -269,6 +279,10 @@ CASES: dict[str, Any] = {
     "an object whose non-null field fails": lambda: _box([_item()], main=_item(count=None)),
     "a non-null object's resolver fails": lambda: _box([]),
     "a non-null object null": lambda: _box([None, _item()]),
+    # Leaves from resolvers (their value coerced directly).
+    "an exception from a resolved leaf": lambda: _box([_item()], label=ValueError("label")),
+    "a resolved leaf its type refuses": lambda: _box([_item()], label=[1]),
+    "an awaitable from a resolved leaf": lambda: _box([_item()], label=_Again("later")),
 }
 
 
