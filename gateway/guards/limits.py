@@ -374,7 +374,10 @@ class CachedValidation:
     def __init__(self, limits: type[ValidationRule], maxsize: int = 512) -> None:
         self.limits = limits
         self.maxsize = maxsize
-        self._known: OrderedDict[Hashable, list[GraphQLError]] = OrderedDict()
+        # By the document's identity (strawberry's parse cache gives one document per
+        # query text): hashing a document hashes its whole tree, every request. The document
+        # is kept with its errors, so that its id cannot be reused while the entry lives.
+        self._known: OrderedDict[Hashable, tuple[DocumentNode, list[GraphQLError]]] = OrderedDict()
 
     def errors(
         self,
@@ -382,17 +385,18 @@ class CachedValidation:
         document: DocumentNode,
         rules: tuple[type[ASTValidationRule], ...],
     ) -> list[GraphQLError]:
-        key = (document, rules)
+        key = (id(document), rules)
         known = self._known.get(key)
-        if known is not None:
+        if known is not None and known[0] is document:
             self._known.move_to_end(key)
-            return known
+            return known[1]
         errors = validate_document(schema, document, (self.limits,))
         if not errors:
             errors = validate_document(
                 schema, document, tuple(r for r in rules if r is not self.limits)
             )
-        self._known[key] = errors
+        self._known[key] = (document, errors)
+        self._known.move_to_end(key)
         while len(self._known) > self.maxsize:
             self._known.popitem(last=False)
         return errors

@@ -16,6 +16,7 @@ import strawberry
 from graphql import GraphQLError
 from strawberry.extensions import MaxTokensLimiter, ParserCache
 from strawberry.schema.config import StrawberryConfig
+from strawberry.schema.name_converter import NameConverter
 from strawberry.tools import merge_types
 from strawberry.types.base import get_object_definition
 
@@ -109,6 +110,22 @@ class Schema(strawberry.federation.Schema):
         """Errors are classified and logged once, without client data, in gateway/edge/errors.py."""
 
 
+class RememberedNames(NameConverter):
+    """strawberry's names, each worked out once. strawberry converts an argument's Python
+    name to camelCase (a regular expression) on every call of a resolver that takes
+    arguments; a name's conversion never changes."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._names: dict[str, str] = {}
+
+    def apply_naming_config(self, name: str) -> str:
+        converted = self._names.get(name)
+        if converted is None:
+            converted = self._names[name] = super().apply_naming_config(name)
+        return converted
+
+
 def build_schema(
     settings: Settings, clock: Clock | None = None, response_cache: ResponseCache | None = None
 ) -> strawberry.Schema:
@@ -144,6 +161,7 @@ def build_schema(
         mutation=Mutation,
         subscription=Subscription,
         config=StrawberryConfig(
+            name_converter=RememberedNames(),
             scalar_map=SCALARS,
             batching_config={"max_operations": settings.max_batch_operations},
         ),
