@@ -94,33 +94,59 @@ _OWN_OUTPUT: dict[Any, type] = {
 _INT_MIN, _INT_MAX = -(2**31), 2**31 - 1
 
 
-def _leaves(parent_type: GraphQLObjectType, grouped_field_set: GroupedFieldSet) -> dict[str, _Leaf]:
-    """The fields of a selection that are plain leaves, by response name."""
-    leaves: dict[str, _Leaf] = {}
-    for response_name, field_details_list in grouped_field_set.items():
-        node = field_details_list[0].node
-        field_def = parent_type.fields.get(node.name.value)
-        if field_def is None or field_def.args or node.arguments:
-            continue
-        strawberry_field = field_def.extensions.get(GraphQLCoreConverter.DEFINITION_BACKREF)
-        if (
-            not isinstance(strawberry_field, StrawberryField)
-            or not getattr(field_def.resolve, "_is_default", False)
-            or not strawberry_field.is_basic_field
-            or strawberry_field.default_resolver is not getattr
-        ):
-            continue
-        field_type = field_def.type
-        non_null = isinstance(field_type, GraphQLNonNull)
-        leaf_type = field_type.of_type if non_null else field_type
-        if is_leaf_type(leaf_type):
-            leaves[response_name] = _Leaf(
-                strawberry_field.python_name,
-                leaf_type.coerce_output_value,
-                non_null,
-                _OWN_OUTPUT.get(leaf_type),
-            )
-    return leaves
+def _plain_leaf(field_def: GraphQLField) -> _Leaf | None:
+    """The field as a plain leaf, when it is one: an attribute of its object holding a scalar
+    or an enum (strawberry's basic field: no resolver, no extension, no argument)."""
+    if field_def.args:
+        return None
+    strawberry_field = field_def.extensions.get(GraphQLCoreConverter.DEFINITION_BACKREF)
+    if (
+        not isinstance(strawberry_field, StrawberryField)
+        or not getattr(field_def.resolve, "_is_default", False)
+        or not strawberry_field.is_basic_field
+        or strawberry_field.default_resolver is not getattr
+    ):
+        return None
+    field_type = field_def.type
+    non_null = isinstance(field_type, GraphQLNonNull)
+    leaf_type = field_type.of_type if isinstance(field_type, GraphQLNonNull) else field_type
+    if not is_leaf_type(leaf_type):
+        return None
+    return _Leaf(
+        strawberry_field.python_name,
+        leaf_type.coerce_output_value,
+        non_null,
+        _OWN_OUTPUT.get(leaf_type),
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class _FieldKind:
+    """How a field may be executed, as its definition says (the same for every operation,
+    so worked out once per field of the schema)."""
+
+    leaf: _Leaf | None  # a plain leaf, read in place when its node gives no argument
+    resolvable: bool  # has a resolver of its own: called directly (_Resolved)
+    coerce: Callable[[Any], Any] | None  # a leaf type's coerce_output_value
+    object_type: GraphQLObjectType | None  # an object type, or a list's objects' type
+    item_type: GraphQLOutputType | None  # a list of objects' item type
+
+
+def _field_kind(field_def: GraphQLField) -> _FieldKind:
+    resolvable = field_def.resolve is not None
+    field_type = field_def.type
+    if isinstance(field_type, GraphQLNonNull):
+        field_type = field_type.of_type
+    if is_leaf_type(field_type):
+        leaf = _plain_leaf(field_def)
+        return _FieldKind(leaf, resolvable, field_type.coerce_output_value, None, None)
+    item_type = None
+    if isinstance(field_type, GraphQLList):
+        item_type = field_type.of_type
+        field_type = item_type.of_type if isinstance(item_type, GraphQLNonNull) else item_type
+    if not isinstance(field_type, GraphQLObjectType):
+        return _FieldKind(None, resolvable, None, None, None)  # graphql-core completes it
+    return _FieldKind(None, resolvable, None, field_type, item_type)
 
 
 @dataclass(slots=True)
@@ -140,26 +166,6 @@ class _Resolved:
     collected: CollectedFields | None = None
 
 
-def _resolved(field_def: GraphQLField, field_details_list: Any) -> _Resolved | None:
-    if field_def.resolve is None or any(
-        details.fragment_variable_values is not None for details in field_details_list
-    ):
-        return None
-    nodes = [details.node for details in field_details_list]
-    field_type = field_def.type
-    if isinstance(field_type, GraphQLNonNull):
-        field_type = field_type.of_type
-    if is_leaf_type(field_type):
-        return _Resolved(field_def, nodes, field_type.coerce_output_value, None, None)
-    item_type = None
-    if isinstance(field_type, GraphQLList):
-        item_type = field_type.of_type
-        field_type = item_type.of_type if isinstance(item_type, GraphQLNonNull) else item_type
-    if not isinstance(field_type, GraphQLObjectType):
-        return _Resolved(field_def, nodes, None, None, None)  # graphql-core completes it
-    return _Resolved(field_def, nodes, None, field_type, item_type)
-
-
 # How a field of a plan is executed.
 _GENERAL, _PLAIN_LEAF, _RESOLVED = 0, 1, 2
 
@@ -172,24 +178,38 @@ _Plan = list[tuple[str, Any, int, Any, Any, bool, type | None]] | None
 _PLAIN_VALUES = frozenset({str, int, float, bool, Decimal})
 
 
-def _plan(parent_type: GraphQLObjectType, grouped_field_set: GroupedFieldSet) -> _Plan:
-    leaves = _leaves(parent_type, grouped_field_set)
+# Each field's kind by the id of its definition, kept with the definition (so that its id is
+# not reused meanwhile); one per schema (see shared_loop_execution).
+_FieldKinds = dict[int, tuple[GraphQLField, _FieldKind]]
+
+
+def _plan(
+    kinds: _FieldKinds, parent_type: GraphQLObjectType, grouped_field_set: GroupedFieldSet
+) -> _Plan:
     plan: list[tuple[str, Any, int, Any, Any, bool, type | None]] = []
     for name, details in grouped_field_set.items():
-        leaf = leaves.get(name)
-        if leaf is not None:
+        node = details[0].node
+        # Meta fields (__typename) are not among the type's fields: graphql-core's path.
+        field_def = parent_type.fields.get(node.name.value)
+        if field_def is None:
+            plan.append((name, details, _GENERAL, None, None, False, None))
+            continue
+        known = kinds.get(id(field_def))
+        if known is None or known[0] is not field_def:
+            known = kinds[id(field_def)] = (field_def, _field_kind(field_def))
+        kind = known[1]
+        leaf = kind.leaf
+        if leaf is not None and not node.arguments:
             plan.append(
                 (name, details, _PLAIN_LEAF, leaf.attribute, leaf.coerce, leaf.non_null,
                  leaf.plain)
             )  # fmt: skip
-            continue
-        # Meta fields (__typename) are not among the type's fields: graphql-core's path.
-        field_def = parent_type.fields.get(details[0].node.name.value)
-        resolved = None if field_def is None else _resolved(field_def, details)
-        if resolved is None:
-            plan.append((name, details, _GENERAL, None, None, False, None))
-        else:
+        elif kind.resolvable and all(d.fragment_variable_values is None for d in details):
+            nodes = [d.node for d in details]
+            resolved = _Resolved(field_def, nodes, kind.coerce, kind.object_type, kind.item_type)
             plan.append((name, details, _RESOLVED, resolved, None, False, None))
+        else:
+            plan.append((name, details, _GENERAL, None, None, False, None))
     if all(entry[2] == _GENERAL for entry in plan):
         return None
     return plan
@@ -222,7 +242,7 @@ def _execute_fields(
         # Memoized by the selection's identity, as graphql-core memoizes the selection
         # itself: each item of a list shares one. The selection is kept with its plan, so
         # that its id cannot be reused during the operation.
-        planned = (grouped_field_set, _plan(parent_type, grouped_field_set))
+        planned = (grouped_field_set, _plan(self.field_kinds, parent_type, grouped_field_set))
         self.leaf_plans[id(grouped_field_set)] = planned
     plan = planned[1]
     if plan is None:
@@ -322,6 +342,7 @@ class SharedLoopExecution(StrawberryGraphQLCoreExecutionContext):
     """strawberry's executor, checking the clock before each object's fields."""
 
     policy: ClassVar[ExecutionPolicy]
+    field_kinds: ClassVar[_FieldKinds]
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -838,4 +859,5 @@ def shared_loop_execution(policy: ExecutionPolicy) -> type[SharedLoopExecution]:
         pass
 
     Execution.policy = policy
+    Execution.field_kinds = {}
     return Execution
