@@ -37,7 +37,7 @@ def test_a_document_is_validated_once_while_it_is_cached(validations: list[Any])
     assert cache.errors(SCHEMA, good, RULES) == []
     assert len(validations) == 2  # the limits pass, then the rest, once
     first = cache.errors(SCHEMA, bad, RULES)
-    assert [e.message for e in first][0].startswith("Cannot query field 'c' on type 'Query'.")
+    assert first[0].message.startswith("Cannot query field 'c' on type 'Query'.")
     assert cache.errors(SCHEMA, bad, RULES) is first
     # Another parse of the same text is another document: validated on its own.
     before = len(validations)
