@@ -6,7 +6,6 @@ from __future__ import annotations
 import socket
 import types
 from collections.abc import AsyncIterator, Iterator
-from functools import cached_property
 from typing import Any
 
 import httpx
@@ -32,7 +31,7 @@ from db.revenue import Payment
 from gateway.access.principals import ANONYMOUS
 from gateway.edge.app import create_app
 from gateway.inquiries.tracking import damm_check_digit
-from gateway.loaders import Loaders
+from gateway.loaders import Loaders, per_request
 from gateway.schema import build_schema
 from gateway.schema.node import to_global_id
 from gateway.settings import Settings
@@ -64,7 +63,7 @@ async def agency_loaders() -> frozenset[str]:
     from the Loaders class itself, so a loader added later is classified without a list."""
     found = set()
     for name, member in vars(Loaders).items():
-        if not isinstance(member, cached_property):
+        if not isinstance(member, per_request):
             continue
         agencies = _Touched()
         databases = types.SimpleNamespace(
