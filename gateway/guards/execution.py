@@ -581,51 +581,50 @@ class SharedLoopExecution(StrawberryGraphQLCoreExecutionContext):
                 return self.complete_awaitable_value(
                     return_type, field_details_list, info, path, result, position_context
                 )
-            completed: AwaitableOrValue[Any] = None
+            completed: AwaitableOrValue[Any] = Undefined
             coerce = field.coerce
             if coerce is not None:
                 if result is not None and not isinstance(result, Exception):
                     completed = coerce(result)
-                if completed is None or completed is Undefined:
-                    completed = self.complete_value(  # null, or refused: its error
-                        return_type, field_details_list, info, path, result, position_context
-                    )
-                return completed
-            object_type = field.object_type
-            if object_type is None or position_context is not None:
+                    if completed is None:
+                        completed = Undefined  # refused: complete_value raises its error
+            elif field.object_type is not None and position_context is None:
+                completed = self._complete_composite(field, field_details_list, info, path, result)
+            if completed is Undefined:
                 completed = self.complete_value(
                     return_type, field_details_list, info, path, result, position_context
                 )
-            else:
-                collected = field.collected
-                if collected is None:
-                    collected = field.collected = self.collect_subfields(
-                        object_type, field_details_list
-                    )
-                item_type = field.item_type
-                if collected.new_defer_usages:
-                    completed = self.complete_value(
-                        return_type, field_details_list, info, path, result, position_context
-                    )
-                elif item_type is not None and type(result) is list and not self.may_stream:
-                    completed = self._complete_objects(
-                        item_type, object_type, collected.grouped_field_set,
-                        field_details_list, info, path, result,
-                    )  # fmt: skip
-                elif item_type is None and self._plain_object(object_type, result, info):
-                    completed = self.execute_fields(
-                        object_type, result, path, collected.grouped_field_set, None
-                    )
-                else:
-                    completed = self.complete_value(
-                        return_type, field_details_list, info, path, result, position_context
-                    )
         except Exception as raw_error:
             self.handle_field_error(raw_error, return_type, field_details_list, path)
             return None
         if self.is_awaitable(completed):
             return self._completed(completed, return_type, field_details_list, path)
         return completed
+
+    def _complete_composite(
+        self, field: _Resolved, field_details_list: Any, info: Any, path: Path, result: Any
+    ) -> AwaitableOrValue[Any]:
+        """An object's or a list of objects' value completed directly, or Undefined where
+        graphql-core's complete_value must do it (null, an error, an awaitable, another type,
+        a deferred fragment, a streamed list)."""
+        object_type = field.object_type
+        assert object_type is not None
+        collected = field.collected
+        if collected is None:
+            collected = field.collected = self.collect_subfields(object_type, field_details_list)
+        if collected.new_defer_usages:
+            return Undefined
+        item_type = field.item_type
+        if item_type is not None:
+            if type(result) is not list or self.may_stream:
+                return Undefined
+            return self._complete_objects(
+                item_type, object_type, collected.grouped_field_set,
+                field_details_list, info, path, result,
+            )  # fmt: skip
+        if not self._plain_object(object_type, result, info):
+            return Undefined
+        return self.execute_fields(object_type, result, path, collected.grouped_field_set, None)
 
     def _plain_object(self, object_type: GraphQLObjectType, value: Any, info: Any) -> bool:
         """Whether the value is plainly an object of the type: not null, not an error, not
