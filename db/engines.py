@@ -28,6 +28,7 @@ from sqlalchemy.ext.asyncio import (
 from sqlalchemy.pool import NullPool
 
 from db import raw_reads
+from db.raw_reads import SQLITE_CACHE_KIB
 
 T = TypeVar("T")
 
@@ -51,10 +52,6 @@ def _count_statement(*_args: Any, **_kwargs: Any) -> None:
     counter = statement_counter.get()
     if counter is not None:
         counter.count += 1
-
-
-# SQLite's page cache per connection, in KiB (PRAGMA cache_size; SQLite's default is 2,000).
-SQLITE_CACHE_KIB = 256
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:

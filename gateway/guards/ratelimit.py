@@ -26,7 +26,7 @@ from typing import Any
 
 from coredis.exceptions import RedisError
 from limits import RateLimitItem, parse
-from limits.aio.storage import MemoryStorage, RedisStorage, Storage
+from limits.aio.storage import MemoryStorage, Storage
 from limits.aio.strategies import (
     FixedWindowRateLimiter,
     MovingWindowRateLimiter,
@@ -44,7 +44,7 @@ from gateway.access.addresses import limit_key
 from gateway.access.principals import Principal, PrincipalKind
 from gateway.clock import WallClock, utc_now
 from gateway.settings import Settings
-from gateway.shared import REDIS_TIMEOUTS, redis_call
+from gateway.shared import limits_storage, redis_call
 
 log = logging.getLogger("gateway.guards.ratelimit")
 
@@ -55,18 +55,6 @@ STRATEGIES: dict[str, type[RateLimiter]] = {
     "fixed-window": FixedWindowRateLimiter,
     "sliding-window-counter": SlidingWindowCounterRateLimiter,
 }
-
-
-def build_storage(settings: Settings) -> Storage:
-    if settings.redis_url is None:
-        return MemoryStorage()
-    url = settings.redis_url.get_secret_value()
-    return RedisStorage(
-        url,
-        key_prefix=f"{settings.redis_key_prefix}ratelimit",
-        wrap_exceptions=True,
-        **REDIS_TIMEOUTS,  # every command bounded (gateway/shared.py)
-    )
 
 
 async def _direct(command: Awaitable[Any]) -> Any:
@@ -88,7 +76,7 @@ class RateLimits:
                 self.items[group] = parse(text)
             except ValueError:
                 raise ValueError(f"GATEWAY_RATE_LIMIT_{group.upper()} is not a rate") from None
-        storage = storage or build_storage(settings)
+        storage = storage or limits_storage(settings, "ratelimit")
         self.limiter = STRATEGIES[settings.rate_limit_strategy](storage)
         # Windows in this process answer at once: no task, shield and timeout per request.
         self.call: Callable[[Awaitable[Any]], Awaitable[Any]] = (

@@ -23,7 +23,7 @@ import time
 from typing import Any
 
 from limits import RateLimitItem, parse
-from limits.aio.storage import MemoryStorage, RedisStorage, Storage
+from limits.aio.storage import RedisStorage, Storage
 from limits.aio.strategies import MovingWindowRateLimiter
 from limits.errors import StorageError
 
@@ -32,6 +32,7 @@ from gateway.access.addresses import limit_key
 from gateway.errors import BadUserInput, GatewayError
 from gateway.requests.records import DATABASE, CitizenRequest, load_by_tracking_code
 from gateway.settings import Settings
+from gateway.shared import InProcessWindows
 from identifiers import normalize_digits
 
 log = logging.getLogger("gateway.requests.lookup")
@@ -69,7 +70,7 @@ class LookupThrottle:
     ) -> None:
         self.per_address: RateLimitItem = parse(per_address)
         self.failures_per_code: RateLimitItem = parse(failures_per_code)
-        self.limiter = MovingWindowRateLimiter(storage or MemoryStorage())
+        self.limiter = MovingWindowRateLimiter(storage or InProcessWindows())
         self.warned_at = float("-inf")
 
     def _retry_after(self, reset_time: float) -> int:

@@ -5,13 +5,16 @@ on a dead connection, and failing with SQLAlchemy's errors."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import sqlite3
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import event, text
+from sqlalchemy import event, make_url, text
 from sqlalchemy.exc import DBAPIError, StatementError
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from db import engines, raw_reads
 from db.engines import StatementCounter, create_engine, read_rows, statement_counter
@@ -123,8 +126,12 @@ async def test_a_read_is_one_statement_on_the_pool_without_opening_more(
     assert counter.count == 3 * size
     assert answers[0]
     assert all(answer == answers[0] for answer in answers)
-    assert 1 <= len(opened) <= size
     pool = planning_engine.sync_engine.pool
+    if planning_engine.dialect.name == "sqlite":
+        # On the event loop's own thread, outside the pool: no connection of it opened.
+        assert opened == []
+    else:
+        assert 1 <= len(opened) <= size
     assert pool.checkedout() == 0  # type: ignore[attr-defined]
     assert pool.checkedin() == len(opened)  # type: ignore[attr-defined]
 
@@ -225,3 +232,139 @@ async def test_statements_built_per_request_keep_sqlalchemys_path_and_are_not_ke
         assert raw_reads.plan_for(planning_engine, other) is None
     finally:
         del plans[id(other)]
+
+
+# ---------------------------------------------------------------------------------------------
+# SQLite: keyed reads on the event loop's own thread
+
+
+@pytest.fixture
+def sqlite_engine(planning_engine: AsyncEngine) -> AsyncEngine:
+    if planning_engine.dialect.name != "sqlite":
+        pytest.skip("reads on the loop's thread are SQLite's")
+    return planning_engine
+
+
+def _pool_connections(engine: AsyncEngine) -> list[object]:
+    """Every checkout of the engine's pool from now on (aiosqlite's path)."""
+    checkouts: list[object] = []
+    event.listen(engine.sync_engine, "checkout", lambda c, _r, _p: checkouts.append(c))
+    return checkouts
+
+
+async def test_sqlite_reads_run_on_the_loops_thread_and_see_every_commit(
+    sqlite_engine: AsyncEngine,
+) -> None:
+    statement = planning.PARCEL_BY_ID.statement
+    checkouts = _pool_connections(sqlite_engine)
+    (before,) = await read_rows(sqlite_engine, statement, {"keys": [5]})
+    assert checkouts == []
+    # A commit made meanwhile on another connection is read at once: the reader holds no
+    # snapshot between reads.
+    async with sqlite_engine.begin() as connection:
+        await connection.execute(
+            text("UPDATE parcels SET address = :a WHERE id = 5"), {"a": "changed for the test"}
+        )
+    try:
+        checkouts.clear()  # the update's own
+        (after,) = await read_rows(sqlite_engine, statement, {"keys": [5]})
+        assert after.address == "changed for the test"
+        assert checkouts == []
+    finally:
+        async with sqlite_engine.begin() as connection:
+            await connection.execute(
+                text("UPDATE parcels SET address = :a WHERE id = 5"), {"a": before.address}
+            )
+    # Read-only: the reader refuses to write, whatever it is given.
+    reader = raw_reads._inline(sqlite_engine)
+    assert reader is not None
+    with pytest.raises(sqlite3.OperationalError, match="readonly"):
+        reader.read("UPDATE parcels SET address = 'x' WHERE id = 5", [])
+
+
+async def test_a_sqlite_read_past_its_deadline_runs_on_aiosqlites_thread(
+    sqlite_engine: AsyncEngine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    statement = planning.OWNERS_BY_PARCEL.statement
+    keys = list(range(1, 3000))  # thousands of steps of SQLite's machine: its deadline is checked
+    checkouts = _pool_connections(sqlite_engine)
+    expected = await read_rows(sqlite_engine, statement, {"keys": keys})
+    assert expected
+    assert checkouts == []
+    monkeypatch.setattr(raw_reads, "INLINE_READ_DEADLINE_S", -1.0)  # always past
+    assert await read_rows(sqlite_engine, statement, {"keys": keys}) == expected
+    assert len(checkouts) == 1  # interrupted, and read again on a connection of the pool
+
+
+async def test_a_busy_sqlite_database_sends_the_read_to_aiosqlites_thread(
+    raw: Backend, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The loop's thread never waits for a lock: a database locked by another connection
+    sends the read to aiosqlite's thread, which waits for it as the pool's connections do,
+    and answers once the lock is let go."""
+    if raw.name != "sqlite":
+        pytest.skip("reads on the loop's thread are SQLite's")
+    source = make_url(raw.urls["planning"]).database
+    assert source is not None
+    with (
+        contextlib.closing(sqlite3.connect(source)) as original,
+        contextlib.closing(sqlite3.connect(tmp_path / "planning.sqlite3")) as copy,
+    ):
+        original.backup(copy)
+    engine = create_engine(f"sqlite+aiosqlite:///{tmp_path / 'planning.sqlite3'}", pool_size=2)
+    # The lock comes first, before any connection of the engine: in WAL mode only an
+    # exclusive locking mode keeps readers out, and only a connection that is alone can take
+    # it.
+    holder = sqlite3.connect(tmp_path / "planning.sqlite3", isolation_level=None)
+    holder.execute("PRAGMA locking_mode=EXCLUSIVE")
+    holder.execute("BEGIN EXCLUSIVE")
+    readers: list[raw_reads.InlineReader | None] = []
+    asked = asyncio.Event()
+    inline = raw_reads._inline
+
+    def noting(engine: AsyncEngine) -> raw_reads.InlineReader | None:
+        readers.append(inline(engine))
+        asked.set()
+        return readers[-1]
+
+    monkeypatch.setattr(raw_reads, "_inline", noting)
+    statement = planning.PARCEL_BY_ID.statement
+    try:
+        read = asyncio.create_task(read_rows(engine, statement, {"keys": [7]}))
+        await asyncio.wait_for(asked.wait(), timeout=60)  # a bound only
+        assert readers == [None]  # locked: no reader on the loop's thread …
+        assert not read.done()  # … and the read waits for the lock on aiosqlite's thread
+        holder.execute("ROLLBACK")
+        holder.close()
+        assert [row.id for row in await read] == [7]
+        # Unlocked, the next read is the loop's thread's.
+        assert [row.id for row in await read_rows(engine, statement, {"keys": [8]})] == [8]
+        assert readers[-1] is not None
+    finally:
+        holder.close()
+        await engine.dispose()
+
+
+async def test_sqlite_readers_close_with_their_engine(raw: Backend) -> None:
+    if raw.name != "sqlite":
+        pytest.skip("reads on the loop's thread are SQLite's")
+    engine = create_engine(raw.urls["planning"], pool_size=2)
+    await read_rows(engine, planning.PARCEL_BY_ID.statement, {"keys": [1]})
+    reader = raw_reads._inline(engine)
+    assert reader is not None
+    await engine.dispose()
+    with pytest.raises(sqlite3.ProgrammingError):  # closed
+        reader.connection.execute("SELECT 1")
+    # The engine still reads after its disposal, on a new reader.
+    rows = await read_rows(engine, planning.PARCEL_BY_ID.statement, {"keys": [1]})
+    assert [row.id for row in rows] == [1]
+    assert raw_reads._inline(engine) is not reader
+    await engine.dispose()
+
+
+async def test_in_memory_sqlite_databases_keep_the_pools_path() -> None:
+    engine = create_async_engine("sqlite+aiosqlite://")
+    try:
+        assert raw_reads._inline(engine) is None
+    finally:
+        await engine.dispose()

@@ -13,11 +13,14 @@ from typing import Any
 
 import httpx
 import pytest
+from limits import parse
+from limits.aio.strategies import MovingWindowRateLimiter
 
 from db.engines import Databases
 from gateway.access.principals import PrincipalKind
 from gateway.edge.app import create_app
 from gateway.errors import ERROR_CODES
+from gateway.shared import InProcessWindows
 from tests.conftest import (
     Backend,
     gateway_process,
@@ -201,3 +204,29 @@ async def test_two_gateway_processes_share_the_limit_through_redis(
         statuses = await hammer([first, second], keys["notary"], 1000)
         assert statuses == {200: 50, 429: 950}
         assert await hammer([second, first], keys["bank"], 60) == {200: 50, 429: 10}
+
+
+async def test_in_process_windows_are_cleared_without_a_thread(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """limits' own in-process storage sends every clean-up of old entries to a thread; the
+    gateway's clears them on the event loop's thread, and its windows decide as limits'
+    do."""
+
+    def no_thread(*_args: Any, **_kwargs: Any) -> Any:
+        raise AssertionError("a thread hop for the rate limits")
+
+    monkeypatch.setattr(asyncio, "to_thread", no_thread)
+    storage = InProcessWindows()
+    limiter = MovingWindowRateLimiter(storage)
+    item = parse("3/minute")
+    assert [await limiter.hit(item, "a") for _ in range(4)] == [True, True, True, False]
+    (key,) = storage.events
+    # As if the minute had passed (limits keeps its entries on the system clock).
+    for entry in storage.events[key]:
+        entry.atime -= 120
+        entry.expiry -= 120
+    storage.expired_at = float("-inf")  # the next hit clears, whoever makes it
+    assert await limiter.hit(item, "b")
+    assert key not in storage.events
+    assert [await limiter.hit(item, "a") for _ in range(4)] == [True, True, True, False]
