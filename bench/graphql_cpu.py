@@ -6,12 +6,16 @@ thread) is far steadier than throughput under someone else's load.
 
     GATEWAY_DATA_DIR=… [GATEWAY_<NAME>_DATABASE_URL=…] \\
     .venv/bin/python bench/graphql_cpu.py [--scenario lookup|rotating|page|lookup_audited|
-                                          page_audited] [--requests 400] [--repeat 3]
+                                          page_audited|deed] [--requests 400] [--repeat 3]
                                           [--concurrency 1] [--profile out.prof]
 
 The databases must be seeded (`gateway seed --parcels N`, or bench/run.py --keep-data's
 data dir). Prints µs of CPU per request (the best of --repeat rounds, after a warm-up) and
 the SQL statements per request. `--profile` writes a cProfile of one more round.
+
+`deed` is a notary's deed look-up, a different parcel each request: the simulated agencies
+run in a process of their own (`python -m sandbox`, real SOAP over loopback), with the agency
+cache off, so that every request makes its GetDeed and only the gateway's side is measured.
 
 `--instructions` counts instead the machine instructions per request of the measured rounds
 (this process's every thread, not the database server's), under valgrind's callgrind: the
@@ -34,6 +38,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -45,7 +50,10 @@ QUERIES = {
     "page": ("parcels_page_public.graphql", "counter"),
     "lookup_audited": ("parcel.graphql", "notary"),
     "page_audited": ("parcels_page.graphql", "notary"),
+    "deed": ("parcel_deed.graphql", "notary"),
 }
+# Scenarios whose requests each ask for another parcel.
+ROTATING = {"rotating", "deed"}
 
 
 def issue_key(kind: str) -> str:
@@ -134,7 +142,7 @@ async def measure(args: argparse.Namespace, authorization: str, codes: list[str]
 
     file, _ = QUERIES[args.scenario]
     document = (BENCH_DIR / "queries" / file).read_text(encoding="utf-8")
-    rotating = args.scenario == "rotating"
+    rotating = args.scenario in ROTATING
 
     def body(i: int) -> bytes:
         payload: dict[str, Any] = {"query": document}
@@ -295,8 +303,52 @@ def main() -> int:
         import uvloop
 
         uvloop.install()
-    asyncio.run(measure(args, f"Bearer {key}", codes))
+    with agencies() if args.scenario == "deed" else contextlib.nullcontext():
+        asyncio.run(measure(args, f"Bearer {key}", codes))
     return 0
+
+
+@contextlib.contextmanager
+def agencies() -> Iterator[None]:
+    """The simulated agencies in a process of their own (not counted, not timed), the
+    gateway configured for them with its agency cache off."""
+    import socket
+
+    import httpx
+
+    from sandbox.run import AGENCIES
+    from sandbox.wsse import DEMO_PASSWORDS, DEMO_USERNAME
+
+    ports = {}
+    for name in AGENCIES:
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            ports[name] = probe.getsockname()[1]
+    env = {f"SANDBOX_{name.upper()}_PORT": str(port) for name, port in ports.items()}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "sandbox"],
+        env={**os.environ, **env, "SANDBOX_HOST": "127.0.0.1"},
+        cwd=REPO_DIR, stdout=subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        for name, port in ports.items():
+            os.environ[f"GATEWAY_{name.upper()}_URL"] = f"http://127.0.0.1:{port}"
+            if name in DEMO_PASSWORDS:
+                os.environ[f"GATEWAY_{name.upper()}_USERNAME"] = DEMO_USERNAME
+                os.environ[f"GATEWAY_{name.upper()}_PASSWORD"] = DEMO_PASSWORDS[name]
+        os.environ["GATEWAY_LAND_REGISTRY_CACHE_TTL_S"] = "0"
+        for _ in range(300):
+            with contextlib.suppress(httpx.TransportError):
+                url = f"http://127.0.0.1:{ports['land_registry']}/?wsdl"
+                if httpx.get(url).status_code == 200:
+                    break
+            if process.poll() is not None:
+                raise SystemExit("the simulated agencies did not start")
+            time.sleep(0.1)
+        yield
+    finally:
+        process.terminate()
+        process.wait()
 
 
 if __name__ == "__main__":

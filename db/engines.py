@@ -310,3 +310,91 @@ async def _begin_immediate(connection: AsyncConnection) -> None:
             await asyncio.sleep(random.uniform(*SQLITE_LOCK_RETRY_S))
     finally:
         await connection.exec_driver_sql(f"PRAGMA busy_timeout = {int(SQLITE_LOCK_WAIT_S * 1000)}")
+
+
+async def write_transaction(engine: AsyncEngine, work: Callable[[Connection], T]) -> T:
+    """Runs `work`, synchronous SQLAlchemy on a Connection, in one write transaction begun as
+    `begin_write` begins one, committed when it returns and rolled back when it raises.
+
+    On SQLite the whole transaction runs on one thread in one hand-over (`asyncio.to_thread`),
+    on a connection of a synchronous engine over the same file: through aiosqlite each
+    statement was a hand-over of its own to its connection's thread and back (a queue, a
+    future, two thread switches and the GIL both ways, about 100 µs of CPU), and a
+    transaction of seven statements cost the event loop seven of them. The caller takes the
+    process's turn first (`write_turn`). Elsewhere, and on engines whose statements are
+    traced, it runs on an async connection (`AsyncConnection.run_sync`).
+
+    The work runs to its end on its thread even if the caller is cancelled meanwhile: what it
+    committed stays committed."""
+    writer = _sqlite_writer(engine)
+    if writer is None:
+        async with engine.connect() as connection:
+            await begin_write(connection)
+            done = await connection.run_sync(work)
+            await connection.commit()
+            return done
+    return await asyncio.to_thread(_write_on_thread, writer, work)
+
+
+def _write_on_thread(writer: Any, work: Callable[[Connection], T]) -> T:
+    with writer.connect() as connection:
+        _begin_immediate_waiting(connection)
+        try:
+            done = work(connection)
+        except BaseException:
+            connection.exec_driver_sql("ROLLBACK")
+            raise
+        connection.exec_driver_sql("COMMIT")
+        return done
+
+
+def _begin_immediate_waiting(connection: Connection) -> None:
+    """`_begin_immediate` on a thread: the writer's connections never wait in SQLite's busy
+    handler (busy_timeout 0), they try again after a short, jittered sleep."""
+    deadline = time.monotonic() + SQLITE_LOCK_WAIT_S
+    while True:
+        try:
+            connection.exec_driver_sql("BEGIN IMMEDIATE")
+            return
+        except OperationalError as exc:
+            if "locked" not in str(exc).lower() or time.monotonic() > deadline:
+                raise
+        time.sleep(random.uniform(*SQLITE_LOCK_RETRY_S))
+
+
+# Each SQLite engine's synchronous writer (an Engine over the same file), or None where
+# writes take the async connection's path.
+_WRITERS: weakref.WeakKeyDictionary[Any, Any] = weakref.WeakKeyDictionary()
+
+
+def _sqlite_writer(engine: AsyncEngine) -> Any:
+    sync_engine = engine.sync_engine
+    if sync_engine.dialect.name != "sqlite" or not raw_reads.plain_sqlite_file(sync_engine.url):
+        return None
+    if not raw_reads.events_free(engine):
+        return None  # traced: every statement through the engine's own events
+    writer = _WRITERS.get(sync_engine)
+    if writer is None:
+        writer = _WRITERS[sync_engine] = _open_writer(sync_engine)
+    return writer
+
+
+def _open_writer(sync_engine: Any) -> Any:
+    from sqlalchemy import create_engine as create_sync_engine
+
+    writer = create_sync_engine(
+        sync_engine.url.set(drivername="sqlite"),
+        # The driver's own transaction handling off: BEGIN IMMEDIATE and COMMIT are sent
+        # here. Connections move between the executor's threads, one thread at a time.
+        connect_args={"isolation_level": None, "check_same_thread": False, "timeout": 0},
+        pool_size=2,
+        max_overflow=0,
+    )
+    event.listen(writer, "connect", _sqlite_pragmas)
+    event.listen(writer, "before_cursor_execute", _count_statement)
+
+    def dispose_writer(_engine: Any) -> None:
+        writer.dispose()
+
+    event.listen(sync_engine, "engine_disposed", dispose_writer)
+    return writer

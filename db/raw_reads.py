@@ -344,7 +344,7 @@ class InlineReader:
         try:
             return cursor.execute(sql, arguments).fetchall()
         except sqlite3.OperationalError as exc:
-            if exc.sqlite_errorcode in _TRY_ON_THE_THREAD:  # type: ignore[attr-defined]
+            if exc.sqlite_errorcode in _TRY_ON_THE_THREAD:
                 return None
             raise
         finally:
@@ -377,16 +377,26 @@ def _inline(engine: AsyncEngine) -> InlineReader | None:
     reader = readers.get(key)
     if reader is None:
         try:
-            reader = InlineReader(sync_engine.url.database)
+            reader = InlineReader(str(sync_engine.url.database))
         except sqlite3.Error:
             return None  # locked at its first statement, say: the pool's path, and later again
         readers[key] = reader
     return reader
 
 
+def plain_sqlite_file(url: Any) -> bool:
+    """Whether a SQLite URL names a file by its path (not an in-memory database, which is
+    another one on every connection, nor a URI with options)."""
+    return bool(url.database) and url.database != ":memory:" and not url.query.get("uri")
+
+
+def events_free(engine: AsyncEngine) -> bool:
+    """Whether an engine's statements may skip its SQLAlchemy events (none traced)."""
+    return engine.sync_engine not in _EVENTFUL
+
+
 def _inline_readers(sync_engine: Any) -> dict[tuple[int, int], InlineReader] | None:
-    url = sync_engine.url
-    if not url.database or url.database == ":memory:" or url.query.get("uri"):
+    if not plain_sqlite_file(sync_engine.url):
         return None
     readers: dict[tuple[int, int], InlineReader] = {}
 

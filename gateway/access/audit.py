@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime as dt
+import functools
 import getpass
 import hashlib
 import hmac
@@ -20,6 +21,7 @@ from typing import Any, Literal
 
 from sqlalchemy import (
     ColumnElement,
+    Connection,
     Row,
     String,
     and_,
@@ -34,7 +36,7 @@ from sqlalchemy.dialects.mysql import BINARY
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from db.engines import Databases, begin_write, statement_counter, write_turn
+from db.engines import Databases, statement_counter, write_transaction, write_turn
 from db.gateway import AuditHead, AuditRecord
 from gateway.access.audit_checkpoints import (
     Checkpoint,
@@ -272,50 +274,66 @@ class AuditTrail:
     ) -> Head | None:
         """The new head, or None when the head row is missing."""
         # On SQLite, in turn with this process's other writers of the gateway's database
-        # (inquiries, keys), rather than spinning against them at BEGIN IMMEDIATE.
-        async with write_turn(self.engine), self.engine.connect() as connection:
-            await begin_write(connection)
-            head = await read_head(connection, lock=True)
-            if head is None:
-                return None
-            if head.length < high_water:
-                raise AuditUnavailable(
-                    f"the audit trail holds {head.length} records but held {high_water}: "
-                    "wiped, truncated or rolled back; run `gateway audit verify`"
-                )
-            if head.length and head.last_hash != self._last_hash:
-                await _check_last_record(connection, key, head)
-            # Read under the lock, so that recorded_at never goes back along the chain.
-            recorded_at = naive_utc(self._clock())
-            if not self._microseconds:
-                recorded_at = recorded_at.replace(microsecond=0)
-            last_id, last_hash = head.last_id, head.last_hash
-            rows = []
-            for entry in entries:
-                prev_hash, last_id = last_hash, last_id + 1
-                last_hash = record_hash(key, prev_hash, last_id, recorded_at, entry)
-                rows.append(
-                    {
-                        **asdict(entry),
-                        "id": last_id,
-                        "recorded_at": recorded_at,
-                        "prev_hash": prev_hash,
-                        "hash": last_hash,
-                    }
-                )
-            try:
-                await connection.execute(insert(AuditRecord), rows)
-            except IntegrityError as exc:
-                raise AuditUnavailable(
-                    "the audit head disagrees with the records: run `gateway audit verify`"
-                ) from exc
-            new_head = Head(last_id, last_hash, head.length + len(rows))
-            await connection.execute(
-                update(AuditHead)
-                .where(AuditHead.id == HEAD_ID)
-                .values(last_id=last_id, last_hash=last_hash, length=new_head.length)
+        # (inquiries, keys), rather than spinning against them at BEGIN IMMEDIATE; and in one
+        # hand-over to a thread for the whole transaction (db.engines.write_transaction).
+        async with write_turn(self.engine):
+            return await write_transaction(
+                self.engine,
+                functools.partial(
+                    self._chain, key, entries, high_water, self._last_hash, self._microseconds
+                ),
             )
-            await connection.commit()
+
+    def _chain(
+        self,
+        key: bytes,
+        entries: Sequence[AuditEntry],
+        high_water: int,
+        last_appended: str | None,
+        microseconds: bool,
+        connection: Connection,
+    ) -> Head | None:
+        """Chains `entries` after the head, in the write transaction `connection` holds."""
+        head = _read_head(connection, lock=True)
+        if head is None:
+            return None
+        if head.length < high_water:
+            raise AuditUnavailable(
+                f"the audit trail holds {head.length} records but held {high_water}: "
+                "wiped, truncated or rolled back; run `gateway audit verify`"
+            )
+        if head.length and head.last_hash != last_appended:
+            _check_last_record(connection, key, head)
+        # Read under the lock, so that recorded_at never goes back along the chain.
+        recorded_at = naive_utc(self._clock())
+        if not microseconds:
+            recorded_at = recorded_at.replace(microsecond=0)
+        last_id, last_hash = head.last_id, head.last_hash
+        rows = []
+        for entry in entries:
+            prev_hash, last_id = last_hash, last_id + 1
+            last_hash = record_hash(key, prev_hash, last_id, recorded_at, entry)
+            rows.append(
+                {
+                    **asdict(entry),
+                    "id": last_id,
+                    "recorded_at": recorded_at,
+                    "prev_hash": prev_hash,
+                    "hash": last_hash,
+                }
+            )
+        try:
+            connection.execute(insert(AuditRecord), rows)
+        except IntegrityError as exc:
+            raise AuditUnavailable(
+                "the audit head disagrees with the records: run `gateway audit verify`"
+            ) from exc
+        new_head = Head(last_id, last_hash, head.length + len(rows))
+        connection.execute(
+            update(AuditHead)
+            .where(AuditHead.id == HEAD_ID)
+            .values(last_id=last_id, last_hash=last_hash, length=new_head.length)
+        )
         return new_head
 
     async def query(
@@ -491,25 +509,27 @@ class Head:
     length: int
 
 
-async def read_head(connection: AsyncConnection, *, lock: bool = False) -> Head | None:
-    statement = select(_head.c.last_id, _head.c.last_hash, _head.c.length).where(
-        _head.c.id == HEAD_ID
-    )
-    if lock:
-        # Appenders of every process queue here (SQLite ignores it: begin_write locks).
-        statement = statement.with_for_update()
-    row = (await connection.execute(statement)).one_or_none()
+_HEAD = select(_head.c.last_id, _head.c.last_hash, _head.c.length).where(_head.c.id == HEAD_ID)
+# Appenders of every process queue here (SQLite ignores it: its writers lock the file).
+_LOCKED_HEAD = _HEAD.with_for_update()
+
+
+async def read_head(connection: AsyncConnection) -> Head | None:
+    row = (await connection.execute(_HEAD)).one_or_none()
     return None if row is None else Head(*row)
 
 
-async def _check_last_record(connection: AsyncConnection, key: bytes, head: Head) -> None:
+def _read_head(connection: Connection, *, lock: bool) -> Head | None:
+    row = connection.execute(_LOCKED_HEAD if lock else _HEAD).one_or_none()
+    return None if row is None else Head(*row)
+
+
+def _check_last_record(connection: Connection, key: bytes, head: Head) -> None:
     """The record the head names must be there and verify with our key before a record is
     chained to it: a chain continued under another key (two gateways on one database with
     different GATEWAY_AUDIT_KEYs, or a development gateway with a data folder of its own)
     would read as edited from that record on, and hide every later record from verification."""
-    record = (
-        await connection.execute(select(_records).where(_records.c.id == head.last_id))
-    ).one_or_none()
+    record = connection.execute(select(_records).where(_records.c.id == head.last_id)).one_or_none()
     if record is None or record.hash != head.last_hash:
         raise AuditUnavailable(
             "the audit head disagrees with the records: run `gateway audit verify`"

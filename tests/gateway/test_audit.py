@@ -458,13 +458,13 @@ async def test_records_appended_during_a_walk_are_walked_not_missing(
     read_head = audit_verify.read_head
     appended = False
 
-    async def append_then_read_head(connection: Any, *, lock: bool = False) -> Any:
+    async def append_then_read_head(connection: Any) -> Any:
         # Another request appends between the walk's last record and its read of the head.
         nonlocal appended
-        if not lock and not appended:
+        if not appended:
             appended = True
             await AuditTrail(gateway_db, KEY).append(_entries(3, request_id="req-2"))
-        return await read_head(connection, lock=lock)
+        return await read_head(connection)
 
     monkeypatch.setattr(audit_verify, "read_head", append_then_read_head)
     result = await verify(trail)
