@@ -372,3 +372,119 @@ async def test_agencies_over_tls_are_verified_and_kept_alive(tmp_path: Path) -> 
         ) as http:
             with pytest.raises(httpx.ConnectError):
                 await http.get(url)
+
+
+async def test_an_answer_without_a_length_ends_with_its_connection(
+    serve: Callable[..., Awaitable[Agency]],
+) -> None:
+    async def until_close(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.readuntil(b"\r\n\r\n")
+        writer.write(b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n\r\nall of it")
+        await writer.drain()
+
+    agency = await serve(until_close)
+    async with client() as http:
+        for _ in range(2):
+            assert (await http.get(agency.url)).text == "all of it"
+        assert http._transport.idle_connections == 0  # type: ignore[attr-defined]
+    assert agency.connections == 2
+
+
+async def test_an_answer_arriving_byte_by_byte_after_an_informational_one(
+    serve: Callable[..., Awaitable[Agency]],
+) -> None:
+    async def dribble(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        while True:
+            try:
+                await reader.readuntil(b"\r\n\r\n")
+            except (asyncio.IncompleteReadError, ConnectionError):
+                return
+            for byte in b"HTTP/1.1 100 Continue\r\n\r\n" + answer(b"slow", b"X-Agency: yes"):
+                writer.write(bytes([byte]))
+                await writer.drain()
+
+    agency = await serve(dribble)
+    async with client() as http:
+        for _ in range(2):
+            response = await http.get(agency.url)
+            assert response.status_code == 200
+            assert response.headers["x-agency"] == "yes"
+            assert response.text == "slow"
+    assert agency.connections == 1  # kept between the two
+
+
+@pytest.mark.parametrize(
+    "garbage",
+    [
+        b"HTTP/1.1 abc OK\r\n\r\n",
+        b"SMTP ready\r\n\r\n",
+        b"HTTP/1.1 200 OK\r\nContent-Length: x\r\n\r\n",
+    ],
+    ids=["status", "protocol", "length"],
+)
+async def test_a_malformed_answer_is_a_protocol_error(
+    serve: Callable[..., Awaitable[Agency]], garbage: bytes
+) -> None:
+    async def malformed(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.readuntil(b"\r\n\r\n")
+        writer.write(garbage)
+        await writer.drain()
+        await reader.read()
+
+    agency = await serve(malformed)
+    async with client() as http:
+        with pytest.raises(httpx.RemoteProtocolError):
+            await http.get(agency.url)
+        assert http._transport.idle_connections == 0  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [{"X Evil": "a"}, {"X-Evil:": "a"}, {"X-Evil": "a\x00b"}, {"X-Evil": "a\nb"}],
+    ids=["space-in-name", "colon-in-name", "nul", "newline"],
+)
+async def test_header_names_and_values_that_could_smuggle_are_refused(
+    serve: Callable[..., Awaitable[Agency]], headers: dict[str, str]
+) -> None:
+    agency = await serve(keep_answering)
+    async with client() as http:
+        with pytest.raises(httpx.LocalProtocolError):
+            await http.get(agency.url, headers=headers)
+        assert (await http.get(agency.url)).text == "ok"
+
+
+async def test_a_streamed_body_is_sent_chunked(serve: Callable[..., Awaitable[Agency]]) -> None:
+    received: list[bytes] = []
+
+    async def read_chunked(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        head = await reader.readuntil(b"\r\n\r\n")
+        assert b"transfer-encoding: chunked" in head.lower()
+        received.append(await reader.readuntil(b"0\r\n\r\n"))
+        writer.write(answer(b"ok"))
+        await writer.drain()
+
+    async def parts() -> AsyncIterator[bytes]:
+        yield b"<soap/>"
+        yield b"<more/>"
+
+    agency = await serve(read_chunked)
+    async with client() as http:
+        assert (await http.post(agency.url, content=parts())).text == "ok"
+    assert received == [b"7\r\n<soap/>\r\n7\r\n<more/>\r\n0\r\n\r\n"]
+
+
+async def test_an_answer_to_head_has_no_body_whatever_its_length(
+    serve: Callable[..., Awaitable[Agency]],
+) -> None:
+    async def head_answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.readuntil(b"\r\n\r\n")
+        writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 120\r\n\r\n")
+        await writer.drain()
+        await reader.read()
+
+    agency = await serve(head_answer)
+    async with client() as http:
+        response = await http.head(agency.url)
+        assert response.status_code == 200
+        assert response.content == b""
+        assert http._transport.idle_connections == 0  # type: ignore[attr-defined]
