@@ -30,6 +30,7 @@ import threading
 import time
 import weakref
 from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
 from typing import Any, TypeVar
 
 from sqlalchemy import Executable, any_, bindparam, event, func, literal_column, select
@@ -323,10 +324,15 @@ class InlineReader:
     __slots__ = ("connection", "deadline")
 
     def __init__(self, path: str) -> None:
-        # timeout=0: no busy handler; check_same_thread=False only so that the engine's
-        # disposal may close it from another thread (no two threads ever read on it).
+        # mode=rw: never creates a missing file. timeout=0: no busy handler.
+        # check_same_thread=False only so that the engine's disposal may close it from
+        # another thread (no two threads ever read on it).
         self.connection = sqlite3.connect(
-            path, timeout=0, isolation_level=None, check_same_thread=False
+            f"{Path(path).resolve().as_uri()}?mode=rw",
+            uri=True,
+            timeout=0,
+            isolation_level=None,
+            check_same_thread=False,
         )
         self.connection.execute("PRAGMA query_only=ON")
         self.connection.execute(f"PRAGMA cache_size=-{SQLITE_CACHE_KIB}")
@@ -344,7 +350,7 @@ class InlineReader:
         try:
             return cursor.execute(sql, arguments).fetchall()
         except sqlite3.OperationalError as exc:
-            if exc.sqlite_errorcode in _TRY_ON_THE_THREAD:
+            if exc.sqlite_errorcode & 0xFF in _TRY_ON_THE_THREAD:  # extended codes too
                 return None
             raise
         finally:

@@ -368,3 +368,13 @@ async def test_in_memory_sqlite_databases_keep_the_pools_path() -> None:
         assert raw_reads._inline(engine) is None
     finally:
         await engine.dispose()
+
+
+async def test_a_reader_never_creates_a_missing_database_file(tmp_path: Path) -> None:
+    missing = tmp_path / "nowhere.sqlite3"
+    engine = create_engine(f"sqlite+aiosqlite:///{missing}", pool_size=1)
+    try:
+        assert raw_reads._inline(engine) is None
+        assert not missing.exists()
+    finally:
+        await engine.dispose()
