@@ -15,7 +15,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
-from sqlalchemy import Connection, Executable, Row, event, text
+from sqlalchemy import Connection, Engine, Executable, Row, event, text
+from sqlalchemy import create_engine as create_sync_engine
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import DBAPIError, DisconnectionError, OperationalError
 from sqlalchemy.ext.asyncio import (
@@ -336,7 +337,7 @@ async def write_transaction(engine: AsyncEngine, work: Callable[[Connection], T]
     return await asyncio.to_thread(_write_on_thread, writer, work)
 
 
-def _write_on_thread(writer: Any, work: Callable[[Connection], T]) -> T:
+def _write_on_thread(writer: Engine, work: Callable[[Connection], T]) -> T:
     with writer.connect() as connection:
         _begin_immediate_waiting(connection)
         try:
@@ -364,10 +365,10 @@ def _begin_immediate_waiting(connection: Connection) -> None:
 
 # Each SQLite engine's synchronous writer (an Engine over the same file), or None where
 # writes take the async connection's path.
-_WRITERS: weakref.WeakKeyDictionary[Any, Any] = weakref.WeakKeyDictionary()
+_WRITERS: weakref.WeakKeyDictionary[Engine, Engine] = weakref.WeakKeyDictionary()
 
 
-def _sqlite_writer(engine: AsyncEngine) -> Any:
+def _sqlite_writer(engine: AsyncEngine) -> Engine | None:
     sync_engine = engine.sync_engine
     if sync_engine.dialect.name != "sqlite" or not raw_reads.plain_sqlite_file(sync_engine.url):
         return None
@@ -379,9 +380,7 @@ def _sqlite_writer(engine: AsyncEngine) -> Any:
     return writer
 
 
-def _open_writer(sync_engine: Any) -> Any:
-    from sqlalchemy import create_engine as create_sync_engine
-
+def _open_writer(sync_engine: Engine) -> Engine:
     writer = create_sync_engine(
         sync_engine.url.set(drivername="sqlite"),
         # The driver's own transaction handling off: BEGIN IMMEDIATE and COMMIT are sent
