@@ -9,7 +9,7 @@ from __future__ import annotations
 import decimal
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 from connectors.errors import AgencyUnavailable
 
@@ -29,37 +29,47 @@ def _check(key: str, value: object, kind: type[T]) -> T:
     return value
 
 
+def _is_mapping(value: object) -> bool:
+    # A dict (what answers are made of) without the ABC's isinstance machinery.
+    return type(value) is dict or isinstance(value, Mapping)
+
+
 def _mapping(key: str, value: object) -> Mapping[str, Any]:
-    if not isinstance(value, Mapping):
+    if not _is_mapping(value):
         raise Malformed(f"{key}: expected a record")
-    return value
+    return cast(Mapping[str, Any], value)
 
 
 def record(data: Mapping[str, Any], key: str) -> Mapping[str, Any]:
     """A nested record the answer must hold."""
-    if not isinstance(data, Mapping) or data.get(key) is None:
+    if not _is_mapping(data) or data.get(key) is None:
         raise Malformed(f"{key}: missing")
     return _mapping(key, data[key])
 
 
 def field(data: Mapping[str, Any], key: str, kind: type[T]) -> T:
     """A field the answer must hold, of `kind`."""
-    if not isinstance(data, Mapping) or data.get(key) is None:
+    if not _is_mapping(data) or data.get(key) is None:
         raise Malformed(f"{key}: missing")
-    return _check(key, data[key], kind)
+    value = data[key]
+    if type(value) is kind:  # the common case, bool for bool included
+        return value
+    return _check(key, value, kind)
 
 
 def optional(data: Mapping[str, Any], key: str, kind: type[T]) -> T | None:
     """A field the answer may leave out."""
-    if not isinstance(data, Mapping):
+    if not _is_mapping(data):
         raise Malformed(f"{key}: not in a record")
     value = data.get(key)
-    return None if value is None else _check(key, value, kind)
+    if value is None or type(value) is kind:
+        return value
+    return _check(key, value, kind)
 
 
 def number(data: Mapping[str, Any], key: str) -> float:
     """A number the answer must hold (JSON writes 37.0 as 37)."""
-    if not isinstance(data, Mapping) or data.get(key) is None:
+    if not _is_mapping(data) or data.get(key) is None:
         raise Malformed(f"{key}: missing")
     value = data[key]
     if isinstance(value, bool) or not isinstance(value, int | float):
@@ -72,7 +82,7 @@ def items(data: Mapping[str, Any], key: str) -> list[Mapping[str, Any]]:
     value = optional(data, key, list)
     if value is None:
         return []
-    return [_mapping(key, item) for item in value]
+    return [item if type(item) is dict else _mapping(key, item) for item in value]
 
 
 def records(value: object, key: str) -> Sequence[Mapping[str, Any]]:
@@ -81,7 +91,7 @@ def records(value: object, key: str) -> Sequence[Mapping[str, Any]]:
         return []
     if not isinstance(value, list):
         raise Malformed(f"{key}: expected a list")
-    return [_mapping(key, item) for item in value]
+    return [item if type(item) is dict else _mapping(key, item) for item in value]
 
 
 @contextmanager

@@ -28,8 +28,7 @@ import asyncio
 import re
 import ssl
 from collections import deque
-from collections.abc import AsyncIterator
-from typing import Any
+from collections.abc import AsyncIterator, Mapping
 
 import httptools
 import httpx
@@ -120,7 +119,7 @@ class _Answer:
         names = {name.lower() for name, _ in self.headers}
         return b"content-length" not in names and b"transfer-encoding" not in names
 
-    def feed(self, data: bytes, request: httpx.Request) -> None:
+    def feed(self, data: bytes, request: httpx.Request | None) -> None:
         try:
             self.parser.feed_data(data)
         except httptools.HttpParserError as exc:
@@ -159,7 +158,9 @@ class _Connection:
             self.writer.close()
 
 
-async def _read(connection: _Connection, read_s: float | None, request: httpx.Request) -> bytes:
+async def _read(
+    connection: _Connection, read_s: float | None, request: httpx.Request | None
+) -> bytes:
     try:
         if read_s is None:
             return await connection.reader.read(_READ_SIZE)
@@ -171,7 +172,9 @@ async def _read(connection: _Connection, read_s: float | None, request: httpx.Re
         raise httpx.ReadError(str(exc) or type(exc).__name__, request=request) from exc
 
 
-async def _read_more(connection: _Connection, read_s: float | None, request: httpx.Request) -> None:
+async def _read_more(
+    connection: _Connection, read_s: float | None, request: httpx.Request | None
+) -> None:
     """Feeds the connection's answer what arrives next; the end of the connection ends a body
     read until it, and is an error anywhere else."""
     answer = connection.answer
@@ -190,12 +193,15 @@ async def _read_more(connection: _Connection, read_s: float | None, request: htt
         )
 
 
-def _request_head(request: httpx.Request) -> list[bytes]:
-    target = request.url.raw_path
+def _request_head(
+    method: bytes, target: bytes, headers: list[tuple[bytes, bytes]], request: httpx.Request | None
+) -> list[bytes]:
+    """A request's head as it goes on the wire, refusing what could split or smuggle a
+    header."""
     if not _TARGET.fullmatch(target):
         raise httpx.LocalProtocolError("illegal request target", request=request)
-    head = [request.method.encode(), b" ", target, b" HTTP/1.1\r\n"]
-    for name, value in request.headers.raw:
+    head = [method, b" ", target, b" HTTP/1.1\r\n"]
+    for name, value in headers:
         if not _TOKEN.fullmatch(name) or not _FIELD_VALUE.fullmatch(value):
             raise httpx.LocalProtocolError(
                 f"illegal header {name[:40]!r}: its name or value could split it", request=request
@@ -203,6 +209,28 @@ def _request_head(request: httpx.Request) -> list[bytes]:
         head += (name, b": ", value, b"\r\n")
     head.append(b"\r\n")
     return head
+
+
+async def _request_bytes(request: httpx.Request) -> bytes:
+    """An httpx request as it goes on the wire: its head, then its body (chunked if asked)."""
+    parts = _request_head(
+        request.method.encode(), request.url.raw_path, request.headers.raw, request
+    )
+    declared = request.headers.get("content-length")
+    chunked = "chunked" in request.headers.get("transfer-encoding", "").lower()
+    sent = 0
+    async for chunk in request.stream:  # type: ignore[union-attr]
+        if not chunk:
+            continue
+        sent += len(chunk)
+        parts += (b"%x\r\n" % len(chunk), chunk, b"\r\n") if chunked else (chunk,)
+    if chunked:
+        parts.append(b"0\r\n\r\n")
+    elif sent != int(declared or 0):
+        raise httpx.LocalProtocolError(
+            "the body's length is not the length its Content-Length declares", request=request
+        )
+    return b"".join(parts)
 
 
 class _Body(httpx.AsyncByteStream):
@@ -213,7 +241,7 @@ class _Body(httpx.AsyncByteStream):
         self,
         pool: AgencyPool,
         connection: _Connection,
-        request: httpx.Request,
+        request: httpx.Request | None,
         read_s: float | None,
     ) -> None:
         self._pool = pool
@@ -277,19 +305,65 @@ class AgencyPool(httpx.AsyncBaseTransport):
         return self._ssl
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        origin = self._origin(request.url, request)
+        timeouts = request.extensions.get("timeout") or {}
+        payload = await _request_bytes(request)
+        connection = await self._exchange(
+            origin, payload, request.method == "HEAD", timeouts, request
+        )
+        answer = connection.answer
+        assert answer is not None
+        return httpx.Response(
+            status_code=answer.status,
+            headers=answer.headers,
+            stream=_Body(self, connection, request, timeouts.get("read")),
+            extensions={"http_version": b"HTTP/1.1", "reason_phrase": answer.reason},
+        )
+
+    async def send(
+        self,
+        method: bytes,
+        url: httpx.URL,
+        headers: list[tuple[bytes, bytes]],
+        content: bytes,
+        timeouts: Mapping[str, float | None],
+    ) -> tuple[int, list[tuple[bytes, bytes]], _Body]:
+        """`handle_async_request` without httpx's request and response, for the agencies' own
+        calls (connectors.transport): `headers` are sent as they are (Host and Content-Length
+        among them), checked as every request's are, then `content`. The answer's status, its
+        headers and its body, which the caller reads and closes as a response's stream. Errors
+        are httpx's, without a request."""
+        origin = self._origin(url, None)
+        payload = b"".join(_request_head(method, url.raw_path, headers, None)) + content
+        connection = await self._exchange(origin, payload, method == b"HEAD", timeouts, None)
+        answer = connection.answer
+        assert answer is not None
+        return answer.status, answer.headers, _Body(self, connection, None, timeouts.get("read"))
+
+    def _origin(self, url: httpx.URL, request: httpx.Request | None) -> Origin:
         if self._closed:
             raise RuntimeError("the transport is closed")
-        url = request.url
         scheme = url.scheme
         if scheme not in _DEFAULT_PORTS:
             raise httpx.UnsupportedProtocol(f"{scheme!r} is not http or https", request=request)
-        origin = (scheme, url.host, url.port or _DEFAULT_PORTS[scheme])
-        timeouts = request.extensions.get("timeout") or {}
+        return (scheme, url.host, url.port or _DEFAULT_PORTS[scheme])
+
+    async def _exchange(
+        self,
+        origin: Origin,
+        payload: bytes,
+        head_only: bool,
+        timeouts: Mapping[str, float | None],
+        request: httpx.Request | None,
+    ) -> _Connection:
+        """Sends `payload` on a connection to `origin` (kept or new) and reads the answer's
+        head; the connection, holding the answer, is in flight until `_release`."""
         try:
-            if timeouts.get("pool") is None or not self._slots.locked():
+            pool_s = timeouts.get("pool")
+            if pool_s is None or not self._slots.locked():
                 await self._slots.acquire()  # free: taken at once, no timer needed
             else:
-                async with asyncio.timeout(timeouts["pool"]):
+                async with asyncio.timeout(pool_s):
                     await self._slots.acquire()
         except TimeoutError as exc:
             raise httpx.PoolTimeout("no connection free in time", request=request) from exc
@@ -299,7 +373,21 @@ class AgencyPool(httpx.AsyncBaseTransport):
             connection = self._take(origin)
             if connection is None:
                 connection = await self._open(origin, request, timeouts.get("connect"))
-            return await self._exchange(connection, request, timeouts)
+            writer = connection.writer
+            answer = connection.answer = _Answer(head_only)
+            try:
+                writer.write(payload)
+                if writer.transport.get_write_buffer_size():
+                    async with asyncio.timeout(timeouts.get("write")):
+                        await writer.drain()
+            except TimeoutError as exc:
+                raise httpx.WriteTimeout("timed out sending the request", request=request) from exc
+            except OSError as exc:
+                raise httpx.WriteError(str(exc) or type(exc).__name__, request=request) from exc
+            read_s = timeouts.get("read")
+            while not answer.headers_done:
+                await _read_more(connection, read_s, request)
+            return connection
         except BaseException:
             if connection is not None:
                 connection.close()
@@ -322,7 +410,7 @@ class AgencyPool(httpx.AsyncBaseTransport):
         return None
 
     async def _open(
-        self, origin: Origin, request: httpx.Request, connect_s: float | None
+        self, origin: Origin, request: httpx.Request | None, connect_s: float | None
     ) -> _Connection:
         # In flight and idle together stay within max_connections.
         self._evict(self.max_connections - self._active)
@@ -342,45 +430,6 @@ class AgencyPool(httpx.AsyncBaseTransport):
         except (OSError, ssl.SSLError) as exc:
             raise httpx.ConnectError(str(exc) or type(exc).__name__, request=request) from exc
         return _Connection(origin, reader, writer)
-
-    async def _exchange(
-        self, connection: _Connection, request: httpx.Request, timeouts: dict[str, Any]
-    ) -> httpx.Response:
-        parts = _request_head(request)
-        declared = request.headers.get("content-length")
-        chunked = "chunked" in request.headers.get("transfer-encoding", "").lower()
-        sent = 0
-        async for chunk in request.stream:  # type: ignore[union-attr]
-            if not chunk:
-                continue
-            sent += len(chunk)
-            parts += (b"%x\r\n" % len(chunk), chunk, b"\r\n") if chunked else (chunk,)
-        if chunked:
-            parts.append(b"0\r\n\r\n")
-        elif sent != int(declared or 0):
-            raise httpx.LocalProtocolError(
-                "the body's length is not the length its Content-Length declares", request=request
-            )
-        writer = connection.writer
-        answer = connection.answer = _Answer(head_only=request.method == "HEAD")
-        try:
-            writer.write(b"".join(parts))
-            if writer.transport.get_write_buffer_size():
-                async with asyncio.timeout(timeouts.get("write")):
-                    await writer.drain()
-        except TimeoutError as exc:
-            raise httpx.WriteTimeout("timed out sending the request", request=request) from exc
-        except OSError as exc:
-            raise httpx.WriteError(str(exc) or type(exc).__name__, request=request) from exc
-        read_s = timeouts.get("read")
-        while not answer.headers_done:
-            await _read_more(connection, read_s, request)
-        return httpx.Response(
-            status_code=answer.status,
-            headers=answer.headers,
-            stream=_Body(self, connection, request, read_s),
-            extensions={"http_version": b"HTTP/1.1", "reason_phrase": answer.reason},
-        )
 
     def _release(self, connection: _Connection) -> None:
         """An answer was read to its end or abandoned: keep its connection or close it."""

@@ -10,6 +10,7 @@ and AgencyCircuitOpen of its own and lets everything else pass unchanged.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import math
 import time
@@ -59,9 +60,20 @@ Sleep = Callable[[float], Awaitable[None]]
 current_request_id: ContextVar[str | None] = ContextVar("current_request_id", default=None)
 
 logger = logging.getLogger(__name__)
-# A span per attempt (a no-op unless the process configured tracing); the shared transport
-# passes its context on to the agency as W3C `traceparent`.
+# A span per attempt when the process configured tracing; the shared transport passes its
+# context on to the agency as W3C `traceparent`.
 _tracer = trace.get_tracer("connectors")
+
+
+def _tracing() -> bool:
+    """Whether a tracer provider is installed. Without one, OpenTelemetry's API records
+    nothing: its span would be the current one again, so the attempt runs without it."""
+    return not isinstance(
+        trace.get_tracer_provider(), trace.ProxyTracerProvider | trace.NoOpTracerProvider
+    )
+
+
+_NO_SPAN = contextlib.nullcontext()
 
 
 @dataclass(frozen=True, slots=True)
@@ -574,11 +586,16 @@ class AgencyGuard:
             attempts.count += 1
             self._underlying_calls += 1
             try:
-                with _tracer.start_as_current_span(
-                    f"agency {self.name}.{operation}",
-                    kind=SpanKind.CLIENT,
-                    attributes={"agency.name": self.name, "agency.operation": operation},
-                ):
+                span = (
+                    _tracer.start_as_current_span(
+                        f"agency {self.name}.{operation}",
+                        kind=SpanKind.CLIENT,
+                        attributes={"agency.name": self.name, "agency.operation": operation},
+                    )
+                    if _tracing()
+                    else _NO_SPAN
+                )
+                with span:
                     async with asyncio.timeout(timeout_s):
                         result = await fn()
             except TimeoutError as exc:

@@ -9,7 +9,7 @@ refused too (we ask for none), since a small compressed body can expand past any
 from __future__ import annotations
 
 import string
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from urllib.parse import quote
 
 import httpx
@@ -20,13 +20,15 @@ from connectors.pool import AgencyPool
 
 __all__ = [
     "AgencyTransport",
+    "Answer",
     "RefusedResponse",
     "ResponseTooLarge",
     "build_client",
-    "send_read",
+    "post",
 ]
 
 USER_AGENT = "municipal-gateway"
+_IDENTITY = (b"Accept-Encoding", b"identity")
 
 # Header values must be printable ASCII; anything else (a Persian case title, say) is
 # percent-encoded, so it arrives intact and cannot split a header.
@@ -41,8 +43,52 @@ class ResponseTooLarge(RefusedResponse):
     """The answer is larger than the transport's `max_response_bytes`."""
 
 
+class Answer:
+    """An agency's answer, read whole: what `post` gives the connectors' own calls."""
+
+    __slots__ = ("_fields", "content", "headers", "status_code")
+
+    def __init__(
+        self,
+        status_code: int,
+        headers: list[tuple[bytes, bytes]],
+        content: bytes,
+        fields: dict[bytes, str] | None = None,
+    ) -> None:
+        self.status_code = status_code
+        self.headers = headers
+        self.content = content
+        self._fields = _fields(headers) if fields is None else fields
+
+    def header(self, name: str, default: str = "") -> str:
+        """The header's value as httpx's `Headers.get` gives it (repeats joined by ", ")."""
+        return self._fields.get(name.lower().encode(), default)
+
+    def response(self, url: httpx.URL) -> httpx.Response:
+        """The answer as an httpx response (to a POST to `url`), for zeep's reading."""
+        return httpx.Response(
+            self.status_code,
+            headers=self.headers,
+            content=self.content,
+            request=httpx.Request("POST", url),
+        )
+
+
+def _fields(headers: list[tuple[bytes, bytes]]) -> dict[bytes, str]:
+    """Each header's value by its name in lower case, repeats joined by ", " (as httpx's
+    `Headers.get` gives them)."""
+    fields: dict[bytes, str] = {}
+    for name, value in headers:
+        lowered = name.lower()
+        text = value.decode("latin-1")
+        fields[lowered] = f"{fields[lowered]}, {text}" if lowered in fields else text
+    return fields
+
+
 class _CappedStream(httpx.AsyncByteStream):
-    def __init__(self, stream: httpx.AsyncByteStream, limit: int, request: httpx.Request) -> None:
+    def __init__(
+        self, stream: httpx.AsyncByteStream, limit: int, request: httpx.Request | None
+    ) -> None:
         self._stream = stream
         self._limit = limit
         self._request = request
@@ -62,6 +108,8 @@ class _CappedStream(httpx.AsyncByteStream):
 
 
 def _header_value(value: str) -> str:
+    if value.isascii() and value.isprintable() and "%" not in value:
+        return value  # every character is in _HEADER_SAFE: quote() would give it back
     return quote(value, safe=_HEADER_SAFE)
 
 
@@ -84,7 +132,11 @@ class AgencyTransport(httpx.AsyncBaseTransport):
         propagate.inject(request.headers)
         response = await self._inner.handle_async_request(request)
         try:
-            self._check(request, response)
+            self._check(
+                response.headers.get("Content-Encoding"),
+                response.headers.get("Content-Length"),
+                request,
+            )
         except BaseException:
             await response.aclose()
             raise
@@ -96,14 +148,81 @@ class AgencyTransport(httpx.AsyncBaseTransport):
             extensions=response.extensions,
         )
 
-    def _check(self, request: httpx.Request, response: httpx.Response) -> None:
-        encoding = response.headers.get("Content-Encoding", "identity").strip().lower()
-        if encoding not in ("", "identity"):
+    async def post(
+        self,
+        url: httpx.URL,
+        headers: list[tuple[bytes, bytes]],
+        content: bytes,
+        timeouts: Mapping[str, float | None],
+    ) -> Answer:
+        """`handle_async_request` of `httpx.Request("POST", url, headers=headers,
+        content=content)`, its answer read whole: the same headers out (Host, Content-Length,
+        correlation, Accept-Encoding, trace context), the same refusals and cap, the same
+        errors; over `AgencyPool`, without building httpx's request and two responses."""
+        pool = self._inner
+        # One pass: the names present, and Accept-Encoding set to identity where it stands
+        # (the first one takes the value, the others go, as httpx's Headers do).
+        out: list[tuple[bytes, bytes]] = []
+        names: set[bytes] = set()
+        for item in headers:
+            lowered = item[0].lower()
+            if lowered == b"accept-encoding":
+                if lowered in names:
+                    continue
+                item = _IDENTITY
+            names.add(lowered)
+            out.append(item)
+        if (
+            not isinstance(pool, AgencyPool)
+            or b"content-length" in names
+            or b"transfer-encoding" in names
+        ):
+            request = httpx.Request(
+                "POST", url, headers=headers, content=content, extensions={"timeout": timeouts}
+            )
+            return await _read_whole(self, request)
+        if b"host" not in names:
+            out.insert(0, (b"Host", url.netloc))
+        out.append((b"Content-Length", b"%d" % len(content)))
+        for name, value in correlation.effective().http_headers().items():
+            if name.lower().encode() not in names:
+                out.append((name.encode(), _header_value(value).encode()))
+        if b"accept-encoding" not in names:
+            out.append(_IDENTITY)
+        carrier: dict[str, str] = {}
+        propagate.inject(carrier)
+        for name, value in carrier.items():
+            key = name.encode()
+            if key.lower() in names:
+                _set(out, key, value.encode())
+            else:
+                out.append((key, value.encode()))
+        try:
+            status, answer_headers, body = await pool.send(b"POST", url, out, content, timeouts)
+            try:
+                fields = _fields(answer_headers)
+                self._check(fields.get(b"content-encoding"), fields.get(b"content-length"), None)
+                chunks = [
+                    chunk async for chunk in _CappedStream(body, self.max_response_bytes, None)
+                ]
+            finally:
+                await body.aclose()
+        except httpx.RequestError as exc:
+            try:
+                exc.request  # noqa: B018  # set already?
+            except RuntimeError:
+                exc.request = httpx.Request("POST", url, headers=out, content=content)
+            raise
+        return Answer(status, answer_headers, b"".join(chunks), fields)
+
+    def _check(
+        self, encoding: str | None, declared: str | None, request: httpx.Request | None
+    ) -> None:
+        if (encoding or "identity").strip().lower() not in ("", "identity"):
             raise RefusedResponse(
                 "the answer is compressed, which was not asked for", request=request
             )
-        declared = response.headers.get("Content-Length", "")
-        if declared.isdigit() and int(declared) > self.max_response_bytes:
+        if declared and declared.isdigit() and int(declared) > self.max_response_bytes:
             raise ResponseTooLarge(
                 f"the answer exceeds {self.max_response_bytes} bytes", request=request
             )
@@ -112,22 +231,50 @@ class AgencyTransport(httpx.AsyncBaseTransport):
         await self._inner.aclose()
 
 
-async def send_read(client: httpx.AsyncClient, request: httpx.Request) -> httpx.Response:
-    """`await client.send(request)` for the connectors' own calls, without the client's work
-    they never use: no auth flow, redirects, event hooks or cookie jar (agencies set no
-    cookies we would send back). The request goes through the client's transport (so the
-    correlation headers, the caps and the refusals above), and the answer is read whole.
+def _set(headers: list[tuple[bytes, bytes]], name: bytes, value: bytes) -> None:
+    """`headers[name] = value` as httpx's `Headers` does it: the first of the name's headers
+    takes the value, the others go; a new name goes last."""
+    lowered = name.lower()
+    found = [i for i, (key, _) in enumerate(headers) if key.lower() == lowered]
+    if not found:
+        headers.append((name, value))
+        return
+    for i in reversed(found[1:]):
+        del headers[i]
+    headers[found[0]] = (name, value)
+
+
+async def _read_whole(transport: httpx.AsyncBaseTransport, request: httpx.Request) -> Answer:
+    response = await transport.handle_async_request(request)
+    try:
+        content = await response.aread()
+    finally:
+        await response.aclose()
+    return Answer(response.status_code, response.headers.raw, content)
+
+
+async def post(
+    client: httpx.AsyncClient, url: httpx.URL, headers: list[tuple[bytes, bytes]], content: bytes
+) -> Answer:
+    """`await client.post(url, headers=headers, content=content)` for the connectors' own
+    calls, read whole, without the client's work they never use: no auth flow, redirects,
+    event hooks or cookie jar (agencies set no cookies we would send back). The client's
+    headers and timeouts apply, and the request goes through its transport (so the
+    correlation headers, the caps and the refusals above); over the shared `AgencyTransport`
+    without httpx's request and response objects (`AgencyTransport.post`).
     """
     if client.is_closed:
         raise RuntimeError("Cannot send a request, as the client has been closed.")
-    transport = client._transport_for_url(request.url)  # httpx's own routing
-    response = await transport.handle_async_request(request)
-    response.request = request
-    try:
-        await response.aread()
-    finally:
-        await response.aclose()
-    return response
+    names = {name.lower() for name, _ in headers}
+    merged = [item for item in client.headers.raw if item[0].lower() not in names] + headers
+    timeouts = client.timeout.as_dict()
+    transport = client._transport_for_url(url)  # httpx's own routing
+    if isinstance(transport, AgencyTransport):
+        return await transport.post(url, merged, content, timeouts)
+    request = httpx.Request(
+        "POST", url, headers=merged, content=content, extensions={"timeout": timeouts}
+    )
+    return await _read_whole(transport, request)
 
 
 def build_client(

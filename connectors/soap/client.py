@@ -34,9 +34,10 @@ from connectors.soap.fast import (
     UsernameTokenText,
     compile_operation,
     parse_answer,
+    without_illegal,
 )
 from connectors.soap.fast import escape as xml_escape
-from connectors.transport import send_read
+from connectors.transport import Answer, post
 
 __all__ = ["WSDL_DIR", "XROAD_NS", "SoapService"]
 
@@ -52,8 +53,12 @@ _CODE = re.compile(r"[A-Za-z][A-Za-z0-9_.]{0,63}")
 # SOAP 1.1 Server and SOAP 1.2 Receiver: the agency itself failed, not our request.
 _AGENCY_FAULTS = frozenset({"Server", "Receiver"})
 _XML_MEDIA_TYPES = ("text/xml", "application/soap+xml", "application/xml")
-# Characters XML 1.0 cannot hold: dropped from correlation values rather than failing the call.
-_NOT_XML = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
+# The X-Road header blocks' tags as the fast path writes them; characters XML 1.0 cannot hold
+# are dropped from their values rather than failing the call.
+_XROAD_TAGS = {
+    name: (f'<xrd:{name} xmlns:xrd="{XROAD_NS}">', f"</xrd:{name}>")
+    for name in ("client", "service", "id", "userId", "issue")
+}
 
 
 def _settings() -> zeep.Settings:
@@ -121,27 +126,18 @@ class _Transport(AsyncTransport):
 
     async def post_fast(
         self, url: httpx.URL, message: bytes, headers: list[tuple[bytes, bytes]]
-    ) -> httpx.Response:
-        """`post` for the fast path: one Request built from precomputed parts, sent without
-        the client's auth, redirect and cookie handling (connectors.transport.send_read)."""
-        client = self.client
-        names = {name.lower() for name, _ in headers}
-        merged = [item for item in client.headers.raw if item[0].lower() not in names]
-        request = httpx.Request(
-            "POST",
-            url,
-            headers=merged + headers,
-            content=message,
-            extensions={"timeout": client.timeout.as_dict()},
-        )
-        response = await send_read(client, request)
+    ) -> Answer:
+        """`post` for the fast path: the answer read whole, without httpx's request and
+        response objects or the client's auth, redirect and cookie handling
+        (connectors.transport.post)."""
+        answer = await post(self.client, url, headers, message)
         exchange = _exchange.get()
         if exchange is not None:
             exchange.answered = True
-        media_type = response.headers.get("Content-Type", "").split(";")[0].strip().lower()
-        if response.status_code >= 400 and media_type not in _XML_MEDIA_TYPES:
-            raise _NotSoap(response.status_code)
-        return response
+        media_type = answer.header("Content-Type").split(";")[0].strip().lower()
+        if answer.status_code >= 400 and media_type not in _XML_MEDIA_TYPES:
+            raise _NotSoap(answer.status_code)
+        return answer
 
     async def get(self, address: str, params: Any, headers: Any) -> Any:
         raise zeep.exceptions.ExternalReferenceForbidden(address)  # type: ignore[no-untyped-call]
@@ -217,9 +213,10 @@ class SoapService:
         )
         self.xroad = self._declares_xroad()
         self._binding = chosen
-        self._envelope = Envelope(chosen.nsmap["soap-env"])
-        self._body_path = "soap-env:Body"
-        self._fault_path = "soap-env:Body/soap-env:Fault"
+        envelope_ns = chosen.nsmap["soap-env"]
+        self._envelope = Envelope(envelope_ns)
+        self._body_tag = f"{{{envelope_ns}}}Body"
+        self._fault_tag = f"{{{envelope_ns}}}Fault"
         self._plans: dict[str, OperationPlan] = {}
         if fast:
             for name, operation in chosen._operations.items():
@@ -273,7 +270,7 @@ class SoapService:
         for name, value in values.items():
             if value:
                 block = etree.Element(f"{{{XROAD_NS}}}{name}", nsmap={"xrd": XROAD_NS})
-                block.text = _NOT_XML.sub("", value)
+                block.text = without_illegal(value)
                 blocks.append(block)
         return blocks
 
@@ -291,8 +288,8 @@ class SoapService:
             }
             for name, value in values.items():
                 if value:
-                    text = xml_escape(_NOT_XML.sub("", value))
-                    blocks.append(f'<xrd:{name} xmlns:xrd="{XROAD_NS}">{text}</xrd:{name}>')
+                    open_tag, close_tag = _XROAD_TAGS[name]
+                    blocks.append(open_tag + xml_escape(without_illegal(value)) + close_tag)
         if self._token_text is not None:
             blocks.append(self._token_text.header())
         return blocks
@@ -306,24 +303,32 @@ class SoapService:
             raise ValueError(
                 f"{self.agency}.{plan.name}: the request does not fit the WSDL"
             ) from exc
-        response = await self._transport.post_fast(self._url, message, plan.raw_headers)
+        answer = await self._transport.post_fast(self._url, message, plan.raw_headers)
         exchange.answered = True
-        content = response.content
-        media_type = response.headers.get("Content-Type", "text/xml").split(";")[0].strip()
+        content = answer.content
+        media_type = answer.header("Content-Type", "text/xml").split(";")[0].strip()
         client = self._client
         binding = self._binding
         operation = binding._operations[plan.name]
-        if response.status_code != 200 or not content or media_type == "multipart/related":
+        if answer.status_code != 200 or not content or media_type == "multipart/related":
             # Faults, empty and multipart answers: zeep's own reading, as on its path.
-            answer = self._transport.new_response(response)  # type: ignore[no-untyped-call]
-            reply = binding.process_reply(client, operation, answer)
+            response = self._transport.new_response(  # type: ignore[no-untyped-call]
+                answer.response(self._url)
+            )
+            reply = binding.process_reply(client, operation, response)
             return serialize_object(reply)  # type: ignore[no-untyped-call]
         # zeep's parser settings and refusals (no DTD, no entities, no external references),
         # with the parser built once (connectors/soap/fast.py).
         document = parse_answer(content, client.settings, self._transport)
-        if document.find(self._fault_path, namespaces=binding.nsmap) is not None:
-            binding.process_error(document, operation)
-        return plan.answer(document.find(self._body_path, namespaces=binding.nsmap))
+        # document.find("soap-env:Body") and find("soap-env:Body/soap-env:Fault"), without
+        # compiling the paths each time: the first Body, and a Fault in any Body.
+        body = None
+        for candidate in document.iterchildren(self._body_tag):
+            if next(candidate.iterchildren(self._fault_tag), None) is not None:
+                binding.process_error(document, operation)
+            if body is None:
+                body = candidate
+        return plan.answer(body)
 
     async def call(
         self, operation: str, *, not_found: Collection[str] = (), **arguments: Any

@@ -20,13 +20,15 @@ returns None and the service keeps calling it through zeep.
 
 from __future__ import annotations
 
-import base64
+import binascii
 import datetime as dt
 import hashlib
+import math
 import os
 import re
 import threading
-from collections.abc import Mapping
+import time
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -34,6 +36,7 @@ from lxml import etree
 from zeep.exceptions import DTDForbidden, EntitiesForbidden, XMLSyntaxError
 from zeep.loader import ImportResolver
 from zeep.xsd import ComplexType, Element, Sequence
+from zeep.xsd.types.builtins import Boolean, Date, Decimal, Integer, Long, String
 from zeep.xsd.types.simple import AnySimpleType
 
 __all__ = [
@@ -51,28 +54,41 @@ _PROFILE = "http://docs.oasis-open.org/wss/2004/01/oasis-200401-wss-username-tok
 _BASE64 = "http://docs.oasis-open.org/wss/2004/01/oasis-200401-wss-soap-message-security-1.0"
 # Characters XML 1.0 cannot hold: lxml refuses them (ValueError), and so does the plan.
 _NOT_XML = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
-_ESCAPES = str.maketrans({"&": "&amp;", "<": "&lt;", ">": "&gt;", "\r": "&#13;"})
 
 
 class _Unsupported(Exception):
     """A type the plan does not cover: the operation stays on zeep's path."""
 
 
+def _plain(text: str) -> bool:
+    """Printable ASCII only (most values): nothing XML cannot hold."""
+    return text.isascii() and text.isprintable()
+
+
 def escape(text: str) -> str:
     """Element text as lxml writes it; ValueError for what XML cannot hold, as lxml's."""
-    if _NOT_XML.search(text):
+    if not _plain(text) and _NOT_XML.search(text):
         raise ValueError("All strings must be XML compatible")
-    return text.translate(_ESCAPES)
+    return (
+        text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;").replace("\r", "&#13;")
+    )
+
+
+def without_illegal(text: str) -> str:
+    """`text` without the characters XML 1.0 cannot hold."""
+    return text if _plain(text) else _NOT_XML.sub("", text)
 
 
 @dataclass(frozen=True, slots=True)
 class _Child:
     name: str
     tag: str  # Clark notation, as lxml names the element
-    prefixed: str  # as written in our envelopes
+    open: str  # its start tag as written in our envelopes
+    close: str  # its end tag
     many: bool
     required: bool
     simple: Any  # a zeep simple type, or None for a complex one
+    read: Callable[[str], Any] | None  # its reading of a text; None: the text as it is
     node: _Node | None
 
 
@@ -82,6 +98,47 @@ class _Node:
 
     children: tuple[_Child, ...]
     by_tag: dict[str, _Child]
+    names: frozenset[str]
+
+
+# zeep's readings that depend on the text alone and give immutable values (a bool, an int, a
+# Decimal, a date): remembered for short texts, at most _REMEMBERED of them per element.
+_PURE_READINGS = frozenset(
+    {
+        Boolean.pythonvalue,
+        Date.pythonvalue,
+        Decimal.pythonvalue,
+        Integer.pythonvalue,
+        Long.pythonvalue,
+    }
+)
+_REMEMBERED = 4096
+_SHORT = 40
+_UNSEEN = object()
+
+
+def _reading(simple: Any) -> Callable[[str], Any] | None:
+    """How a simple type's text is read: None for as it is (zeep's String gives it back
+    untouched), else zeep's `pythonvalue`, remembered when the text alone decides it."""
+    method = type(simple).pythonvalue
+    if method is String.pythonvalue:
+        return None
+    read: Callable[[str], Any] = simple.pythonvalue
+    if method not in _PURE_READINGS:
+        return read
+    seen: dict[str, Any] = {}
+
+    def remembered(text: str) -> Any:
+        value = seen.get(text, _UNSEEN)
+        if value is _UNSEEN:
+            value = read(text)  # an error is raised, never remembered
+            if len(text) <= _SHORT:
+                if len(seen) >= _REMEMBERED:
+                    seen.clear()
+                seen[text] = value
+        return value
+
+    return remembered
 
 
 def _compile_type(xsd_type: Any, namespaces: dict[str, str], depth: int = 0) -> _Node:
@@ -114,20 +171,25 @@ def _compile_type(xsd_type: Any, namespaces: dict[str, str], depth: int = 0) -> 
             _Child(
                 name=name,
                 tag=element.qname.text,
-                prefixed=prefixed,
+                open=f"<{prefixed}>",
+                close=f"</{prefixed}>",
                 many=many,
                 required=element.min_occurs > 0 and not element.nillable,
                 simple=simple,
+                read=None if simple is None else _reading(simple),
                 node=node,
             )
         )
-    return _Node(tuple(children), {child.tag: child for child in children})
+    return _Node(
+        tuple(children),
+        {child.tag: child for child in children},
+        frozenset(child.name for child in children),
+    )
 
 
 def _render(node: _Node, values: Mapping[str, Any], out: list[str]) -> None:
-    unknown = set(values) - {child.name for child in node.children}
-    if unknown:
-        raise TypeError(f"unexpected arguments: {sorted(unknown)}")
+    if not node.names.issuperset(values):
+        raise TypeError(f"unexpected arguments: {sorted(set(values) - node.names)}")
     for child in node.children:
         value = values.get(child.name)
         if value is None:
@@ -140,31 +202,34 @@ def _render(node: _Node, values: Mapping[str, Any], out: list[str]) -> None:
             if child.node is not None:
                 if not isinstance(one, Mapping):
                     raise TypeError(f"{child.name} must be a mapping")
-                out.append(f"<{child.prefixed}>")
+                out.append(child.open)
                 _render(child.node, one, out)
-                out.append(f"</{child.prefixed}>")
+                out.append(child.close)
             else:
-                text = escape(str(child.simple.xmlvalue(one)))
-                out.append(f"<{child.prefixed}>{text}</{child.prefixed}>")
+                out += (child.open, escape(str(child.simple.xmlvalue(one))), child.close)
 
 
 def _read(node: _Node, element: etree._Element) -> dict[str, Any]:
     """One element of a compiled type as plain data; raises on what the type does not hold."""
     found: dict[str, Any] = {}
+    by_tag = node.by_tag
     for item in element:
         tag = item.tag
         if not isinstance(tag, str):  # a processing instruction: zeep refuses it too
             raise ValueError("not an element")
-        child = node.by_tag.get(tag)
+        child = by_tag.get(tag)
         if child is None:
             raise ValueError(f"unexpected element {tag}")
-        if item.get(_XSI_NIL) in ("true", "1"):
+        value: Any
+        # keys() first: most elements have no attribute, and it costs a quarter of a get().
+        if item.keys() and item.get(_XSI_NIL) in ("true", "1"):
             value = None
         elif child.node is not None:
             value = _read(child.node, item)
         else:
-            text = item.text
-            value = None if text is None else child.simple.pythonvalue(text)
+            value = item.text
+            if value is not None and child.read is not None:
+                value = child.read(value)
         if child.many:
             found.setdefault(child.name, []).append(value)
         elif child.name in found:
@@ -301,33 +366,53 @@ def parse_answer(content: bytes, settings: Any, transport: Any) -> etree._Elemen
     return document
 
 
+def _fresh_nonce() -> bytes:
+    return os.urandom(16)
+
+
 class UsernameTokenText:
     """A WS-Security UsernameToken with a PasswordDigest, written as zeep's UsernameToken
-    writes it: a fresh 16-byte nonce and the time of creation in each."""
+    writes it: a fresh 16-byte nonce and the time of creation (to the second, UTC) in each.
+    `clock` gives the time in seconds since the epoch."""
 
     def __init__(
-        self, username: str, password: str, *, clock: Any = None, nonce: Any = None
+        self,
+        username: str,
+        password: str,
+        *,
+        clock: Callable[[], float] = time.time,
+        nonce: Callable[[], bytes] = _fresh_nonce,
     ) -> None:
-        self._username = escape(username)
         self._password = password.encode()
-        self._clock = clock or (lambda: dt.datetime.now(dt.UTC))
-        self._nonce = nonce or (lambda: os.urandom(16))
+        self._clock = clock
+        self._nonce = nonce
+        self._created: tuple[int, str] | None = None  # the last second written, as text
+        self._open = (
+            f'<wsse:Security xmlns:wsse="{_WSSE_NS}"><wsse:UsernameToken>'
+            f"<wsse:Username>{escape(username)}</wsse:Username>"
+            f'<wsse:Password Type="{_PROFILE}#PasswordDigest">'
+        )
 
     def __repr__(self) -> str:
         return "UsernameTokenText()"
 
+    def _created_text(self) -> str:
+        second = math.floor(self._clock())
+        created = self._created
+        if created is None or created[0] != second:
+            moment = dt.datetime.fromtimestamp(second, dt.UTC).replace(tzinfo=None)
+            created = (second, moment.isoformat() + "+00:00")
+            self._created = created
+        return created[1]
+
     def header(self) -> str:
         nonce = self._nonce()
-        created = self._clock().replace(microsecond=0, tzinfo=None).isoformat() + "+00:00"
-        digest = base64.b64encode(
-            hashlib.sha1(nonce + created.encode() + self._password).digest()
-        ).decode()
+        created = self._created_text()
+        digest = hashlib.sha1(nonce + created.encode() + self._password).digest()
         return (
-            f'<wsse:Security xmlns:wsse="{_WSSE_NS}"><wsse:UsernameToken>'
-            f"<wsse:Username>{self._username}</wsse:Username>"
-            f'<wsse:Password Type="{_PROFILE}#PasswordDigest">{digest}</wsse:Password>'
-            f'<wsse:Nonce EncodingType="{_BASE64}#Base64Binary">'
-            f"{base64.b64encode(nonce).decode()}</wsse:Nonce>"
+            f"{self._open}{binascii.b2a_base64(digest, newline=False).decode()}"
+            f'</wsse:Password><wsse:Nonce EncodingType="{_BASE64}#Base64Binary">'
+            f"{binascii.b2a_base64(nonce, newline=False).decode()}</wsse:Nonce>"
             f'<wsu:Created xmlns:wsu="{_WSU_NS}">{created}</wsu:Created>'
             "</wsse:UsernameToken></wsse:Security>"
         )
