@@ -141,7 +141,8 @@ async def measure(args: argparse.Namespace, authorization: str, codes: list[str]
     from gateway.settings import Settings
 
     file, _ = QUERIES[args.scenario]
-    document = (BENCH_DIR / "queries" / file).read_text(encoding="utf-8")
+    path = Path(args.query) if args.query else BENCH_DIR / "queries" / file
+    document = path.read_text(encoding="utf-8")
     rotating = args.scenario in ROTATING
 
     def body(i: int) -> bytes:
@@ -279,6 +280,11 @@ def main() -> int:
         "--baseline", action="store_true", help="measure bench/baseline.py's app instead"
     )
     parser.add_argument("--key", help="an API key to use instead of issuing one")
+    parser.add_argument(
+        "--query",
+        help="another document to send, as the scenario's caller (to find what part of a "
+        "query costs what)",
+    )
     parser.add_argument(
         "--instructions",
         action="store_true",

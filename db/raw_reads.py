@@ -116,16 +116,24 @@ class Plan:
         self.convert = _conversions(self.types, dialect, oids)
 
     def rows(self, records: Sequence[Any]) -> list[tuple[Any, ...]]:
-        make = self.row._make  # type: ignore[attr-defined]
+        # The named tuple made straight from the record, as its _make does without its
+        # Python-level call and length check (one per row): the statement gives its columns.
+        row = self.row
+        if records and len(records[0]) != len(row._fields):  # type: ignore[attr-defined]
+            raise TypeError(f"expected {len(row._fields)} columns, got {len(records[0])}")  # type: ignore[attr-defined]
         convert = self.convert
         if not convert:
-            return [make(record) for record in records]
+            return [_tuple_new(row, record) for record in records]
         assert isinstance(convert, tuple)
         return [
-            make([v if c is None else c(v) for c, v in zip(convert, record, strict=True)])
+            _tuple_new(
+                row, [v if c is None else c(v) for c, v in zip(convert, record, strict=True)]
+            )
             for record in records
         ]
 
+
+_tuple_new = tuple.__new__
 
 _DRIVERS = {("postgresql", "asyncpg"), ("sqlite", "aiosqlite")}
 

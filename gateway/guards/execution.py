@@ -93,6 +93,38 @@ _OWN_OUTPUT: dict[Any, type] = {
 }
 _INT_MIN, _INT_MAX = -(2**31), 2**31 - 1
 
+# Custom scalars' serialize functions that give a value of exactly this type back unchanged:
+# str (the identifiers' scalars serialize with it), and those registered with
+# serializes_as_itself. Such a value is its own output too.
+_OWN_OUTPUT_SERIALIZERS: dict[Any, type] = {str: str}
+
+SerializeT = TypeVar("SerializeT", bound=Callable[[Any], Any])
+
+
+def serializes_as_itself(python_type: type) -> Callable[[SerializeT], SerializeT]:
+    """Declares a scalar's serialize function to give any value of exactly `python_type`
+    back unchanged (Money's, for an int), so that such a value is used as it is, without
+    the call. An int is so used within 32 bits only; beyond, the function is called."""
+
+    def register(serialize: SerializeT) -> SerializeT:
+        _OWN_OUTPUT_SERIALIZERS[serialize] = python_type
+        return serialize
+
+    return register
+
+
+def _own_output(leaf_type: Any) -> type | None:
+    """The type whose values are their own output for this leaf type, if any."""
+    plain = _OWN_OUTPUT.get(leaf_type)
+    if plain is None:
+        plain = _OWN_OUTPUT_SERIALIZERS.get(getattr(leaf_type, "coerce_output_value", None))
+    return plain
+
+
+# graphql-core's GraphQLResolveInfo begins so; the path is the only entry that differs from
+# one object to the next.
+_INFO_HEAD = ("field_name", "field_nodes", "return_type", "parent_type", "path")
+
 
 def _plain_leaf(field_def: GraphQLField) -> _Leaf | None:
     """The field as a plain leaf, when it is one: an attribute of its object holding a scalar
@@ -116,7 +148,7 @@ def _plain_leaf(field_def: GraphQLField) -> _Leaf | None:
         strawberry_field.python_name,
         leaf_type.coerce_output_value,
         non_null,
-        _OWN_OUTPUT.get(leaf_type),
+        _own_output(leaf_type),
     )
 
 
@@ -130,6 +162,7 @@ class _FieldKind:
     coerce: Callable[[Any], Any] | None  # a leaf type's coerce_output_value
     object_type: GraphQLObjectType | None  # an object type, or a list's objects' type
     item_type: GraphQLOutputType | None  # a list of objects' item type
+    plain: type | None = None  # a leaf type whose values of this type are their own output
 
 
 def _field_kind(field_def: GraphQLField) -> _FieldKind:
@@ -139,7 +172,10 @@ def _field_kind(field_def: GraphQLField) -> _FieldKind:
         field_type = field_type.of_type
     if is_leaf_type(field_type):
         leaf = _plain_leaf(field_def)
-        return _FieldKind(leaf, resolvable, field_type.coerce_output_value, None, None)
+        return _FieldKind(
+            leaf, resolvable, field_type.coerce_output_value, None, None,
+            _own_output(field_type),
+        )  # fmt: skip
     item_type = None
     if isinstance(field_type, GraphQLList):
         item_type = field_type.of_type
@@ -164,6 +200,10 @@ class _Resolved:
     # and its objects' selection.
     arguments: dict[str, Any] | None = None
     collected: CollectedFields | None = None
+    # Its resolve-info's first four entries (name, nodes, return type, parent type).
+    info_head: tuple[Any, ...] | None = None
+    # A value of exactly this type is its own output (see _Leaf.plain).
+    plain: type | None = None
 
 
 # How a field of a plan is executed.
@@ -176,6 +216,15 @@ _Plan = list[tuple[str, Any, int, Any, Any, bool, type | None]] | None
 
 # Values of these types are neither awaitables nor exceptions: no need to ask.
 _PLAIN_VALUES = frozenset({str, int, float, bool, Decimal})
+# What a field's execution gives that is plainly not awaitable: a leaf's output, an object's
+# fields, a list's items, null. Asked by exact type before is_awaitable is called.
+_SETTLED_VALUES = frozenset({str, int, float, bool, dict, list, type(None)})
+
+# A path segment built without NamedTuple's __new__ in Python (graphql-core's Path is a named
+# tuple of prev, key and typename): one per field with a resolver and per item of a list.
+_tuple_new = tuple.__new__
+if not issubclass(Path, tuple) or Path._fields != ("prev", "key", "typename"):
+    raise ImportError("graphql-core's Path is no longer a named tuple of prev, key, typename")
 
 
 # Each field's kind by the id of its definition, kept with the definition (so that its id is
@@ -206,7 +255,10 @@ def _plan(
             )  # fmt: skip
         elif kind.resolvable and all(d.fragment_variable_values is None for d in details):
             nodes = [d.node for d in details]
-            resolved = _Resolved(field_def, nodes, kind.coerce, kind.object_type, kind.item_type)
+            resolved = _Resolved(
+                field_def, nodes, kind.coerce, kind.object_type, kind.item_type,
+                plain=kind.plain,
+            )  # fmt: skip
             plan.append((name, details, _RESOLVED, resolved, None, False, None))
         else:
             plan.append((name, details, _GENERAL, None, None, False, None))
@@ -285,18 +337,18 @@ def _execute_fields(
                     parent_type,
                     source_value,
                     field_details_list,
-                    Path(path, response_name, parent_type.name),
+                    _tuple_new(Path, (path, response_name, parent_type.name)),
                     position_context,
                 )
                 results[response_name] = result
-                if is_awaitable(result):
+                if type(result) not in _SETTLED_VALUES and is_awaitable(result):
                     awaitable_fields.append(response_name)
                 continue
             result = self.execute_field(
                 parent_type,
                 source_value,
                 field_details_list,
-                Path(path, response_name, parent_type.name),
+                _tuple_new(Path, (path, response_name, parent_type.name)),
                 position_context,
             )
             if result is not Undefined:
@@ -308,6 +360,8 @@ def _execute_fields(
             # As graphql-core: awaitables of other fields are settled, as they may fail too.
             self.settle_in_background([results[field] for field in awaitable_fields])
         raise
+    if not awaitable_fields:
+        return results  # as _settled returns it, without the call (once per object)
     return _settled(results, awaitable_fields)
 
 
@@ -348,6 +402,9 @@ class SharedLoopExecution(StrawberryGraphQLCoreExecutionContext):
         super().__init__(*args, **kwargs)
         # Plain leaves by selection (see _execute_fields), for this operation.
         self.leaf_plans: dict[int, tuple[GroupedFieldSet, _Plan]] = {}
+        # The resolve-info's class and its entries after the path, the same for every field
+        # of the operation, once one was built (see _resolve_info).
+        self.info_shared: tuple[type, tuple[Any, ...]] | None = None
 
     def execute_operation(
         self, serially: bool | None = None
@@ -479,7 +536,7 @@ class SharedLoopExecution(StrawberryGraphQLCoreExecutionContext):
         try:
             for index in range(start, len(items)):
                 item = items[index]
-                item_path = path.add_key(index, None)
+                item_path = _tuple_new(Path, (path, index, None))
                 if (
                     item is None
                     or isinstance(item, Exception)
@@ -521,7 +578,7 @@ class SharedLoopExecution(StrawberryGraphQLCoreExecutionContext):
                     self.handle_field_error(raw_error, item_type, field_details_list, item_path)
                     completed.append(None)
                     continue
-                if is_awaitable(value):
+                if type(value) is not dict and is_awaitable(value):
                     completed.append(
                         self._completed(value, item_type, field_details_list, item_path)
                     )
@@ -534,6 +591,8 @@ class SharedLoopExecution(StrawberryGraphQLCoreExecutionContext):
                 self.settle_in_background([completed[i] for i in awaitable_indices])
             raise
         if rest is None:
+            if not awaitable_indices:
+                return completed
             return _settled(completed, awaitable_indices)
         # The rest's items in place of its awaitable, once it has run.
         head = len(completed)
@@ -565,7 +624,11 @@ class SharedLoopExecution(StrawberryGraphQLCoreExecutionContext):
         their paths and null propagation are graphql-core's."""
         field_def = field.field_def
         return_type = field_def.type
-        info = self.build_resolve_info(field_def, field.nodes, parent_type, path)
+        head, shared = field.info_head, self.info_shared
+        if head is not None and shared is not None:  # _resolve_info's common case, inline
+            info: Any = _tuple_new(shared[0], (*head, path, *shared[1]))
+        else:
+            info = self._resolve_info(field, parent_type, path)
         try:
             arguments = field.arguments
             if arguments is None:
@@ -576,15 +639,23 @@ class SharedLoopExecution(StrawberryGraphQLCoreExecutionContext):
                         field_def, first, self.variable_values, None, self.hide_suggestions
                     )
                 field.arguments = arguments
-            result = field_def.resolve(source, info, **arguments)  # type: ignore[misc]
-            if self.is_awaitable(result):
+            if arguments:
+                result = field_def.resolve(source, info, **arguments)  # type: ignore[misc]
+            else:
+                result = field_def.resolve(source, info)  # type: ignore[misc]
+            result_type = type(result)
+            if result_type not in _SETTLED_VALUES and self.is_awaitable(result):
                 return self.complete_awaitable_value(
                     return_type, field_details_list, info, path, result, position_context
                 )
             completed: AwaitableOrValue[Any] = Undefined
             coerce = field.coerce
             if coerce is not None:
-                if result is not None and not isinstance(result, Exception):
+                if result_type is field.plain and (
+                    result_type is not int or _INT_MIN <= result <= _INT_MAX
+                ):
+                    completed = result  # its own output, as for a plain leaf
+                elif result is not None and not isinstance(result, Exception):
                     completed = coerce(result)
                     if completed is None:
                         completed = Undefined  # refused: complete_value raises its error
@@ -597,9 +668,21 @@ class SharedLoopExecution(StrawberryGraphQLCoreExecutionContext):
         except Exception as raw_error:
             self.handle_field_error(raw_error, return_type, field_details_list, path)
             return None
-        if self.is_awaitable(completed):
+        if type(completed) not in _SETTLED_VALUES and self.is_awaitable(completed):
             return self._completed(completed, return_type, field_details_list, path)
         return completed
+
+    def _resolve_info(self, field: _Resolved, parent_type: GraphQLObjectType, path: Path) -> Any:
+        """strawberry's resolve-info for the field at `path`, and what is the same in every
+        one the field will need in this operation (its first four entries, and the
+        operation's after the path): _execute_resolved builds the next ones as the same
+        tuple, with only the path new."""
+        info = self.build_resolve_info(field.field_def, field.nodes, parent_type, path)
+        if type(info)._fields[:5] == _INFO_HEAD:
+            field.info_head = tuple(info[:4])
+            if self.info_shared is None:
+                self.info_shared = (type(info), tuple(info[5:]))
+        return info  # else another layout: built by strawberry every time
 
     def _complete_composite(
         self, field: _Resolved, field_details_list: Any, info: Any, path: Path, result: Any
@@ -810,8 +893,14 @@ def _lean(field: Any, original: Any, converter: Any, config: Any) -> Any:
         if type(extension) is not PermissionExtension or resolver.is_async:
             return None
         permissions.extend(extension.permissions)
-    if not all(isinstance(permission, _Requires) for permission in permissions):
+    if not all(
+        isinstance(permission, _Requires)
+        and type(permission).has_permission is _Requires.has_permission
+        for permission in permissions
+    ):
         return None
+    # _Requires.has_permission is this: the principal holds the scope.
+    scopes = tuple(permission.scope for permission in permissions)
     arguments: list[tuple[str, str]] = []
     for argument in field.arguments:
         if not isinstance(argument.type, StrawberryOptional) or isinstance(
@@ -832,6 +921,28 @@ def _lean(field: Any, original: Any, converter: Any, config: Any) -> Any:
     info_name = resolver.info_parameter.name if resolver.info_parameter is not None else None
     info_class = config.info_class
 
+    def refused(info: Any) -> bool:
+        principal = info.context.principal
+        return any(not principal.has(scope) for scope in scopes)
+
+    if not arguments:
+        # The common case, called positionally: `def owners(self, info)`, `def total(self)`.
+        takes_info = info_name is not None
+        if takes_info and list(resolver.signature.parameters) != [
+            resolver.self_parameter.name,
+            info_name,
+        ]:
+            return None
+
+        def resolve_plainly(source: Any, info: Any, **kwargs: Any) -> Any:
+            if scopes and refused(info):
+                return original(source, info, **kwargs)  # strawberry refuses it
+            if takes_info:
+                return function(source, info_class(info, field))
+            return function(source)
+
+        return resolve_plainly
+
     def resolve(source: Any, info: Any, **kwargs: Any) -> Any:
         values: dict[str, Any] = {}
         for graphql_name, python_name in arguments:
@@ -839,13 +950,10 @@ def _lean(field: Any, original: Any, converter: Any, config: Any) -> Any:
                 if kwargs[graphql_name] is not None:
                     return original(source, info, **kwargs)  # strawberry converts it
                 values[python_name] = None
-        if info_name is not None or permissions:
-            strawberry_info = info_class(_raw_info=info, _field=field)
-            for permission in permissions:
-                if permission.has_permission(source, strawberry_info) is not True:
-                    return original(source, info, **kwargs)  # strawberry refuses it
-            if info_name is not None:
-                values[info_name] = strawberry_info
+        if scopes and refused(info):
+            return original(source, info, **kwargs)  # strawberry refuses it
+        if info_name is not None:
+            values[info_name] = info_class(info, field)
         return function(source, **values)
 
     return resolve

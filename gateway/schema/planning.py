@@ -46,6 +46,7 @@ from gateway.schema.scalars import (
     PostalCode,
     RegistryPlate,
     RenewalCode,
+    by_value,
     calendar_date,
     optional_date,
 )
@@ -112,6 +113,14 @@ class RulingOutcome(Enum):
     SETTLED = strawberry.enum_value(
         "settled", description="Settled otherwise (e.g. the violation was put right)."
     )
+
+
+# By the value planning's rows hold (see by_value).
+_LAND_USES = by_value(LandUse)
+_PERMIT_KINDS = by_value(PermitKind)
+_CERTIFICATE_KINDS = by_value(CertificateKind)
+_VIOLATION_KINDS = by_value(ViolationKind)
+_VIOLATION_STATUSES = by_value(ViolationStatus)
 
 
 @node_type(loader=lambda loaders: loaders.region_by_id, scope=Scope.PARCELS_READ)
@@ -218,47 +227,50 @@ class Person(Node):
     "it needs the personal:read scope (the national ID is masked without it)."
 )
 class Owner:
-    record: Private[Person]
+    # The domain's person, made a GraphQL Person only when `person` is asked: a page lists
+    # hundreds of owners and asks for little more than their (masked) national IDs.
+    owner: Private[domain.Person]
     owned_share: Private[Decimal]
     acquired_on: CalendarDate = strawberry.field(description="When the owner acquired the share.")
 
     @classmethod
     def from_domain(cls, ownership: domain.Ownership) -> Self:
         return cls(
-            record=Person.from_domain(ownership.owner),
+            owner=ownership.owner,
             owned_share=ownership.share,
             acquired_on=calendar_date(ownership.acquired_on),
         )
 
     @strawberry.field(description="National ID; masked as 008****948 without personal:read.")
     def national_code(self, info: Info) -> NationalCode:
+        code = self.owner.national_code
         if not info.context.principal.has(Scope.PERSONAL_READ):
-            return NationalCode(mask_national_code(self.record.national_code))
-        note_personal_read(info, "Person", self.record.national_code)
-        return self.record.national_code
+            return NationalCode(mask_national_code(code))
+        note_personal_read(info, "Person", code)
+        return NationalCode(code)
 
     @strawberry.field(
         description="The owner as a person, with their other parcels.",
         permission_classes=[requires(Scope.PERSONAL_READ)],
     )
     def person(self, info: Info) -> Person | None:
-        note_personal_read(info, "Person", self.record.national_code)
-        return self.record
+        note_personal_read(info, "Person", self.owner.national_code)
+        return Person.from_domain(self.owner)
 
     @strawberry.field(
         description="The owner's first and last name.",
         permission_classes=[requires(Scope.PERSONAL_READ)],
     )
     def full_name(self, info: Info) -> str | None:
-        note_personal_read(info, "Person", self.record.national_code)
-        return self.record.full_name
+        note_personal_read(info, "Person", self.owner.national_code)
+        return self.owner.full_name
 
     @strawberry.field(
         description="Share in dang; six dang make the whole.",
         permission_classes=[requires(Scope.PERSONAL_READ)],
     )
     def share(self, info: Info) -> Decimal | None:
-        note_personal_read(info, "Person", self.record.national_code)
+        note_personal_read(info, "Person", self.owner.national_code)
         return self.owned_share
 
 
@@ -296,7 +308,7 @@ class Permit(Node):
         return cls(
             pk=permit.id,
             number=permit.number,
-            kind=PermitKind(permit.kind),
+            kind=_PERMIT_KINDS[permit.kind],
             issued_on=calendar_date(permit.issued_on),
             expires_on=calendar_date(permit.expires_on),
             floors=permit.floors,
@@ -322,7 +334,7 @@ class Certificate(Node):
         return cls(
             pk=certificate.id,
             building_id=certificate.building_id,
-            kind=CertificateKind(certificate.kind),
+            kind=_CERTIFICATE_KINDS[certificate.kind],
             number=certificate.number,
             issued_on=calendar_date(certificate.issued_on),
         )
@@ -372,10 +384,10 @@ class Violation(Node):
             )
         return cls(
             pk=violation.id,
-            kind=ViolationKind(violation.kind),
+            kind=_VIOLATION_KINDS[violation.kind],
             detected_on=calendar_date(violation.detected_on),
             description=violation.description,
-            status=ViolationStatus(violation.status),
+            status=_VIOLATION_STATUSES[violation.status],
             ruling=ruling,
         )
 
@@ -425,7 +437,7 @@ class Parcel(Node):
             sub_plate=parcel.sub_plate,
             postal_code=PostalCode(parcel.postal_code),
             address=parcel.address,
-            land_use=LandUse(parcel.land_use),
+            land_use=_LAND_USES[parcel.land_use],
             density_percent=parcel.density_percent,
             area=parcel.area,
         )

@@ -17,7 +17,7 @@ from gateway.context import Info
 from gateway.errors import BadUserInput
 from gateway.guards.response_cache import Freshness, cache_hint
 from gateway.schema.agencies import BankPayment
-from gateway.schema.scalars import CalendarDate, Money, RenewalCode, calendar_date
+from gateway.schema.scalars import CalendarDate, Money, RenewalCode, by_value, calendar_date
 
 
 @strawberry.enum(
@@ -32,7 +32,7 @@ class DueKind(Enum):
 
 
 # By the value revenue's rows hold; a value outside the enum is an error, as DueKind(value) is.
-_DUE_KINDS: dict[str, DueKind] = {str(kind.value): kind for kind in DueKind}
+_DUE_KINDS = by_value(DueKind)
 
 
 # Plain fields only: a page of parcels carries hundreds of items, and plain fields
@@ -79,7 +79,9 @@ class Dues:
         total = paid = outstanding = 0
         for item in parcel_dues.items:
             amount, item_paid = item.amount, item.paid
-            left = item.outstanding
+            left = amount - item_paid  # item.outstanding, without a property's call
+            if left < 0:
+                left = 0
             total += amount
             paid += item_paid
             outstanding += left

@@ -5,7 +5,8 @@ from __future__ import annotations
 import datetime as dt
 import functools
 from decimal import Decimal, InvalidOperation
-from typing import NewType
+from enum import Enum
+from typing import Any, NewType, TypeVar
 
 import jdatetime
 import strawberry
@@ -15,6 +16,7 @@ from strawberry.types.scalar import ScalarDefinition
 
 import identifiers
 from gateway.clock import as_utc
+from gateway.guards.execution import serializes_as_itself
 
 NationalCode = NewType("NationalCode", str)
 PostalCode = NewType("PostalCode", str)
@@ -65,6 +67,7 @@ def _parse_decimal(value: object) -> Decimal:
     return parsed
 
 
+@serializes_as_itself(int)
 def _serialize_money(value: object) -> int:
     if isinstance(value, bool) or not isinstance(value, int):
         raise TypeError("Money must be integer rials")
@@ -154,3 +157,12 @@ def calendar_date(value: dt.date) -> CalendarDate:
 
 def optional_date(value: dt.date | None) -> CalendarDate | None:
     return None if value is None else calendar_date(value)
+
+
+EnumT = TypeVar("EnumT", bound=Enum)
+
+
+def by_value(enum: type[EnumT]) -> dict[Any, EnumT]:
+    """The enum's members by the value the database holds: a page converts hundreds, and a
+    look-up here costs a tenth of calling the enum (a value outside it is a KeyError)."""
+    return {member.value: member for member in enum}

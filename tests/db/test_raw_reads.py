@@ -378,3 +378,15 @@ async def test_a_reader_never_creates_a_missing_database_file(tmp_path: Path) ->
         assert not missing.exists()
     finally:
         await engine.dispose()
+
+
+async def test_rows_of_another_shape_are_refused(planning_engine: AsyncEngine) -> None:
+    """Rows are made straight from the driver's records (no named tuple's _make and its
+    check per row): a record with other columns than the statement's is refused, not read
+    into the wrong fields."""
+    plan = raw_reads.plan_for(planning_engine, planning.PARCEL_BY_ID.statement)
+    assert plan is not None
+    rows = await read_rows(planning_engine, planning.PARCEL_BY_ID.statement, {"keys": [1]})
+    assert plan.rows([tuple(rows[0])]) == [rows[0]]
+    with pytest.raises(TypeError, match="columns"):
+        plan.rows([tuple(rows[0])[:-1]])
