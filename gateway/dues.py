@@ -13,11 +13,13 @@ from sqlalchemy import BigInteger, Row, Select, bindparam, cast, func, select
 
 from db.raw_reads import reused
 from db.revenue import PAYMENT_TIMES, Assessment, Payment
+from gateway.records import quick_init
 
 _assessments = Assessment.__table__
 _payments = Payment.__table__
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class DueItem:
     id: int
@@ -32,6 +34,7 @@ class DueItem:
         return max(self.amount - self.paid, 0)
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class Dues:
     renewal_code: str
@@ -50,6 +53,7 @@ class Dues:
         return sum(item.outstanding for item in self.items)
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class RecordedPayment:
     """A payment as revenue recorded it, with the charge it paid."""

@@ -34,6 +34,7 @@ from db.revenue import Assessment
 from gateway import dues
 from gateway.errors import QueryTooComplex
 from gateway.paging import Page, Window, bounds, paged, windowed
+from gateway.records import quick_init
 
 _parcels = tables.Parcel.__table__
 _violations = tables.Violation.__table__
@@ -44,6 +45,7 @@ _districts = tables.District.__table__
 # Records: `from_row` takes a row of the table's own columns (extra columns are ignored).
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class Region:
     id: int
@@ -55,6 +57,7 @@ class Region:
         return cls(row.id, row.number, row.name)
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class District:
     id: int
@@ -67,6 +70,7 @@ class District:
         return cls(row.id, row.region_id, row.number, row.name)
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class Person:
     id: int
@@ -88,6 +92,7 @@ class Person:
         )  # fmt: skip
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class Ownership:
     """A person's share of a parcel, in dang (six dang make the whole)."""
@@ -107,6 +112,7 @@ class Ownership:
         return cls(row.parcel_id, owner, row.share, row.acquired_on)
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class Parcel:
     id: int
@@ -135,6 +141,7 @@ class Parcel:
         )  # fmt: skip
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class Building:
     id: int
@@ -151,6 +158,7 @@ class Building:
         )
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class Permit:
     """A building permit (پروانه ساختمانی)."""
@@ -172,6 +180,7 @@ class Permit:
         )  # fmt: skip
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class Certificate:
     """A completion (پایان کار) or no-violation (عدم خلاف) certificate."""
@@ -188,6 +197,7 @@ class Certificate:
         return cls(row.id, row.parcel_id, row.building_id, row.kind, row.number, row.issued_on)
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class Violation:
     """A building violation and, once ruled on, the Article 100 commission's ruling."""
