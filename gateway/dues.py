@@ -10,6 +10,8 @@ from dataclasses import dataclass
 from typing import Any, Self
 
 from sqlalchemy import BigInteger, Row, Select, bindparam, cast, func, select
+from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.sql.functions import FunctionElement
 
 from db.raw_reads import reused
 from db.revenue import PAYMENT_TIMES, Assessment, Payment
@@ -83,10 +85,31 @@ def _paid() -> Any:
 
 
 # Every assessment of a batch of parcels (bound as "keys") with the sum paid against it.
-# The sum is cast back to an integer: PostgreSQL's and MariaDB's sums of integers are
-# numeric, which the drivers decode into Decimal, several times dearer than an integer.
+class _Integral(FunctionElement[int]):
+    """An integer-valued expression as an integer: PostgreSQL's and MariaDB's sums of
+    integers are numeric, which their drivers decode into Decimal, several times dearer than
+    an integer, so it is cast there. SQLite's sum of integers is an integer already, and a
+    cast there made the statement dearer: it is left as it is."""
+
+    type = BigInteger()
+    name = "integral"
+    inherit_cache = True
+
+
+@compiles(_Integral)
+def _cast_integral(element: _Integral, compiler: Any, **kw: Any) -> str:
+    (argument,) = element.clauses
+    return str(compiler.process(cast(argument, BigInteger), **kw))
+
+
+@compiles(_Integral, "sqlite")
+def _sqlite_integral(element: _Integral, compiler: Any, **kw: Any) -> str:
+    (argument,) = element.clauses
+    return str(compiler.process(argument, **kw))
+
+
 ITEMS_BY_RENEWAL_CODE: Select[Any] = reused(
-    select(_assessments, cast(_paid(), BigInteger).label("paid"))
+    select(_assessments, _Integral(_paid()).label("paid"))
     .where(_assessments.c.renewal_code.in_(bindparam("keys", expanding=True)))
     .order_by(_assessments.c.renewal_code, _assessments.c.period, _assessments.c.id)
 )

@@ -405,6 +405,7 @@ class SharedLoopExecution(StrawberryGraphQLCoreExecutionContext):
         # The resolve-info's class and its entries after the path, the same for every field
         # of the operation, once one was built (see _resolve_info).
         self.info_shared: tuple[type, tuple[Any, ...]] | None = None
+        self.info_checked = False
 
     def execute_operation(
         self, serially: bool | None = None
@@ -673,16 +674,28 @@ class SharedLoopExecution(StrawberryGraphQLCoreExecutionContext):
         return completed
 
     def _resolve_info(self, field: _Resolved, parent_type: GraphQLObjectType, path: Path) -> Any:
-        """strawberry's resolve-info for the field at `path`, and what is the same in every
-        one the field will need in this operation (its first four entries, and the
-        operation's after the path): _execute_resolved builds the next ones as the same
-        tuple, with only the path new."""
-        info = self.build_resolve_info(field.field_def, field.nodes, parent_type, path)
-        if type(info)._fields[:5] == _INFO_HEAD:
-            field.info_head = tuple(info[:4])
-            if self.info_shared is None:
-                self.info_shared = (type(info), tuple(info[5:]))
-        return info  # else another layout: built by strawberry every time
+        """strawberry's resolve-info for the field at `path`, the first time the field is met
+        in this operation: the same tuple strawberry's build_resolve_info makes, its first
+        four entries the field's (name, nodes, return type, parent type), then the path, then
+        the operation's, the same for every field. The operation's first field is built by
+        strawberry, and its layout checked; if it is another, strawberry builds every one."""
+        field_def, nodes = field.field_def, field.nodes
+        head = (nodes[0].name.value, nodes, field_def.type, parent_type)
+        shared = self.info_shared
+        if shared is not None:
+            field.info_head = head
+            return _tuple_new(shared[0], (*head, path, *shared[1]))
+        info = self.build_resolve_info(field_def, nodes, parent_type, path)
+        if (
+            not self.info_checked
+            and type(info)._fields[:5] == _INFO_HEAD
+            and tuple(info[:4]) == head
+            and info[4] is path
+        ):
+            field.info_head = head
+            self.info_shared = (type(info), tuple(info[5:]))
+        self.info_checked = True
+        return info
 
     def _complete_composite(
         self, field: _Resolved, field_details_list: Any, info: Any, path: Path, result: Any
@@ -923,7 +936,10 @@ def _lean(field: Any, original: Any, converter: Any, config: Any) -> Any:
 
     def refused(info: Any) -> bool:
         principal = info.context.principal
-        return any(not principal.has(scope) for scope in scopes)
+        for scope in scopes:  # one, most often
+            if not principal.has(scope):
+                return True
+        return False
 
     if not arguments:
         # The common case, called positionally: `def owners(self, info)`, `def total(self)`.
