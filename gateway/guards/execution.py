@@ -935,11 +935,8 @@ def _lean(field: Any, original: Any, converter: Any, config: Any) -> Any:
     info_class = config.info_class
 
     def refused(info: Any) -> bool:
-        principal = info.context.principal
-        for scope in scopes:  # one, most often
-            if not principal.has(scope):
-                return True
-        return False
+        # map, not a generator expression: no frame of its own (a scope check per field)
+        return not all(map(info.context.principal.has, scopes))
 
     if not arguments:
         # The common case, called positionally: `def owners(self, info)`, `def total(self)`.
