@@ -8,6 +8,7 @@ thread) is far steadier than throughput under someone else's load.
     .venv/bin/python bench/graphql_cpu.py [--scenario lookup|rotating|page|lookup_audited|
                                           page_audited|deed] [--requests 400] [--repeat 3]
                                           [--concurrency 1] [--profile out.prof]
+                                          [--query FILE]
 
 The databases must be seeded (`gateway seed --parcels N`, or bench/run.py --keep-data's
 data dir). Prints µs of CPU per request (the best of --repeat rounds, after a warm-up) and
