@@ -97,18 +97,26 @@ async def test_another_process_takes_over_a_killed_worker_within_the_lease(
     await wait_until(victim_busy, timeout_s=30, what="the victim in the middle of a batch")
     victim.send_signal(signal.SIGKILL)
     victim.wait()
-    killed_at = time.monotonic()
+    watching_from = time.monotonic()
     assert len(jobs_backend.effects_per_job()) < count
     if jobs_backend.name == "sqlite":  # one process at a time: the survivor starts now
         jobs_backend.start_worker("survivor")
+        # Its start-up (seconds on a loaded machine) is not the takeover's: the lease has
+        # been running since the kill, so the bound still holds from here.
+        watching_from = time.monotonic()
 
+    async def victim_released() -> bool:
+        held = await job_queue.list(["PENDING"], limit=count)
+        return not any(job.executor_id == "victim" for job in held)
+
+    await wait_until(victim_released, timeout_s=60, what="the victim's jobs taken over")
+    # The documented bound (JobsConfig.takeover_bound_s), with room for a loaded machine's
+    # scheduling; the remaining work's own duration is not part of it.
+    assert time.monotonic() - watching_from < jobs_backend.config.takeover_bound_s + 5
     await wait_until(
         lambda: len(jobs_backend.effects_per_job()) >= count, timeout_s=60, what="all effects"
     )
     exactly_once(jobs_backend, count)
-    # The documented bound (JobsConfig.takeover_bound_s), plus the time the remaining
-    # work itself takes and, on SQLite, the survivor's start.
-    assert time.monotonic() - killed_at < jobs_backend.config.takeover_bound_s + 10
     assert jobs_backend.config.takeover_bound_s < LEASE_S + 1
 
 
