@@ -18,9 +18,10 @@ import asyncio
 import math
 import time
 from collections import deque
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine, Generator
 from dataclasses import dataclass
 from decimal import Decimal
+from enum import EnumType
 from typing import Any, ClassVar, TypeVar, cast
 
 from graphql import (
@@ -80,8 +81,10 @@ class _Leaf:
     coerce: Callable[[Any], Any]  # the type's coerce_output_value
     non_null: bool
     # A value of exactly this type is its own output (String and ID: str, Boolean: bool,
-    # Int: int within 32 bits), with no call to coerce it.
+    # Int: int within 32 bits), with no call to coerce it; for an enum, its class.
     plain: type | None = None
+    # An enum's names by its members' values (lean_enums): a member is named in place.
+    names: dict[Any, str] | None = None
 
 
 # Standard scalars whose output is the value itself for a value of exactly this type.
@@ -144,6 +147,15 @@ def _plain_leaf(field_def: GraphQLField) -> _Leaf | None:
     leaf_type = field_type.of_type if isinstance(field_type, GraphQLNonNull) else field_type
     if not is_leaf_type(leaf_type):
         return None
+    names = getattr(leaf_type.coerce_output_value, "enum_names", None)
+    if names is not None:
+        return _Leaf(
+            strawberry_field.python_name,
+            leaf_type.coerce_output_value,
+            non_null,
+            getattr(leaf_type.coerce_output_value, "enum_class", None),
+            names,
+        )
     return _Leaf(
         strawberry_field.python_name,
         leaf_type.coerce_output_value,
@@ -204,21 +216,24 @@ class _Resolved:
     info_head: tuple[Any, ...] | None = None
     # A value of exactly this type is its own output (see _Leaf.plain).
     plain: type | None = None
+    # A basic field's attribute, read in place of calling its resolver (_attribute_reader).
+    attribute: str | None = None
 
 
 # How a field of a plan is executed.
-_GENERAL, _PLAIN_LEAF, _RESOLVED = 0, 1, 2
+_GENERAL, _PLAIN_LEAF, _RESOLVED, _ENUM_LEAF = 0, 1, 2, 3
 
 # One selection's fields in order, each flat for the loop that reads them: response name,
 # field details, how, then for a plain leaf its attribute, coercion, non-null and own-output
-# type, for a resolved field its _Resolved. None when every field takes graphql-core's path.
+# type, for an enum leaf its attribute, names by value, non-null and class, for a resolved
+# field its _Resolved. None when every field takes graphql-core's path.
 _Plan = list[tuple[str, Any, int, Any, Any, bool, type | None]] | None
 
 # Values of these types are neither awaitables nor exceptions: no need to ask.
-_PLAIN_VALUES = frozenset({str, int, float, bool, Decimal})
+_PLAIN_VALUES: frozenset[type] = frozenset({str, int, float, bool, Decimal})
 # What a field's execution gives that is plainly not awaitable: a leaf's output, an object's
 # fields, a list's items, null. Asked by exact type before is_awaitable is called.
-_SETTLED_VALUES = frozenset({str, int, float, bool, dict, list, type(None)})
+_SETTLED_VALUES: frozenset[type] = frozenset({str, int, float, bool, dict, list, type(None)})
 
 # A path segment built without NamedTuple's __new__ in Python (graphql-core's Path is a named
 # tuple of prev, key and typename): one per field with a resolver and per item of a list.
@@ -248,7 +263,12 @@ def _plan(
             known = kinds[id(field_def)] = (field_def, _field_kind(field_def))
         kind = known[1]
         leaf = kind.leaf
-        if leaf is not None and not node.arguments:
+        if leaf is not None and leaf.names is not None and not node.arguments:
+            plan.append(
+                (name, details, _ENUM_LEAF, leaf.attribute, leaf.names, leaf.non_null,
+                 leaf.plain)
+            )  # fmt: skip
+        elif leaf is not None and not node.arguments:
             plan.append(
                 (name, details, _PLAIN_LEAF, leaf.attribute, leaf.coerce, leaf.non_null,
                  leaf.plain)
@@ -257,7 +277,7 @@ def _plan(
             nodes = [d.node for d in details]
             resolved = _Resolved(
                 field_def, nodes, kind.coerce, kind.object_type, kind.item_type,
-                plain=kind.plain,
+                plain=kind.plain, attribute=getattr(field_def.resolve, "attribute", None),
             )  # fmt: skip
             plan.append((name, details, _RESOLVED, resolved, None, False, None))
         else:
@@ -303,7 +323,9 @@ def _execute_fields(
         )
     results: dict[str, Any] = {}
     is_awaitable = self.is_awaitable
+    plain_types = self.plain_types
     awaitable_fields: list[str] = []
+    value: Any
     try:
         for response_name, field_details_list, how, target, coerce, non_null, plain in plan:
             if how == _PLAIN_LEAF:
@@ -319,7 +341,7 @@ def _execute_fields(
                     if not non_null:
                         results[response_name] = None
                         continue
-                elif value_type in _PLAIN_VALUES or (
+                elif value_type in plain_types or (
                     value is not Undefined
                     and not isinstance(value, Exception)
                     and not is_awaitable(value)
@@ -341,9 +363,25 @@ def _execute_fields(
                     position_context,
                 )
                 results[response_name] = result
-                if type(result) not in _SETTLED_VALUES and is_awaitable(result):
+                if type(result) not in self.settled_types and is_awaitable(result):
                     awaitable_fields.append(response_name)
                 continue
+            elif how == _ENUM_LEAF:
+                # A member of the enum's own class, named by its value (as lean_enums'
+                # coerce_output_value names it), or null where the field may be; anything
+                # else takes graphql-core's path below.
+                try:
+                    value = getattr(source_value, target)
+                except Exception:
+                    value = Undefined
+                if type(value) is plain:
+                    name = coerce.get(value._value_)  # type: ignore[attr-defined]  # an enum member
+                    if name is not None:
+                        results[response_name] = name
+                        continue
+                elif value is None and not non_null:
+                    results[response_name] = None
+                    continue
             result = self.execute_field(
                 parent_type,
                 source_value,
@@ -397,6 +435,10 @@ class SharedLoopExecution(StrawberryGraphQLCoreExecutionContext):
 
     policy: ClassVar[ExecutionPolicy]
     field_kinds: ClassVar[_FieldKinds]
+    # Classes whose instances are plainly values, neither null, an error nor an awaitable,
+    # and what a field's execution gives that is plainly not awaitable (see plain_values).
+    plain_types: ClassVar[frozenset[type]] = _PLAIN_VALUES
+    settled_types: ClassVar[frozenset[type]] = _SETTLED_VALUES
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -529,6 +571,7 @@ class SharedLoopExecution(StrawberryGraphQLCoreExecutionContext):
         rather than as one per object; `resumed` is that work run by the runner, which
         completes at least its first item."""
         is_awaitable = self.is_awaitable
+        plain_types = self.plain_types
         is_type_of = object_type.is_type_of
         clock = self.clock
         completed: list[Any] = []
@@ -539,11 +582,9 @@ class SharedLoopExecution(StrawberryGraphQLCoreExecutionContext):
                 item = items[index]
                 item_path = _tuple_new(Path, (path, index, None))
                 if (
-                    item is None
-                    or isinstance(item, Exception)
-                    or is_awaitable(item)
-                    or (is_type_of is not None and is_type_of(item, info) is not True)
-                ):
+                    type(item) not in plain_types
+                    and (item is None or isinstance(item, Exception) or is_awaitable(item))
+                ) or (is_type_of is not None and is_type_of(item, info) is not True):
                     if is_awaitable(item):
                         completed.append(
                             self.complete_awaitable_list_item_value(
@@ -640,12 +681,14 @@ class SharedLoopExecution(StrawberryGraphQLCoreExecutionContext):
                         field_def, first, self.variable_values, None, self.hide_suggestions
                     )
                 field.arguments = arguments
-            if arguments:
+            if field.attribute is not None:
+                result = getattr(source, field.attribute)
+            elif arguments:
                 result = field_def.resolve(source, info, **arguments)  # type: ignore[misc]
             else:
                 result = field_def.resolve(source, info)  # type: ignore[misc]
             result_type = type(result)
-            if result_type not in _SETTLED_VALUES and self.is_awaitable(result):
+            if result_type not in self.settled_types and self.is_awaitable(result):
                 return self.complete_awaitable_value(
                     return_type, field_details_list, info, path, result, position_context
                 )
@@ -669,7 +712,7 @@ class SharedLoopExecution(StrawberryGraphQLCoreExecutionContext):
         except Exception as raw_error:
             self.handle_field_error(raw_error, return_type, field_details_list, path)
             return None
-        if type(completed) not in _SETTLED_VALUES and self.is_awaitable(completed):
+        if type(completed) not in self.settled_types and self.is_awaitable(completed):
             return self._completed(completed, return_type, field_details_list, path)
         return completed
 
@@ -725,7 +768,9 @@ class SharedLoopExecution(StrawberryGraphQLCoreExecutionContext):
     def _plain_object(self, object_type: GraphQLObjectType, value: Any, info: Any) -> bool:
         """Whether the value is plainly an object of the type: not null, not an error, not
         an awaitable, and of the type by its is_type_of where the type has one."""
-        if value is None or isinstance(value, Exception) or self.is_awaitable(value):
+        if type(value) not in self.plain_types and (
+            value is None or isinstance(value, Exception) or self.is_awaitable(value)
+        ):
             return False
         is_type_of = object_type.is_type_of
         return is_type_of is None or is_type_of(value, info) is True
@@ -881,12 +926,68 @@ def _enum_lookup(
 ) -> Callable[[Any], str]:
     def coerce_output_value(output_value: Any) -> str:
         if type(output_value) is wrapped:
-            name = names.get(output_value.value)
+            # _value_: the member's own attribute, which its `value` property returns
+            # through two calls.
+            name = names.get(output_value._value_)
             if name is not None:
                 return name
         return original(output_value)
 
+    # For the executor's plans, which name a member in place (_ENUM_LEAF).
+    coerce_output_value.enum_names = names  # type: ignore[attr-defined]
+    coerce_output_value.enum_class = wrapped  # type: ignore[attr-defined]
     return coerce_output_value
+
+
+def plain_values(schema: Any) -> int:
+    """Tells the schema's executor which classes' instances are plainly values: the
+    schema's enums and its object types' classes; how many it added.
+
+    graphql-core asks of every value whether it is awaitable (is_awaitable: two isinstance
+    checks and a hasattr for anything but a builtin), and of every item of a list whether it
+    is null or an error too: a page's thousand objects and enum members. An instance of
+    exactly one of these classes is none of those (a class is taken only if neither it nor
+    its metaclass can make it so), and is not asked."""
+    execution = schema.execution_context_class
+    if not (isinstance(execution, type) and issubclass(execution, SharedLoopExecution)):
+        return 0
+    found: set[type] = set()
+    for named_type in schema._schema.type_map.values():
+        if isinstance(named_type, CustomGraphQLEnumType):
+            found.add(named_type.wrapped_cls)
+        elif isinstance(named_type, GraphQLObjectType):
+            definition = named_type.extensions.get(GraphQLCoreConverter.DEFINITION_BACKREF)
+            origin = getattr(definition, "origin", None)
+            if isinstance(origin, type):
+                found.add(origin)
+    plain = {
+        cls
+        for cls in found
+        if type(cls) in (type, EnumType)
+        and not issubclass(cls, (BaseException, Awaitable, Generator))
+        and not hasattr(cls, "__await__")
+    }
+    execution.plain_types = _PLAIN_VALUES | plain
+    execution.settled_types = _SETTLED_VALUES | plain
+    return len(plain)
+
+
+_ABSENT = object()
+FunctionT = TypeVar("FunctionT", bound=Callable[..., Any])
+
+
+def answers_prefetched(name: str) -> Callable[[FunctionT], FunctionT]:
+    """Declares that a resolver, called with every argument null, returns its object's
+    `prefetched[name]` whenever that is there (what a list loaded ahead for each of its
+    objects: a page's parcels' owners, permits, dues). The executor's direct resolver then
+    reads it there, after the field's scope checks, without calling the resolver and making
+    its Info: a page has six such fields on each of its hundred parcels."""
+
+    def mark(function: FunctionT) -> FunctionT:
+        function.answers_prefetched = name  # type: ignore[attr-defined]
+        return function
+
+    return mark
 
 
 def _lean(field: Any, original: Any, converter: Any, config: Any) -> Any:
@@ -899,7 +1000,9 @@ def _lean(field: Any, original: Any, converter: Any, config: Any) -> Any:
     ):
         return None
     resolver = field.base_resolver
-    if resolver is None or type(resolver) is not StrawberryResolver:
+    if resolver is None:
+        return _attribute_reader(field, original)
+    if type(resolver) is not StrawberryResolver:
         return None
     permissions: list[Any] = []
     for extension in field.extensions:
@@ -931,6 +1034,7 @@ def _lean(field: Any, original: Any, converter: Any, config: Any) -> Any:
     ):
         return None
     function = resolver.wrapped_func
+    ahead: str | None = getattr(function, "answers_prefetched", None)
     info_name = resolver.info_parameter.name if resolver.info_parameter is not None else None
     info_class = config.info_class
 
@@ -954,7 +1058,17 @@ def _lean(field: Any, original: Any, converter: Any, config: Any) -> Any:
                 return function(source, info_class(info, field))
             return function(source)
 
-        return resolve_plainly
+        def resolve_ahead(source: Any, info: Any, **kwargs: Any) -> Any:
+            if scopes and refused(info):
+                return original(source, info, **kwargs)  # strawberry refuses it
+            value = source.prefetched.get(ahead, _ABSENT)
+            if value is not _ABSENT:
+                return value
+            if takes_info:
+                return function(source, info_class(info, field))
+            return function(source)
+
+        return resolve_plainly if ahead is None else resolve_ahead
 
     def resolve(source: Any, info: Any, **kwargs: Any) -> Any:
         values: dict[str, Any] = {}
@@ -965,11 +1079,36 @@ def _lean(field: Any, original: Any, converter: Any, config: Any) -> Any:
                 values[python_name] = None
         if scopes and refused(info):
             return original(source, info, **kwargs)  # strawberry refuses it
+        if ahead is not None:
+            value = source.prefetched.get(ahead, _ABSENT)
+            if value is not _ABSENT:
+                return value
         if info_name is not None:
             values[info_name] = info_class(info, field)
         return function(source, **values)
 
     return resolve
+
+
+def _attribute_reader(field: StrawberryField, original: Any) -> Any:
+    """strawberry's basic field (no resolver, no extension) reads its object's attribute
+    through three calls (get_result, then the base_resolver and python_name properties);
+    this reads it directly, and names the attribute for the executor (_Resolved.attribute),
+    which reads it in place: an edge's node, a parcel's dues items, a certificate's date."""
+    if (
+        not getattr(original, "_is_default", False)
+        or not field.is_basic_field
+        or field.default_resolver is not getattr
+    ):
+        return None
+    name = field.python_name
+
+    def read_attribute(source: Any, info: Any, **kwargs: Any) -> Any:
+        return getattr(source, name)
+
+    read_attribute._is_default = True  # type: ignore[attr-defined]  # as strawberry's
+    read_attribute.attribute = name  # type: ignore[attr-defined]
+    return read_attribute
 
 
 def shared_loop_execution(policy: ExecutionPolicy) -> type[SharedLoopExecution]:

@@ -32,6 +32,7 @@ from gateway.guards.execution import (
     ExecutionPolicy,
     lean_enums,
     lean_resolvers,
+    plain_values,
     shared_loop_execution,
 )
 from gateway.guards.limits import CachedValidation, GatewayValidation, operation_limits
@@ -183,4 +184,5 @@ def build_schema(
     # Plain resolvers called without strawberry's general-purpose chain (same call, same Info).
     lean_resolvers(schema)
     lean_enums(schema)
+    plain_values(schema)
     return schema

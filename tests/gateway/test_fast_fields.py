@@ -21,7 +21,14 @@ from strawberry.extensions import SchemaExtension
 
 from gateway.access.permissions import Scope, requires
 from gateway.access.principals import Principal, PrincipalKind
-from gateway.guards.execution import ExecutionPolicy, lean_resolvers, shared_loop_execution
+from gateway.guards.execution import (
+    ExecutionPolicy,
+    answers_prefetched,
+    lean_enums,
+    lean_resolvers,
+    plain_values,
+    shared_loop_execution,
+)
 from gateway.schema.scalars import SCALARS, Money
 from tests.clocks import Ticking
 
@@ -84,6 +91,7 @@ class Box:
     maybe_items: list[Item | None]
     main: Item | None  # a single object, read from an attribute
     calls: strawberry.Private[list[str]]
+    prefetched: strawberry.Private[dict[str, Any]]
 
     @strawberry.field
     def echoed(self) -> str:
@@ -122,6 +130,16 @@ class Box:
     async def later(self, info: strawberry.Info) -> str:
         return str(await _later(self.label))
 
+    @strawberry.field(permission_classes=[requires(Scope.DUES_READ)])  # type: ignore[untyped-decorator]
+    @answers_prefetched("ahead")
+    def ahead(
+        self, info: strawberry.Info, colour: Annotated[Colour | None, strawberry.argument()] = None
+    ) -> list[Item] | None:
+        """What a list loaded ahead for the box, else its items; filtered by colour."""
+        self.calls.append(f"ahead {colour!r}")
+        items = self.prefetched.get("ahead", self.items)
+        return [item for item in items if colour is None or item.colour == colour]
+
     @strawberry.field
     def broken(self) -> str | None:
         raise ValueError("broken on purpose")
@@ -141,7 +159,9 @@ class Query:
 def _box(items: Any, label: Any = "box", size: Any = 3, main: Any = "first") -> Box:
     if main == "first":
         main = items[0] if items else None
-    return Box(label=label, size=size, items=items, maybe_items=items, main=main, calls=[])
+    return Box(
+        label=label, size=size, items=items, maybe_items=items, main=main, calls=[], prefetched={}
+    )
 
 
 class Raising:
@@ -157,6 +177,28 @@ class Raising:
     @property
     def count(self) -> int:
         raise ArithmeticError("count failed")
+
+
+class _FailingBox(Box):
+    """A box whose object and list of objects are computed, and fail."""
+
+    @property  # type: ignore[override]
+    def main(self) -> Item | None:
+        raise LookupError("main failed")
+
+    @property  # type: ignore[override]
+    def items(self) -> list[Item]:
+        raise LookupError("items failed")
+
+
+def _failing_box() -> Box:
+    box = object.__new__(_FailingBox)
+    vars(box).update(label="box", size=3, maybe_items=[_item()], calls=[], prefetched={})
+    return box
+
+
+class _SubItem(Item):
+    """An item of a subclass: not the type's own class, so not taken as plainly a value."""
 
 
 def _item(**changes: Any) -> Item:
@@ -191,6 +233,9 @@ def _schemas(
         extensions=list(extensions),
     )
     assert lean_resolvers(fast) >= 4  # tally, named, filtered, secret, later (and Query.box)
+    # Item, Box, Query and Colour: their instances are not asked whether they are awaitable.
+    assert plain_values(fast) == 4
+    assert lean_enums(fast) == 1  # Colour: its members named in place
     reference = strawberry.Schema(
         query=Query,
         config=strawberry.schema.config.StrawberryConfig(scalar_map=SCALARS),
@@ -264,6 +309,10 @@ CASES: dict[str, Any] = {
     "null in a nullable leaf": lambda: _box([_item(note=None)], size=None),
     "an enum value of another enum": lambda: _box([_item(colour=NotAColour.BLUE)]),
     "a nullable enum's bad value": lambda: _box([_item(maybe_colour="purple")]),
+    "an enum's value for its member": lambda: _box([_item(colour="red", maybe_colour="green")]),
+    "null in a non-null enum": lambda: _box([_item(colour=None), _item()]),
+    "an exception as an enum": lambda: _box([_item(maybe_colour=ValueError("no colour"))]),
+    "a nullable enum's member": lambda: _box([_item(maybe_colour=Colour.GREEN)]),
     "a scalar that refuses its value": lambda: _box([_item(money="12")]),
     "a Decimal scalar given a float": lambda: _box([_item(area=1.5)]),
     "an int that is not one": lambda: _box([_item(count="many")]),
@@ -294,6 +343,8 @@ CASES: dict[str, Any] = {
     "an object of another type": lambda: _box([_item()], main=_box([])),
     "an object whose non-null field fails": lambda: _box([_item()], main=_item(count=None)),
     "a non-null object's resolver fails": lambda: _box([]),
+    "an object's attribute that raises": lambda: _failing_box(),
+    "an object of a subclass": lambda: _box([_item()], main=_SubItem(**vars(_item()))),
     "a non-null object null": lambda: _box([None, _item()]),
     # Leaves from resolvers (their value coerced directly).
     "an exception from a resolved leaf": lambda: _box([_item()], label=ValueError("label")),
@@ -356,8 +407,12 @@ def test_only_plain_resolvers_are_replaced() -> None:
     reference_fields = REFERENCE._schema.type_map["Box"].fields  # type: ignore[attr-defined]
     for name in ("tally", "named", "filtered", "secret", "later", "broken"):
         assert fields[name].resolve is not reference_fields[name].resolve
-    # Plain attributes keep strawberry's own resolver (execution reads them in place).
-    assert fields["label"].resolve.__name__ == "_get_basic_result"
+    # Plain attributes read the attribute directly, and name it for the executor, which
+    # reads leaves and objects in place.
+    for name, attribute in [("label", "label"), ("items", "items"), ("main", "main")]:
+        assert fields[name].resolve.__name__ == "read_attribute"
+        assert fields[name].resolve.attribute == attribute
+        assert fields[name].resolve._is_default
 
 
 def test_every_enum_of_the_gateways_schema_serializes_as_strawberry_does() -> None:
@@ -388,3 +443,42 @@ def test_every_enum_of_the_gateways_schema_serializes_as_strawberry_does() -> No
                     outcomes.append((type(error).__name__, str(error)))
             assert outcomes[0] == outcomes[1], enum_type.name
             assert outcomes[0][0] != "answered"
+
+
+AHEAD = """
+query Ahead($colour: Colour) {
+  box { label ahead { name colour } red: ahead(colour: $colour) { name } }
+}
+"""
+
+
+@pytest.mark.parametrize("loaded", [False, True], ids=["nothing loaded ahead", "loaded ahead"])
+@pytest.mark.parametrize("scopes", [(), (Scope.DUES_READ,)], ids=["no scope", "dues:read"])
+async def test_a_value_loaded_ahead_is_read_without_its_resolver(
+    loaded: bool, scopes: tuple[str, ...]
+) -> None:
+    """answers_prefetched: the value a list loaded ahead is the answer the resolver would
+    give with every argument null, and it is read without calling the resolver; with an
+    argument given, or nothing loaded, the resolver runs; a missing scope is refused first."""
+    answers, calls = [], []
+    for schema in (FAST, REFERENCE):
+        box = _box([_item(name="own")])
+        if loaded:
+            box.prefetched["ahead"] = [_item(name="red"), _item(name="green", colour=Colour.GREEN)]
+        BOX["box"] = box
+        result = await schema.execute(
+            AHEAD, variable_values={"colour": "RED"}, context_value=_context(*scopes)
+        )
+        answers.append((result.data, sorted(e.message for e in result.errors or [])))
+        calls.append(box.calls)
+    assert answers[0] == answers[1]
+    if not scopes:
+        assert answers[0][1] == ["This field needs the dues:read scope."] * 2
+        assert calls[0] == calls[1] == []
+        return
+    names = [item["name"] for item in answers[0][0]["box"]["ahead"]]
+    assert names == (["red", "green"] if loaded else ["own"])
+    # The reference calls the resolver twice; the fast executor skips the unfiltered call
+    # when a value was loaded ahead.
+    assert calls[1] == ["ahead None", "ahead <Colour.RED: 'red'>"]
+    assert calls[0] == (calls[1][1:] if loaded else calls[1])
