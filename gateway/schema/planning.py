@@ -22,8 +22,10 @@ from gateway.access.permissions import Scope, mask_national_code, note_personal_
 from gateway.context import Info
 from gateway.errors import BadUserInput, Forbidden
 from gateway.guards.cost import typical_size
+from gateway.guards.execution import answers_prefetched
 from gateway.guards.response_cache import CacheScope, Freshness, cache_hint
 from gateway.loaders import Loaders
+from gateway.records import quick_new
 from gateway.schema.agencies import CivilRecord, Deed, PostalAddress
 from gateway.schema.node import Node, from_global_id, node_type
 from gateway.schema.pages import (
@@ -234,8 +236,8 @@ class Owner:
     acquired_on: CalendarDate = strawberry.field(description="When the owner acquired the share.")
 
     @classmethod
-    def from_domain(cls, ownership: domain.Ownership) -> Self:
-        return cls(
+    def from_domain(cls, ownership: domain.Ownership) -> Owner:
+        return _new_owner(
             owner=ownership.owner,
             owned_share=ownership.share,
             acquired_on=calendar_date(ownership.acquired_on),
@@ -274,6 +276,9 @@ class Owner:
         return self.owned_share
 
 
+_new_owner = quick_new(Owner)
+
+
 @node_type(loader=lambda loaders: loaders.building_by_id, scope=Scope.PARCELS_READ)
 @strawberry.type(description="A building on a parcel (ساختمان).")
 class Building(Node):
@@ -283,14 +288,17 @@ class Building(Node):
     construction_year: int = strawberry.field(description="Solar Hijri year.")
 
     @classmethod
-    def from_domain(cls, building: domain.Building) -> Self:
-        return cls(
+    def from_domain(cls, building: domain.Building) -> Building:
+        return _new_building(
             pk=building.id,
             floors=building.floors,
             units=building.units,
             built_area=building.built_area,
             construction_year=building.construction_year,
         )
+
+
+_new_building = quick_new(Building)
 
 
 @node_type(loader=lambda loaders: loaders.permit_by_id, scope=Scope.PARCELS_READ)
@@ -304,8 +312,8 @@ class Permit(Node):
     units: int = strawberry.field(description="Units it permits.")
 
     @classmethod
-    def from_domain(cls, permit: domain.Permit) -> Self:
-        return cls(
+    def from_domain(cls, permit: domain.Permit) -> Permit:
+        return _new_permit(
             pk=permit.id,
             number=permit.number,
             kind=_PERMIT_KINDS[permit.kind],
@@ -314,6 +322,9 @@ class Permit(Node):
             floors=permit.floors,
             units=permit.units,
         )
+
+
+_new_permit = quick_new(Permit)
 
 
 @node_type(loader=lambda loaders: loaders.certificate_by_id, scope=Scope.PARCELS_READ)
@@ -330,8 +341,8 @@ class Certificate(Node):
     issued_on: CalendarDate = strawberry.field(description="When it was issued.")
 
     @classmethod
-    def from_domain(cls, certificate: domain.Certificate) -> Self:
-        return cls(
+    def from_domain(cls, certificate: domain.Certificate) -> Certificate:
+        return _new_certificate(
             pk=certificate.id,
             building_id=certificate.building_id,
             kind=_CERTIFICATE_KINDS[certificate.kind],
@@ -348,6 +359,9 @@ class Certificate(Node):
             return None
         building = await info.context.loaders.building_by_id.load(self.building_id)
         return None if building is None else Building.from_domain(building)
+
+
+_new_certificate = quick_new(Certificate)
 
 
 @strawberry.type(description="The Article 100 commission's ruling on a violation.")
@@ -374,7 +388,7 @@ class Violation(Node):
     )
 
     @classmethod
-    def from_domain(cls, violation: domain.Violation) -> Self:
+    def from_domain(cls, violation: domain.Violation) -> Violation:
         ruling = None
         if violation.ruling is not None:
             ruling = Ruling(
@@ -382,7 +396,7 @@ class Violation(Node):
                 ruled_on=optional_date(violation.ruled_on),
                 fine=None if violation.fine is None else Money(violation.fine),
             )
-        return cls(
+        return _new_violation(
             pk=violation.id,
             kind=_VIOLATION_KINDS[violation.kind],
             detected_on=calendar_date(violation.detected_on),
@@ -390,6 +404,9 @@ class Violation(Node):
             status=_VIOLATION_STATUSES[violation.status],
             ruling=ruling,
         )
+
+
+_new_violation = quick_new(Violation)
 
 
 @node_type(loader=lambda loaders: loaders.parcel_by_id, scope=Scope.PARCELS_READ)
@@ -424,8 +441,8 @@ class Parcel(Node):
     area: Decimal = strawberry.field(description="Square metres.")
 
     @classmethod
-    def from_domain(cls, parcel: domain.Parcel) -> Self:
-        return cls(
+    def from_domain(cls, parcel: domain.Parcel) -> Parcel:
+        return _new_parcel(
             pk=parcel.id,
             region_id=parcel.region_id,
             district_id=parcel.district_id,
@@ -450,7 +467,7 @@ class Parcel(Node):
         return info.context.settings.municipality_code
 
     @classmethod
-    async def resolve_reference(cls, info: Info, **key: Any) -> Self | None:
+    async def resolve_reference(cls, info: Info, **key: Any) -> Parcel | None:
         """A federation router's `_entities` look-up by (municipality, renewal code or
         registry plate): the same scope as `parcel(...)`; null for another municipality's."""
         if not info.context.principal.has(Scope.PARCELS_READ):
@@ -485,6 +502,7 @@ class Parcel(Node):
         description="The municipal region (منطقه) the parcel lies in.",
         metadata=cache_hint(Freshness.PLANNING),
     )
+    @answers_prefetched("region")
     def region(self, info: Info) -> Region:
         return self._relation(info, "region")  # type: ignore[no-any-return]
 
@@ -492,6 +510,7 @@ class Parcel(Node):
         description="The district (ناحیه) the parcel lies in.",
         metadata=cache_hint(Freshness.PLANNING),
     )
+    @answers_prefetched("district")
     def district(self, info: Info) -> District:
         return self._relation(info, "district")  # type: ignore[no-any-return]
 
@@ -501,6 +520,7 @@ class Parcel(Node):
         # audited, and such an answer is never cached).
         metadata={**typical_size(3), **cache_hint(Freshness.PLANNING, CacheScope.PRIVATE)},
     )
+    @answers_prefetched("owners")
     def owners(self, info: Info) -> list[Owner]:
         return self._relation(info, "owners")  # type: ignore[no-any-return]
 
@@ -520,6 +540,7 @@ class Parcel(Node):
         description="The buildings on it.",
         metadata={**typical_size(2), **cache_hint(Freshness.PLANNING)},
     )
+    @answers_prefetched("buildings")
     def buildings(self, info: Info) -> list[Building]:
         return self._relation(info, "buildings")  # type: ignore[no-any-return]
 
@@ -527,6 +548,7 @@ class Parcel(Node):
         description="Building permits (پروانه ساختمانی) issued for it.",
         metadata={**typical_size(3), **cache_hint(Freshness.PLANNING)},
     )
+    @answers_prefetched("permits")
     def permits(self, info: Info) -> list[Permit]:
         return self._relation(info, "permits")  # type: ignore[no-any-return]
 
@@ -534,6 +556,7 @@ class Parcel(Node):
         description="Completion and no-violation certificates issued for it.",
         metadata={**typical_size(2), **cache_hint(Freshness.PLANNING)},
     )
+    @answers_prefetched("certificates")
     def certificates(
         self,
         info: Info,
@@ -549,6 +572,7 @@ class Parcel(Node):
         description="Building violations (تخلفات) recorded on it.",
         metadata={**typical_size(3), **cache_hint(Freshness.PLANNING)},
     )
+    @answers_prefetched("violations")
     def violations(
         self,
         info: Info,
@@ -565,6 +589,7 @@ class Parcel(Node):
         permission_classes=[requires(Scope.DUES_READ)],
         metadata=cache_hint(Freshness.DUES),
     )
+    @answers_prefetched("dues")
     def dues(self, info: Info) -> Dues | None:
         return self._relation(info, "dues")  # type: ignore[no-any-return]
 
@@ -583,6 +608,9 @@ class Parcel(Node):
     async def postal_address(self, info: Info) -> PostalAddress | None:
         answer = await info.context.loaders.postal_address.load(self.postal_code)
         return None if answer is None else PostalAddress.from_answer(answer)
+
+
+_new_parcel = quick_new(Parcel)
 
 
 RecordT = TypeVar("RecordT")
@@ -727,6 +755,9 @@ class ParcelEdge:
     cursor: str = strawberry.field(description="Where the parcel stands in the list.")
 
 
+_new_parcel_edge = quick_new(ParcelEdge)
+
+
 @strawberry.type(description="A page of parcels (Relay connection).")
 class ParcelConnection:
     edges: list[ParcelEdge] = strawberry.field(
@@ -829,7 +860,9 @@ class PlanningQuery:
         domain_filter = (filter or ParcelFilter()).to_domain()
         page = await domain.find_parcels(info.context.databases, domain_filter, window=window)
         edges = [
-            ParcelEdge(node=Parcel.from_domain(record), cursor=encode_cursor("parcel", record.id))
+            _new_parcel_edge(
+                node=Parcel.from_domain(record), cursor=encode_cursor("parcel", record.id)
+            )
             for record in page.parcels
         ]
         await prefetch_parcels(

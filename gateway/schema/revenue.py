@@ -16,6 +16,7 @@ from gateway.access.principals import may_verify_payment
 from gateway.context import Info
 from gateway.errors import BadUserInput
 from gateway.guards.response_cache import Freshness, cache_hint
+from gateway.records import quick_new
 from gateway.schema.agencies import BankPayment
 from gateway.schema.scalars import CalendarDate, Money, RenewalCode, by_value, calendar_date
 
@@ -58,6 +59,9 @@ class DueItem:
         )
 
 
+_new_due_item = quick_new(DueItem)
+
+
 @strawberry.type(description="A parcel's municipal dues (the basis of a مفاصاحساب).")
 class Dues:
     total: Money = strawberry.field(description="Everything assessed.")
@@ -73,7 +77,7 @@ class Dues:
     )
 
     @classmethod
-    def from_domain(cls, parcel_dues: dues.Dues) -> Self:
+    def from_domain(cls, parcel_dues: dues.Dues) -> Dues:
         # One pass over the items (a page converts hundreds): the sums as dues.Dues sums them.
         items: list[DueItem] = []
         total = paid = outstanding = 0
@@ -86,7 +90,7 @@ class Dues:
             paid += item_paid
             outstanding += left
             items.append(
-                DueItem(
+                _new_due_item(
                     kind=_DUE_KINDS[item.kind],
                     period=item.period,
                     amount=Money(amount),
@@ -95,13 +99,16 @@ class Dues:
                     due_date=calendar_date(item.due_date),
                 )
             )
-        return cls(
+        return _new_dues(
             total=Money(total),
             paid=Money(paid),
             outstanding=Money(outstanding),
             settled=outstanding == 0,
             items=items,
         )
+
+
+_new_dues = quick_new(Dues)
 
 
 @strawberry.type(description="A payment as the revenue department recorded it.")

@@ -1,14 +1,17 @@
-"""quick_init (gateway/records.py): a frozen record made faster is the same record."""
+"""quick_init and quick_new (gateway/records.py): a record or a GraphQL object made faster is
+the same one."""
 
 from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+from decimal import Decimal
 
 import pytest
+import strawberry
 
 from gateway.dues import DueItem
-from gateway.records import quick_init
+from gateway.records import quick_init, quick_new
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -96,3 +99,95 @@ def test_the_domain_records_are_quick() -> None:
     assert type(item).__init__.__qualname__ == "DueItem.__init__"
     assert "_set_id" in type(item).__init__.__code__.co_names
     assert item.outstanding == 300
+
+
+@strawberry.type
+class Shown:
+    id: int
+    name: str
+    note: str | None = None
+    hidden: strawberry.Private[list[str]]
+
+    @strawberry.field
+    def shouted(self) -> str:
+        return self.name.upper()
+
+
+_new_shown = quick_new(Shown)
+
+
+def test_a_quick_object_is_the_object_its_class_makes() -> None:
+    made, called = _new_shown(id=1, name="a", hidden=[]), Shown(id=1, name="a", hidden=[])
+    assert type(made) is Shown
+    assert vars(made) == vars(called) == {"id": 1, "name": "a", "note": None, "hidden": []}
+    assert made == called
+    assert repr(made) == repr(called)
+    assert made.shouted() == "A"
+    assert _new_shown(id=1, name="a", note="n", hidden=[]).note == "n"
+
+
+@pytest.mark.parametrize(
+    ("args", "kwargs"),
+    [
+        ((), {"id": 1}),
+        ((1, "a"), {"hidden": []}),
+        ((), {"id": 1, "name": "a", "hidden": [], "other": 2}),
+    ],
+    ids=["a keyword missing", "positional", "an unknown keyword"],
+)
+def test_a_quick_object_takes_the_same_arguments(
+    args: tuple[object, ...], kwargs: dict[str, object]
+) -> None:
+    with pytest.raises(TypeError):
+        Shown(*args, **kwargs)  # type: ignore[misc]
+    with pytest.raises(TypeError):
+        _new_shown(*args, **kwargs)  # type: ignore[misc]
+
+
+def test_only_plain_keyword_only_dataclasses_are_made_quickly() -> None:
+    @dataclasses.dataclass(frozen=True, kw_only=True)
+    class Frozen:
+        id: int
+
+    @dataclasses.dataclass
+    class Positional:
+        id: int
+
+    @dataclasses.dataclass(kw_only=True)
+    class Factory:
+        ids: list[int] = dataclasses.field(default_factory=list)
+
+    @dataclasses.dataclass(kw_only=True)
+    class Checked:
+        id: int
+
+        def __post_init__(self) -> None:
+            pass
+
+    class NotADataclass:
+        pass
+
+    for cls in (Frozen, Positional, Factory, Checked, NotADataclass):
+        with pytest.raises(TypeError):
+            quick_new(cls)
+
+
+def test_the_page_s_graphql_objects_are_made_quickly() -> None:
+    """The makers a page of parcels uses build what the classes build."""
+    from gateway import dues, parcels
+    from gateway.schema import planning, revenue
+
+    owed = dues.Dues("1-1-1-1", (DueItem(1, "renewal_duty", 1403, 500, 200, DAY),))
+    made = revenue.Dues.from_domain(owed)
+    assert type(made) is revenue.Dues
+    assert type(made.items[0]) is revenue.DueItem
+    assert vars(made.items[0]) == vars(revenue.DueItem.from_domain(owed.items[0]))
+    assert (made.total, made.paid, made.outstanding, made.settled) == (500, 200, 300, False)
+    building = parcels.Building(7, 1, 2, 3, Decimal("120.5"), 1390)
+    converted = planning.Building.from_domain(building)
+    assert type(converted) is planning.Building
+    assert vars(converted) == vars(
+        planning.Building(
+            pk=7, floors=2, units=3, built_area=Decimal("120.5"), construction_year=1390
+        )
+    )
