@@ -48,6 +48,7 @@ from strawberry.permission import PermissionExtension
 from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
 from strawberry.schema.schema_converter import CustomGraphQLEnumType, GraphQLCoreConverter
 from strawberry.types.base import StrawberryMaybe, StrawberryOptional
+from strawberry.types.cast import TYPE_CAST_ATTRIBUTE
 from strawberry.types.field import StrawberryField
 from strawberry.types.fields.resolver import StrawberryResolver
 
@@ -969,7 +970,42 @@ def plain_values(schema: Any) -> int:
     }
     execution.plain_types = _PLAIN_VALUES | plain
     execution.settled_types = _SETTLED_VALUES | plain
+    for named_type in schema._schema.type_map.values():
+        if isinstance(named_type, GraphQLObjectType):
+            _quick_type_check(named_type)
     return len(plain)
+
+
+def _quick_type_check(object_type: GraphQLObjectType) -> None:
+    """strawberry's is_type_of for a type with interfaces (a Node: a parcel, a permit) asks
+    first whether the object was strawberry.cast to a type, by a getattr that misses and so
+    raises and catches an AttributeError inside, then isinstance: a page asks it of 370
+    objects. An instance of exactly the type's class that holds no cast is of the type, as
+    strawberry's check would find; anything else is asked of strawberry's."""
+    original = object_type.is_type_of
+    definition = object_type.extensions.get(GraphQLCoreConverter.DEFINITION_BACKREF)
+    origin = getattr(definition, "origin", None)
+    if (
+        original is None
+        or getattr(original, "__qualname__", "") != _STRAWBERRY_IS_TYPE_OF
+        or not isinstance(origin, type)
+        or getattr(definition, "concrete_of", None) is not None
+        or "__slots__" in vars(origin)
+        or hasattr(origin, TYPE_CAST_ATTRIBUTE)
+    ):
+        return
+
+    def is_type_of(value: Any, info: Any) -> bool:
+        if type(value) is origin and TYPE_CAST_ATTRIBUTE not in value.__dict__:
+            return True
+        return bool(original(value, info))
+
+    object_type.is_type_of = is_type_of
+
+
+_STRAWBERRY_IS_TYPE_OF = (
+    "GraphQLCoreConverter.from_object.<locals>._get_is_type_of.<locals>.is_type_of"
+)
 
 
 _ABSENT = object()

@@ -482,3 +482,69 @@ async def test_a_value_loaded_ahead_is_read_without_its_resolver(
     # when a value was loaded ahead.
     assert calls[1] == ["ahead None", "ahead <Colour.RED: 'red'>"]
     assert calls[0] == (calls[1][1:] if loaded else calls[1])
+
+
+@strawberry.interface
+class Named:
+    name: str
+
+
+@strawberry.type
+class Pet(Named):
+    legs: int
+
+
+@strawberry.type
+class Plant(Named):
+    leaves: int
+
+
+class Puppy(Pet):
+    """A subclass: not the type's own class, so strawberry's check answers for it."""
+
+
+PETS: dict[str, Any] = {}
+
+
+@strawberry.type
+class PetQuery:
+    @strawberry.field
+    def pets(self) -> list[Pet | None]:
+        return PETS["pets"]  # type: ignore[no-any-return]
+
+    @strawberry.field
+    def pet(self) -> Pet | None:
+        return PETS["pets"][0]  # type: ignore[no-any-return]
+
+    @strawberry.field
+    def named(self) -> list[Named]:
+        return PETS["pets"]  # type: ignore[no-any-return]
+
+
+@pytest.mark.parametrize(
+    "pets",
+    [
+        lambda: [Pet(name="rex", legs=4), Puppy(name="bit", legs=4)],
+        lambda: [strawberry.cast(Plant, Pet(name="fern", legs=0)), Pet(name="rex", legs=4)],
+        lambda: [Plant(name="ivy", leaves=9), Pet(name="rex", legs=4)],
+        lambda: [strawberry.cast(Pet, Plant(name="odd", leaves=1))],
+    ],
+    ids=["its class and a subclass", "one cast to another type", "another type", "cast to it"],
+)
+async def test_an_interface_s_types_are_checked_as_strawberry_checks_them(pets: Any) -> None:
+    """plain_values answers is_type_of for an instance of exactly the type's class that holds
+    no strawberry.cast; every other object gets strawberry's own answer."""
+    fast = strawberry.Schema(
+        query=PetQuery, execution_context_class=shared_loop_execution(ExecutionPolicy(60.0, 60.0))
+    )
+    plain_values(fast)
+    pet_type = fast._schema.type_map["Pet"]
+    assert pet_type.is_type_of.__qualname__.startswith("_quick_type_check")  # type: ignore[attr-defined]
+    reference = strawberry.Schema(query=PetQuery)
+    document = "{ pets { name legs } pet { name } named { name ... on Pet { legs } } }"
+    answers = []
+    for schema in (fast, reference):
+        PETS["pets"] = pets()
+        result = await schema.execute(document)
+        answers.append((result.data, sorted(e.message for e in result.errors or [])))
+    assert answers[0] == answers[1]
