@@ -15,6 +15,7 @@ one per field left.
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import math
 import time
 from collections import deque
@@ -22,6 +23,7 @@ from collections.abc import Awaitable, Callable, Coroutine, Generator
 from dataclasses import dataclass
 from decimal import Decimal
 from enum import EnumType
+from keyword import iskeyword
 from typing import Any, ClassVar, TypeVar, cast
 
 from graphql import (
@@ -315,8 +317,14 @@ def _execute_fields(
         # Memoized by the selection's identity, as graphql-core memoizes the selection
         # itself: each item of a list shares one. The selection is kept with its plan, so
         # that its id cannot be reused during the operation.
-        planned = (grouped_field_set, _plan(self.field_kinds, parent_type, grouped_field_set))
+        plan = _plan(self.field_kinds, parent_type, grouped_field_set)
+        planned = (grouped_field_set, plan, _leaves_only(self.leaf_functions, plan))
         self.leaf_plans[id(grouped_field_set)] = planned
+    leaves = planned[2]
+    if leaves is not None:
+        done = leaves(source_value)
+        if done is not None:
+            return done
     plan = planned[1]
     if plan is None:
         return _core_execute_fields(
@@ -404,6 +412,88 @@ def _execute_fields(
     return _settled(results, awaitable_fields)
 
 
+# An object's fields when its selection is only leaves, or None where one of them is not plainly
+# a value of its type: the plan's loop then executes the object, errors and all.
+_LeafFunction = Callable[[Any], dict[str, Any] | None]
+# By the plan's leaves (their names, attributes, coercions and types), one per schema.
+_LeafFunctions = dict[tuple[Any, ...], _LeafFunction | None]
+# Values a leaf function coerces itself: neither awaitables nor exceptions, whatever their
+# type's coercion makes of them.
+_COERCED_IN_PLACE = _PLAIN_VALUES | {dt.date, dt.datetime, dt.time}
+# Selections of leaves told apart at most (plans are per document; beyond, the loop runs).
+_MAX_LEAF_FUNCTIONS = 2048
+
+
+def _leaves_only(functions: _LeafFunctions, plan: _Plan) -> _LeafFunction | None:
+    """A function that completes an object whose selection is only plain and enum leaves
+    (a due item, a permit, a date), made once per schema and selection: each leaf read and
+    checked in a line of its own instead of a turn of the plan's loop, which unpacks its
+    entry and asks its kind. It gives None, and the loop runs (reading the attributes once
+    more, which has no side effect), for anything that is not plainly a value of its type:
+    null where it may not be, an exception, an awaitable, a value its type refuses."""
+    if not plan or any(entry[2] not in (_PLAIN_LEAF, _ENUM_LEAF) for entry in plan):
+        return None
+    key = tuple((name, how, target, coerce if how == _PLAIN_LEAF else id(coerce), non_null,
+                 plain) for name, _, how, target, coerce, non_null, plain in plan)  # fmt: skip
+    if key in functions:
+        return functions[key]
+    made = _make_leaves_only(plan) if len(functions) < _MAX_LEAF_FUNCTIONS else None
+    functions[key] = made
+    return made
+
+
+def _make_leaves_only(plan: list[tuple[str, Any, int, Any, Any, bool, type | None]]) -> Any:
+    namespace: dict[str, Any] = {"_Undefined": Undefined}
+    lines = ["def leaves(source):", "    results = {}"]
+    for index, (name, _, how, target, coerce, non_null, plain) in enumerate(plan):
+        if not (isinstance(target, str) and target.isidentifier() and not iskeyword(target)):
+            return None
+        if not (isinstance(name, str) and name.isidentifier()):
+            return None
+        namespace[f"_plain{index}"] = plain
+        namespace[f"_coerce{index}"] = coerce
+        lines += [
+            "    try:",
+            f"        value = source.{target}",
+            "    except Exception:",
+            "        return None",
+        ]
+        if how == _ENUM_LEAF:  # coerce: the names by value, plain: the enum's class
+            lines += [
+                f"    if type(value) is _plain{index}:",
+                f"        named = _coerce{index}.get(value._value_)",
+                "        if named is None:",
+                "            return None",
+                f"        results[{name!r}] = named",
+            ]
+        elif plain is not None:
+            within = f" and {_INT_MIN} <= value <= {_INT_MAX}" if plain is int else ""
+            lines += [
+                f"    if type(value) is _plain{index}{within}:",
+                f"        results[{name!r}] = value",
+            ]
+        else:
+            # Only values of the types plainly values are coerced here (no awaitable, no
+            # exception); a coercion that raises or refuses is left to the loop.
+            namespace[f"_values{index}"] = _COERCED_IN_PLACE
+            lines += [
+                f"    if type(value) in _values{index}:",
+                "        try:",
+                f"            coerced = _coerce{index}(value)",
+                "        except Exception:",
+                "            return None",
+                "        if coerced is None or coerced is _Undefined:",
+                "            return None",
+                f"        results[{name!r}] = coerced",
+            ]
+        if not non_null:
+            lines += ["    elif value is None:", f"        results[{name!r}] = None"]
+        lines += ["    else:", "        return None"]
+    lines.append("    return results")
+    exec("\n".join(lines), namespace)  # as dataclasses makes __init__
+    return namespace["leaves"]
+
+
 ContainerT = TypeVar("ContainerT", dict[str, Any], list[Any])
 
 
@@ -436,6 +526,7 @@ class SharedLoopExecution(StrawberryGraphQLCoreExecutionContext):
 
     policy: ClassVar[ExecutionPolicy]
     field_kinds: ClassVar[_FieldKinds]
+    leaf_functions: ClassVar[_LeafFunctions]
     # Classes whose instances are plainly values, neither null, an error nor an awaitable,
     # and what a field's execution gives that is plainly not awaitable (see plain_values).
     plain_types: ClassVar[frozenset[type]] = _PLAIN_VALUES
@@ -444,7 +535,7 @@ class SharedLoopExecution(StrawberryGraphQLCoreExecutionContext):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         # Plain leaves by selection (see _execute_fields), for this operation.
-        self.leaf_plans: dict[int, tuple[GroupedFieldSet, _Plan]] = {}
+        self.leaf_plans: dict[int, tuple[GroupedFieldSet, _Plan, _LeafFunction | None]] = {}
         # The resolve-info's class and its entries after the path, the same for every field
         # of the operation, once one was built (see _resolve_info).
         self.info_shared: tuple[type, tuple[Any, ...]] | None = None
@@ -1155,4 +1246,5 @@ def shared_loop_execution(policy: ExecutionPolicy) -> type[SharedLoopExecution]:
 
     Execution.policy = policy
     Execution.field_kinds = {}
+    Execution.leaf_functions = {}
     return Execution

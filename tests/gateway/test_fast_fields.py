@@ -256,7 +256,7 @@ query Box($colour: Colour) {
   box {
     label size tally named secret later broken echoed
     items { name colour maybeColour money area note count renamed: name where }
-    maybeItems { name count }
+    maybeItems { name colour maybeColour money area note count }
     filtered(colour: $colour) { name colour }
     all: filtered { name }
     main { name colour }
@@ -548,3 +548,25 @@ async def test_an_interface_s_types_are_checked_as_strawberry_checks_them(pets: 
         result = await schema.execute(document)
         answers.append((result.data, sorted(e.message for e in result.errors or [])))
     assert answers[0] == answers[1]
+
+
+async def test_selections_of_leaves_are_completed_by_a_function_made_once_per_schema() -> None:
+    from gateway.guards import execution
+
+    functions = FAST.execution_context_class.leaf_functions  # type: ignore[attr-defined]
+    functions.clear()
+    await _both(CASES["plain"], scopes=(Scope.DUES_READ,))
+    made = [function for function in functions.values() if function is not None]
+    # maybeItems', filtered's (and main's, the same leaves), all's and first's selections;
+    # items' has a resolver.
+    assert len(made) == 4
+    assert all(function.__name__ == "leaves" for function in made)
+    await _both(CASES["plain"], scopes=(Scope.DUES_READ,))
+    assert [f for f in functions.values() if f is not None] == made  # not made again
+    # Past the cap, a new selection gets none (the plan's loop executes it).
+    functions.clear()
+    functions.update({("filler", n): None for n in range(execution._MAX_LEAF_FUNCTIONS)})
+    fast, reference, _, _ = await _both(CASES["plain"], scopes=(Scope.DUES_READ,))
+    assert fast == reference
+    assert not any(f for f in functions.values())
+    functions.clear()
