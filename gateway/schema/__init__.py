@@ -14,10 +14,12 @@ from typing import Any
 
 import strawberry
 from graphql import GraphQLError
-from strawberry.extensions import MaxTokensLimiter, ParserCache
+from strawberry.extensions import MaxTokensLimiter, ParserCache, SchemaExtension
+from strawberry.extensions.runner import SchemaExtensionsRunner
 from strawberry.schema.config import StrawberryConfig
 from strawberry.schema.name_converter import NameConverter
 from strawberry.tools import merge_types
+from strawberry.types import ExecutionContext
 from strawberry.types.base import get_object_definition
 
 from gateway.guards.admission import Admission
@@ -45,6 +47,7 @@ from gateway.schema.federation import (
     describe_federation_types,
     municipality_query,
 )
+from gateway.schema.hooks import RememberedHooksRunner
 from gateway.schema.inquiries import InquiriesMutation, InquiriesQuery, InquiriesSubscription
 from gateway.schema.inquiry_stats import InquiryStatsQuery
 from gateway.schema.keys import KeysMutation, KeysSubscription
@@ -109,6 +112,12 @@ class Schema(strawberry.federation.Schema):
 
     def process_errors(self, errors: list[GraphQLError], execution_context: Any = None) -> None:
         """Errors are classified and logged once, without client data, in gateway/edge/errors.py."""
+
+    def create_extensions_runner(
+        self, execution_context: ExecutionContext, extensions: list[SchemaExtension]
+    ) -> SchemaExtensionsRunner:
+        """strawberry's runner, with each extension class's hooks wrapped once (hooks.py)."""
+        return RememberedHooksRunner(execution_context=execution_context, extensions=extensions)
 
 
 class RememberedNames(NameConverter):
