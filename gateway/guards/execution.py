@@ -178,6 +178,7 @@ class _FieldKind:
     object_type: GraphQLObjectType | None  # an object type, or a list's objects' type
     item_type: GraphQLOutputType | None  # a list of objects' item type
     plain: type | None = None  # a leaf type whose values of this type are their own output
+    attribute: str | None = None  # a basic field's attribute (_attribute_reader)
 
 
 def _field_kind(field_def: GraphQLField) -> _FieldKind:
@@ -197,7 +198,8 @@ def _field_kind(field_def: GraphQLField) -> _FieldKind:
         field_type = item_type.of_type if isinstance(item_type, GraphQLNonNull) else item_type
     if not isinstance(field_type, GraphQLObjectType):
         return _FieldKind(None, resolvable, None, None, None)  # graphql-core completes it
-    return _FieldKind(None, resolvable, None, field_type, item_type)
+    attribute = getattr(field_def.resolve, "attribute", None)
+    return _FieldKind(None, resolvable, None, field_type, item_type, None, attribute)
 
 
 @dataclass(slots=True)
@@ -254,6 +256,7 @@ def _plan(
     kinds: _FieldKinds, parent_type: GraphQLObjectType, grouped_field_set: GroupedFieldSet
 ) -> _Plan:
     plan: list[tuple[str, Any, int, Any, Any, bool, type | None]] = []
+    general = True  # every field takes graphql-core's path, so far
     for name, details in grouped_field_set.items():
         node = details[0].node
         # Meta fields (__typename) are not among the type's fields: graphql-core's path.
@@ -276,18 +279,21 @@ def _plan(
                 (name, details, _PLAIN_LEAF, leaf.attribute, leaf.coerce, leaf.non_null,
                  leaf.plain)
             )  # fmt: skip
-        elif kind.resolvable and all(d.fragment_variable_values is None for d in details):
-            nodes = [d.node for d in details]
+        elif kind.resolvable and (
+            details[0].fragment_variable_values is None
+            if len(details) == 1
+            else all(d.fragment_variable_values is None for d in details)
+        ):
             resolved = _Resolved(
-                field_def, nodes, kind.coerce, kind.object_type, kind.item_type,
-                plain=kind.plain, attribute=getattr(field_def.resolve, "attribute", None),
+                field_def, [d.node for d in details], kind.coerce, kind.object_type,
+                kind.item_type, None, None, None, kind.plain, kind.attribute,
             )  # fmt: skip
             plan.append((name, details, _RESOLVED, resolved, None, False, None))
         else:
             plan.append((name, details, _GENERAL, None, None, False, None))
-    if all(entry[2] == _GENERAL for entry in plan):
-        return None
-    return plan
+            continue
+        general = False
+    return None if general else plan
 
 
 def _execute_fields(
