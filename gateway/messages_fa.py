@@ -540,6 +540,10 @@ PERSIAN: dict[str, str] = {
     ),
     "agency did not answer in time": "سازمان به‌موقع پاسخ نداد",
     "agency rejected the request": "سازمان درخواست را رد کرد",
+    # A schema extension misconfigured (gateway/schema/hooks.py, as strawberry words it).
+    "Hook {hook_name} on {extension} must be callable, received {hook_fn!r}": (
+        "قلاب {hook_name} در {extension} باید فراخواندنی باشد؛ {hook_fn!r} داده شده است"
+    ),
 }
 
 # The libraries' messages that clients meet: graphql-core's parse, validation and coercion
