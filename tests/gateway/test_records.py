@@ -95,10 +95,35 @@ def test_only_plain_frozen_slotted_dataclasses_are_taken() -> None:
 
 
 def test_the_domain_records_are_quick() -> None:
-    item = DueItem(1, "renewal_duty", 1403, 500, 200, DAY)
-    assert type(item).__init__.__qualname__ == "DueItem.__init__"
-    assert "_set_id" in type(item).__init__.__code__.co_names
-    assert item.outstanding == 300
+    from gateway.parcels import Building
+
+    building = Building(7, 1, 2, 3, Decimal("120.5"), 1390)
+    assert type(building).__init__.__qualname__ == "Building.__init__"
+    assert "_set_id" in type(building).__init__.__code__.co_names
+
+
+def test_due_items_are_made_straight_from_their_rows() -> None:
+    """A due item is a named tuple made from its row's values as the statement gives them
+    (the sum paid an integer where the driver decodes a numeric)."""
+    from collections import namedtuple
+
+    from gateway.dues import group_by_renewal_code
+
+    row = namedtuple("row", "id renewal_code kind period amount due_date paid")
+    rows = [
+        row(1, "1-1-1-1", "renewal_duty", 1403, 500, DAY, Decimal(200)),
+        row(2, "1-1-1-1", "waste_fee", 1403, 80, DAY, 100),
+    ]
+    grouped = group_by_renewal_code(rows, ["2-2-2-2", "1-1-1-1"])
+    assert [dues.renewal_code for dues in grouped] == ["2-2-2-2", "1-1-1-1"]
+    assert grouped[0].items == ()
+    first, second = grouped[1].items
+    assert first == DueItem(1, "renewal_duty", 1403, 500, 200, DAY)
+    assert type(first) is DueItem
+    assert type(first.paid) is int
+    assert (first.outstanding, second.outstanding) == (300, 0)  # overpaid: nothing left
+    assert (grouped[1].total, grouped[1].paid, grouped[1].outstanding) == (580, 300, 300)
+    assert hash(first) == hash(DueItem(1, "renewal_duty", 1403, 500, 200, DAY))
 
 
 @strawberry.type
