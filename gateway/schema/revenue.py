@@ -52,17 +52,6 @@ class DueItem:
     )
     due_date: CalendarDate = strawberry.field(description="When it falls due.")
 
-    @classmethod
-    def from_domain(cls, item: dues.DueItem) -> Self:
-        return cls(
-            kind=DueKind(item.kind),
-            period=item.period,
-            amount=item.amount,
-            paid=item.paid,
-            outstanding=item.outstanding,
-            due_date=calendar_date(item.due_date),
-        )
-
 
 _new_due_item = quick_new(DueItem)
 

@@ -201,12 +201,18 @@ def test_the_page_s_graphql_objects_are_made_quickly() -> None:
     """The makers a page of parcels uses build what the classes build."""
     from gateway import dues, parcels
     from gateway.schema import planning, revenue
+    from gateway.schema.scalars import calendar_date
 
     owed = dues.Dues("1-1-1-1", (DueItem(1, "renewal_duty", 1403, 500, 200, DAY),))
     made = revenue.Dues.from_domain(owed)
     assert type(made) is revenue.Dues
     assert type(made.items[0]) is revenue.DueItem
-    assert vars(made.items[0]) == vars(revenue.DueItem.from_domain(owed.items[0]))
+    assert vars(made.items[0]) == vars(
+        revenue.DueItem(
+            kind=revenue.DueKind("renewal_duty"), period=1403, amount=500, paid=200,
+            outstanding=300, due_date=calendar_date(DAY),
+        )
+    )  # fmt: skip
     assert (made.total, made.paid, made.outstanding, made.settled) == (500, 200, 300, False)
     building = parcels.Building(7, 1, 2, 3, Decimal("120.5"), 1390)
     converted = planning.Building.from_domain(building)
