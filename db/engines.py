@@ -150,16 +150,18 @@ async def read_rows(
     would begin a transaction for it, and the pool roll it back on return), and a lone
     SELECT sees one snapshot either way. The switch costs no round trip with asyncpg.
 
-    A statement registered with `raw_reads.reused` runs on PostgreSQL straight through
-    asyncpg (db/raw_reads.py); should it fail there, it runs again here, so that a dead
-    connection's read is retried and any other failure is SQLAlchemy's own error."""
-    plan = raw_reads.plan_for(engine, statement)
-    if plan is not None:
+    On PostgreSQL and SQLite the statement runs straight through the driver (db/raw_reads.py):
+    a registered one (`raw_reads.reused`) by its own plan, any other by its shape's; should
+    it fail there, it runs again here, so that a dead connection's read is retried and any
+    other failure is SQLAlchemy's own error."""
+    planned = raw_reads.plan_for(engine, statement, parameters)
+    if planned is not None:
+        plan, values = planned
         counter = statement_counter.get()
         if counter is not None:
             counter.count += 1
         try:
-            records = await raw_reads.fetch(engine, plan, parameters)
+            records = await raw_reads.fetch(engine, plan, values)
         except Exception:
             pass
         else:

@@ -12,11 +12,17 @@ on SQLite), and run on a connection checked out of the engine's own pool (so no 
 opened beyond the pool's bounds, and the checkout's checks still apply). Its rows are named
 tuples with the same fields and values as SQLAlchemy's rows.
 
+A statement built per request (a page's, by its filter and window) is planned by its shape:
+compiled once for each SQLAlchemy cache key (what SQLAlchemy's own compiled cache is keyed
+by), its values read from each statement's key as SQLAlchemy reads them. On PostgreSQL a
+page's statement through the execution layer cost about 6 % of the page's CPU.
+
 What SQLAlchemy does around a statement is kept: the request's statement count, a dead
 connection's read run once more on a new one, and errors raised as SQLAlchemy raises them
 (a statement that fails here runs again through SQLAlchemy, which raises its own error).
-Statements that are not registered, MariaDB, and engines with statement tracing on take
-SQLAlchemy's path (db/engines.py read_rows).
+Shapes that expand per call (an `IN` over a list not registered) or cannot be cached,
+MariaDB, and engines with statement tracing on take SQLAlchemy's path (db/engines.py
+read_rows).
 """
 
 from __future__ import annotations
@@ -69,7 +75,9 @@ class Plan:
     """One statement's SQL for the driver, its parameters in order, and how values are
     converted on the way in and out, as SQLAlchemy's types would."""
 
-    __slots__ = ("arrays", "bind", "convert", "defaults", "parameters", "row", "sql", "types")
+    __slots__ = (
+        "arrays", "bind", "compiled", "convert", "defaults", "parameters", "row", "sql", "types",
+    )  # fmt: skip
 
     def __init__(
         self,
@@ -81,6 +89,7 @@ class Plan:
         types: tuple[Any, ...],
         arrays: frozenset[str],
         convert: tuple[Callable[[Any], Any] | None, ...] | bool | None = False,
+        compiled: Any = None,
     ) -> None:
         self.sql = sql
         self.parameters = parameters  # by position ($1, $2 …)
@@ -92,6 +101,9 @@ class Plan:
         # Each column's conversion, None for none; False until the server has named the
         # columns' types (asyncpg's conversions depend on them); None: no column has one.
         self.convert = convert
+        # A statement planned by its shape (plan_for): SQLAlchemy's compiled form, which
+        # takes each statement's values from its cache key. None: a registered statement.
+        self.compiled = compiled
 
     def arguments(self, values: Mapping[str, Any] | None) -> list[Any]:
         given = values or {}
@@ -144,14 +156,27 @@ _PLANS: weakref.WeakKeyDictionary[Any, dict[int, tuple[Executable, Plan | None]]
 )
 
 
-def plan_for(engine: AsyncEngine, statement: Executable) -> Plan | None:
-    """The raw plan of a registered statement on a PostgreSQL or SQLite engine, or None."""
+def plan_for(
+    engine: AsyncEngine, statement: Executable, parameters: Mapping[str, Any] | None = None
+) -> tuple[Plan, Mapping[str, Any] | None] | None:
+    """The raw plan of a statement on a PostgreSQL or SQLite engine and the values to run it
+    with, or None for SQLAlchemy's path.
+
+    A registered statement (`reused`) has a plan of its own, its `IN` over a batch of keys
+    bound as one value. Any other (a page's statement, built per request by its filter and
+    window) is planned by its shape: SQLAlchemy's cache key, the same for every statement
+    that compiles to the same SQL, is what SQLAlchemy's own compiled cache is keyed by, and
+    each statement's values are read from its key as SQLAlchemy reads them
+    (construct_params' extracted parameters). A shape that expands per call (an `IN` over a
+    list) or cannot be cached keeps SQLAlchemy's path."""
     sync_engine = engine.sync_engine
     plans = _PLANS.get(sync_engine)
     if plans is None:
         if (engine.dialect.name, engine.dialect.driver) not in _DRIVERS:
             return None
         plans = _PLANS[sync_engine] = {}
+    if sync_engine in _EVENTFUL:
+        return None
     key = id(statement)
     known = plans.get(key)
     if known is not None and known[0] is statement:
@@ -160,10 +185,80 @@ def plan_for(engine: AsyncEngine, statement: Executable) -> Plan | None:
         plan = _compile(engine, statement)
         plans[key] = (statement, plan)
     else:
+        return _plan_by_shape(engine, statement, parameters)
+    return None if plan is None else (plan, parameters)
+
+
+# Plans of statements built per request, by their cache key, for each engine; None for a
+# shape that keeps SQLAlchemy's path. At most _MAX_SHAPES each, the oldest forgotten first
+# (as SQLAlchemy's compiled cache holds 500).
+_SHAPES: weakref.WeakKeyDictionary[Any, dict[Any, Plan | None]] = weakref.WeakKeyDictionary()
+_MAX_SHAPES = 500
+
+
+def _plan_by_shape(
+    engine: AsyncEngine, statement: Executable, parameters: Mapping[str, Any] | None
+) -> tuple[Plan, Mapping[str, Any]] | None:
+    cache_key = statement._generate_cache_key()  # type: ignore[attr-defined]
+    if cache_key is None:
+        return None  # holds something that cannot be cached
+    shapes = _SHAPES.get(engine.sync_engine)
+    if shapes is None:
+        shapes = _SHAPES[engine.sync_engine] = {}
+    try:
+        plan = shapes[cache_key.key]
+    except KeyError:
+        plan = _compile_shape(engine, statement, cache_key)
+        if len(shapes) >= _MAX_SHAPES:
+            del shapes[next(iter(shapes))]
+        shapes[cache_key.key] = plan
+    if plan is None:
         return None
-    if plan is not None and sync_engine in _EVENTFUL:
+    values = plan.compiled.construct_params(
+        params=parameters, extracted_parameters=cache_key.bindparams
+    )
+    return plan, values
+
+
+def _compile_shape(engine: AsyncEngine, statement: Executable, cache_key: Any) -> Plan | None:
+    dialect = engine.dialect
+    # Compiled with its cache key, so that construct_params maps another statement's
+    # extracted values onto this one's parameters.
+    compiled: Any = statement.compile(dialect=dialect, cache_key=cache_key)  # type: ignore[attr-defined]
+    if compiled.positiontup is None or getattr(compiled, "post_compile_params", None):
         return None
-    return plan
+    names = _row_names(compiled)
+    if names is None:
+        return None
+    processors = {
+        name: processor
+        for name, processor in compiled._bind_processors.items()
+        if processor is not None
+    }
+    types = tuple(column.type for column in compiled._result_columns)
+    sqlite = dialect.name == "sqlite"
+    return Plan(
+        sql=compiled.string,
+        parameters=tuple(compiled.positiontup),
+        defaults={},
+        bind=processors,  # every value is the statement's own, converted on each call
+        row=collections.namedtuple("Row", names),
+        types=types,
+        arrays=frozenset(),
+        convert=_conversions(types, dialect, None) if sqlite else False,
+        compiled=compiled,
+    )
+
+
+def _row_names(compiled: Any) -> list[str] | None:
+    """The row's field names, when a named tuple can hold them as SQLAlchemy's row does."""
+    names = [column.keyname for column in compiled._result_columns]
+    if len(set(names)) != len(names) or not all(
+        name.isidentifier() and not keyword.iskeyword(name) and not name.startswith("_")
+        for name in names
+    ):
+        return None
+    return names
 
 
 def _keys_in(sqlite: bool) -> Callable[[ClauseElement], ClauseElement | None]:
@@ -198,11 +293,8 @@ def _compile(engine: AsyncEngine, statement: Executable) -> Plan | None:
     compiled = clause.compile(dialect=dialect)
     if compiled.positiontup is None or getattr(compiled, "post_compile_params", None):
         return None  # something still expands per call
-    names = [column.keyname for column in compiled._result_columns]
-    if len(set(names)) != len(names) or not all(
-        name.isidentifier() and not keyword.iskeyword(name) and not name.startswith("_")
-        for name in names
-    ):
+    names = _row_names(compiled)
+    if names is None:
         return None
     parameters = tuple(compiled.positiontup)
     # The caller's parameters (required binds); the others carry their value in the statement.
@@ -258,7 +350,7 @@ async def fetch(engine: AsyncEngine, plan: Plan, values: Mapping[str, Any] | Non
     interrupted or the connection is dead, in which case it is thrown away."""
     pool = engine.sync_engine.pool
     sqlite = engine.dialect.name == "sqlite"
-    if sqlite:
+    if sqlite and plan.compiled is None:  # a registered keyed read (see InlineReader)
         inline = _inline(engine)
         if inline is not None:
             records = inline.read(plan.sql, plan.arguments(values))

@@ -24,11 +24,11 @@ import httpx
 import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-from sqlalchemy import text
+from sqlalchemy import event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from db import migrate, registry
+from db import migrate, raw_reads, registry
 from db.engines import Databases
 from gateway.access import audit_key
 from gateway.access import keys as access_keys
@@ -504,3 +504,25 @@ async def gateway_process(backend: Backend, env: dict[str, str]) -> AsyncIterato
         await process.wait()
         if drain is not None:
             await drain
+
+
+@contextlib.contextmanager
+def statements_sent(engine: Any) -> Iterator[list[tuple[str, Any]]]:
+    """The SQL and parameters of each statement run on this (async) engine meanwhile, as
+    SQLAlchemy's cursor events see them: its reads take SQLAlchemy's path for the time
+    being, as with statement tracing on (the raw path fires no event), and the same SQL."""
+    sync_engine = engine.sync_engine
+    sent: list[tuple[str, Any]] = []
+
+    def record(_c: Any, _cursor: Any, statement: str, parameters: Any, *_rest: Any) -> None:
+        sent.append((statement, parameters))
+
+    traced = sync_engine in raw_reads._EVENTFUL
+    raw_reads.keep_events(engine)
+    event.listen(sync_engine, "before_cursor_execute", record)
+    try:
+        yield sent
+    finally:
+        event.remove(sync_engine, "before_cursor_execute", record)
+        if not traced:
+            raw_reads._EVENTFUL.discard(sync_engine)

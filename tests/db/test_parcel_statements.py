@@ -9,13 +9,13 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
-from sqlalchemy import event, select
+from sqlalchemy import select
 
 from db import planning as tables
 from db.engines import Databases
 from gateway import parcels
 from gateway.paging import Window
-from tests.conftest import Backend
+from tests.conftest import Backend, statements_sent
 
 CHOICES: dict[str, tuple[Any, ...]] = {
     "region": (None, 2),
@@ -97,18 +97,9 @@ async def test_the_open_violations_test_reads_only_the_pages_range(
     deep in the list (150 ms at a million parcels): each bound of the page on parcels.id is
     repeated on violations.parcel_id, in the page's statement and in the one asking whether
     there is a match before its cursor."""
-    sent: list[tuple[str, Any]] = []
-
-    def record(_c: Any, _cursor: Any, statement: str, parameters: Any, *_rest: Any) -> None:
-        sent.append((statement, parameters))
-
-    engine = databases.planning.sync_engine
-    event.listen(engine, "before_cursor_execute", record)
-    try:
+    with statements_sent(databases.planning) as sent:
         filter = parcels.ParcelFilter(has_open_violations=wanted)
         await parcels.find_parcels(databases, filter, window=Window(size=4, after_id=77))
-    finally:
-        event.remove(engine, "before_cursor_execute", record)
     assert len(sent) == 2  # the page, and whether anything matches at or before its cursor
     # Read side by side, so in either order: the page is the one that joins.
     page, before = sorted(

@@ -206,32 +206,97 @@ async def test_engines_with_statement_tracing_keep_sqlalchemys_path(
     assert len(seen) == 1
 
 
-async def test_statements_built_per_request_keep_sqlalchemys_path_and_are_not_kept(
+async def test_statements_built_per_request_are_planned_once_per_shape(
     planning_engine: AsyncEngine,
 ) -> None:
     """Row rules narrow a registered statement per request: the narrowed copy is another
-    statement, never registered (so never kept nor compiled per request), and no plan
-    compiled for a statement is ever taken for another one that happens to get its id."""
+    statement, never registered (never kept nor compiled per request); it is planned once
+    for its shape, and no plan compiled for a statement is ever taken for another one that
+    happens to get its id."""
     from gateway.access.principals import Principal, PrincipalKind
     from gateway.loaders import access
 
     operator = Principal(PrincipalKind.OPERATOR, "op-1", "Operator", scopes=frozenset())
     registered = len(raw_reads._REUSED)
+    plans = set()
     for _ in range(20):
         loader = access.api_key_by_id(planning_engine, operator)
-        assert raw_reads.plan_for(planning_engine, loader.statement) is None
+        planned = raw_reads.plan_for(planning_engine, loader.statement)
+        assert planned is not None  # an operator sees no key: `WHERE false`, no keys' IN
+        plans.add(planned[0])
+    assert len(plans) == 1
     assert len(raw_reads._REUSED) == registered
 
     statement = planning.PARCEL_BY_ID.statement
-    plan = raw_reads.plan_for(planning_engine, statement)
-    assert plan is not None
+    planned = raw_reads.plan_for(planning_engine, statement)
+    assert planned is not None
     other = planning.PARCEL_BY_ID.where(text("1 = 1")).statement
-    plans = raw_reads._PLANS[planning_engine.sync_engine]
-    plans[id(other)] = plans[id(statement)]  # as if `other` had been given a dead one's id
+    by_id = raw_reads._PLANS[planning_engine.sync_engine]
+    by_id[id(other)] = by_id[id(statement)]  # as if `other` had been given a dead one's id
     try:
+        # Its keys' IN expands per call: SQLAlchemy's path, never the registered plan.
         assert raw_reads.plan_for(planning_engine, other) is None
     finally:
-        del plans[id(other)]
+        del by_id[id(other)]
+
+
+async def test_a_statement_built_per_request_reads_its_own_values(
+    planning_engine: AsyncEngine,
+) -> None:
+    """Statements of one shape share a plan and each reads with its own values (a filter's,
+    a window's limit, a text clause's, a parameter given at the call), the same rows and
+    types as SQLAlchemy's; a shape that expands per call keeps SQLAlchemy's path."""
+    from sqlalchemy import bindparam, select
+
+    from db import planning as tables
+
+    parcels = tables.Parcel.__table__
+
+    def page(region: int, after: int, size: int) -> Any:
+        return (
+            select(parcels)
+            .where(parcels.c.region_id == region, parcels.c.id > after)
+            .where(text("parcels.area > :least").bindparams(least=size * 3))
+            .order_by(parcels.c.id)
+            .limit(size + 1)
+        )
+
+    cases = [page(region, after, size) for region in (1, 2, 3) for after, size in ((0, 5), (40, 9))]
+    cases.append(select(parcels.c.id).where(parcels.c.renewal_code == bindparam("code")))
+    codes = await _keys(planning_engine, "SELECT renewal_code FROM parcels ORDER BY id LIMIT 2")
+    for answered, statement in enumerate(cases):
+        parameters = {"code": codes[answered % 2]} if "code" in str(statement) else None
+        planned = raw_reads.plan_for(planning_engine, statement, parameters)
+        assert planned is not None
+        got = await read_rows(planning_engine, statement, parameters)
+        async with planning_engine.connect() as connection:
+            expected = (await connection.execute(statement, parameters)).all()
+        assert expected
+        assert [tuple(r) for r in got] == [tuple(r) for r in expected]
+        assert [tuple(map(type, r)) for r in got] == [tuple(map(type, r)) for r in expected]
+        assert got[0]._fields == expected[0]._fields
+    shapes = raw_reads._SHAPES[planning_engine.sync_engine]
+    page_plans = {raw_reads.plan_for(planning_engine, c)[0] for c in cases[:-1]}  # type: ignore[index]
+    assert len(page_plans) == 1
+    assert len(shapes) == 2
+
+    listed = select(parcels.c.id).where(parcels.c.id.in_([1, 2, 3]))
+    assert raw_reads.plan_for(planning_engine, listed) is None
+    assert [row.id for row in await read_rows(planning_engine, listed)] == [1, 2, 3]
+
+
+async def test_shapes_are_kept_within_bounds(
+    planning_engine: AsyncEngine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from sqlalchemy import literal_column, select
+
+    monkeypatch.setattr(raw_reads, "_MAX_SHAPES", 4)
+    for n in range(10):  # ten shapes: a column named differently each time
+        statement = select(literal_column("1").label(f"c{n}"))
+        assert raw_reads.plan_for(planning_engine, statement) is not None
+        assert [tuple(r) for r in await read_rows(planning_engine, statement)] == [(1,)]
+    shapes = raw_reads._SHAPES[planning_engine.sync_engine]
+    assert len(shapes) == 4
 
 
 # ---------------------------------------------------------------------------------------------
@@ -384,8 +449,9 @@ async def test_rows_of_another_shape_are_refused(planning_engine: AsyncEngine) -
     """Rows are made straight from the driver's records (no named tuple's _make and its
     check per row): a record with other columns than the statement's is refused, not read
     into the wrong fields."""
-    plan = raw_reads.plan_for(planning_engine, planning.PARCEL_BY_ID.statement)
-    assert plan is not None
+    planned = raw_reads.plan_for(planning_engine, planning.PARCEL_BY_ID.statement)
+    assert planned is not None
+    plan = planned[0]
     rows = await read_rows(planning_engine, planning.PARCEL_BY_ID.statement, {"keys": [1]})
     assert plan.rows([tuple(rows[0])]) == [rows[0]]
     with pytest.raises(TypeError, match="columns"):

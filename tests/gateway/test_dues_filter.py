@@ -15,7 +15,7 @@ from db.engines import Databases
 from gateway import dues, parcels
 from gateway.errors import QueryTooComplex
 from gateway.paging import Window
-from tests.conftest import Backend, GraphQLClient
+from tests.conftest import Backend, GraphQLClient, statements_sent
 
 FILTERS = [
     parcels.ParcelFilter(has_outstanding_dues=True),
@@ -113,18 +113,14 @@ async def test_a_page_asks_revenue_only_about_its_candidates(databases: Database
     """A first page's statements bind a few chunks of codes, not every unpaid one."""
     filter = parcels.ParcelFilter(has_outstanding_dues=True)
     owing_everywhere = len(await expected_ids(databases, filter))
-    bound: list[int] = []
-
-    def note(_conn: Any, _cursor: Any, _statement: str, parameters: Any, *_: Any) -> None:
-        values = parameters.values() if isinstance(parameters, dict) else parameters
-        bound.append(sum(isinstance(value, str) for value in values))  # the codes asked about
-
-    engine = databases.revenue.sync_engine
-    event.listen(engine, "before_cursor_execute", note)
-    try:
+    with statements_sent(databases.revenue) as sent:
         page = await parcels.find_parcels(databases, filter, window=Window(size=2))
-    finally:
-        event.remove(engine, "before_cursor_execute", note)
+    bound: list[int] = []
+    for _statement, parameters in sent:
+        values = list(parameters.values() if isinstance(parameters, dict) else parameters)
+        # The codes asked about: one parameter each, or one array of them (PostgreSQL).
+        codes = [v for value in values for v in (value if isinstance(value, list) else [value])]
+        bound.append(sum(isinstance(code, str) for code in codes))
 
     assert len(page.parcels) == 2
     assert bound  # revenue was asked
