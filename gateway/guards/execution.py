@@ -179,6 +179,9 @@ class _FieldKind:
     item_type: GraphQLOutputType | None  # a list of objects' item type
     plain: type | None = None  # a leaf type whose values of this type are their own output
     attribute: str | None = None  # a basic field's attribute (_attribute_reader)
+    # A resolver that answers what its object loaded ahead (answers_prefetched): its name
+    # there and the scopes its field requires.
+    ahead: tuple[str, tuple[Any, ...]] | None = None
 
 
 def _field_kind(field_def: GraphQLField) -> _FieldKind:
@@ -199,7 +202,8 @@ def _field_kind(field_def: GraphQLField) -> _FieldKind:
     if not isinstance(field_type, GraphQLObjectType):
         return _FieldKind(None, resolvable, None, None, None)  # graphql-core completes it
     attribute = getattr(field_def.resolve, "attribute", None)
-    return _FieldKind(None, resolvable, None, field_type, item_type, None, attribute)
+    ahead = None if field_def.args else getattr(field_def.resolve, "ahead", None)
+    return _FieldKind(None, resolvable, None, field_type, item_type, None, attribute, ahead)
 
 
 @dataclass(slots=True)
@@ -223,6 +227,8 @@ class _Resolved:
     plain: type | None = None
     # A basic field's attribute, read in place of calling its resolver (_attribute_reader).
     attribute: str | None = None
+    # What its object loaded ahead, read in place once its scopes are held (_FieldKind).
+    ahead: tuple[str, tuple[Any, ...]] | None = None
 
 
 # How a field of a plan is executed.
@@ -286,7 +292,7 @@ def _plan(
         ):
             resolved = _Resolved(
                 field_def, [d.node for d in details], kind.coerce, kind.object_type,
-                kind.item_type, None, None, None, kind.plain, kind.attribute,
+                kind.item_type, None, None, None, kind.plain, kind.attribute, kind.ahead,
             )  # fmt: skip
             plan.append((name, details, _RESOLVED, resolved, None, False, None))
         else:
@@ -527,6 +533,29 @@ def _settled(container: ContainerT, keys: list[Any]) -> AwaitableOrValue[Contain
 _Work = tuple[Callable[..., Any], tuple[Any, ...]]
 
 
+class _InfoLater:
+    """A field's resolve-info not made yet: what a list's or an object's completion takes in
+    its place, made the first time a general step needs it (an item that is not plainly an
+    object of the type, a type without a quick check). Never given to anything else."""
+
+    __slots__ = ("execution", "field", "parent_type", "path")
+
+    def __init__(
+        self,
+        execution: SharedLoopExecution,
+        field: _Resolved,
+        parent_type: GraphQLObjectType,
+        path: Path,
+    ) -> None:
+        self.execution = execution
+        self.field = field
+        self.parent_type = parent_type
+        self.path = path
+
+    def make(self) -> Any:
+        return self.execution._info(self.field, self.parent_type, self.path)
+
+
 class SharedLoopExecution(StrawberryGraphQLCoreExecutionContext):
     """strawberry's executor, checking the clock before each object's fields."""
 
@@ -671,6 +700,7 @@ class SharedLoopExecution(StrawberryGraphQLCoreExecutionContext):
         is_awaitable = self.is_awaitable
         plain_types = self.plain_types
         is_type_of = object_type.is_type_of
+        exact = getattr(is_type_of, "exact_class", None)  # _quick_type_check's
         clock = self.clock
         completed: list[Any] = []
         awaitable_indices: list[int] = []
@@ -679,22 +709,32 @@ class SharedLoopExecution(StrawberryGraphQLCoreExecutionContext):
             for index in range(start, len(items)):
                 item = items[index]
                 item_path = _tuple_new(Path, (path, index, None))
-                if (
-                    type(item) not in plain_types
-                    and (item is None or isinstance(item, Exception) or is_awaitable(item))
-                ) or (is_type_of is not None and is_type_of(item, info) is not True):
-                    if is_awaitable(item):
+                item_class = type(item)
+                if item_class not in plain_types or not (
+                    is_type_of is None
+                    or (item_class is exact and TYPE_CAST_ATTRIBUTE not in item.__dict__)
+                ):
+                    if type(info) is _InfoLater:
+                        info = info.make()
+                    if (
+                        item_class in plain_types
+                        or not (item is None or isinstance(item, Exception) or is_awaitable(item))
+                    ) and (is_type_of is None or is_type_of(item, info) is True):
+                        pass  # plainly an object of the type after all
+                    elif is_awaitable(item):
                         completed.append(
                             self.complete_awaitable_list_item_value(
                                 item, item_type, field_details_list, info, item_path, None
                             )
                         )
                         awaitable_indices.append(index - start)
-                    elif self.complete_list_item_value(
-                        item, completed, item_type, field_details_list, info, item_path, None
-                    ):
-                        awaitable_indices.append(index - start)
-                    continue
+                        continue
+                    else:
+                        if self.complete_list_item_value(
+                            item, completed, item_type, field_details_list, info, item_path, None
+                        ):
+                            awaitable_indices.append(index - start)
+                        continue
                 now = clock()
                 if now >= self.slice_end and now < self.deadline and not self.turned:
                     if not (resumed and index == start):
@@ -764,11 +804,9 @@ class SharedLoopExecution(StrawberryGraphQLCoreExecutionContext):
         their paths and null propagation are graphql-core's."""
         field_def = field.field_def
         return_type = field_def.type
-        head, shared = field.info_head, self.info_shared
-        if head is not None and shared is not None:  # _resolve_info's common case, inline
-            info: Any = _tuple_new(shared[0], (*head, path, *shared[1]))
-        else:
-            info = self._resolve_info(field, parent_type, path)
+        # The resolve-info is made only for a resolver, or once a general step needs it: an
+        # attribute read in place and a value loaded ahead need none.
+        info: Any = None
         try:
             arguments = field.arguments
             if arguments is None:
@@ -779,14 +817,26 @@ class SharedLoopExecution(StrawberryGraphQLCoreExecutionContext):
                         field_def, first, self.variable_values, None, self.hide_suggestions
                     )
                 field.arguments = arguments
+            ahead = field.ahead
             if field.attribute is not None:
                 result = getattr(source, field.attribute)
-            elif arguments:
-                result = field_def.resolve(source, info, **arguments)  # type: ignore[misc]
+            elif (
+                ahead is not None
+                and not arguments
+                and (not ahead[1] or all(map(self.context_value.principal.has, ahead[1])))
+                and (result := source.prefetched.get(ahead[0], _ABSENT)) is not _ABSENT
+            ):
+                pass  # as its resolver would answer (answers_prefetched), without the call
             else:
-                result = field_def.resolve(source, info)  # type: ignore[misc]
+                info = self._info(field, parent_type, path)
+                if arguments:
+                    result = field_def.resolve(source, info, **arguments)  # type: ignore[misc]
+                else:
+                    result = field_def.resolve(source, info)  # type: ignore[misc]
             result_type = type(result)
             if result_type not in self.settled_types and self.is_awaitable(result):
+                if info is None:
+                    info = self._info(field, parent_type, path)
                 return self.complete_awaitable_value(
                     return_type, field_details_list, info, path, result, position_context
                 )
@@ -802,8 +852,13 @@ class SharedLoopExecution(StrawberryGraphQLCoreExecutionContext):
                     if completed is None:
                         completed = Undefined  # refused: complete_value raises its error
             elif field.object_type is not None and position_context is None:
-                completed = self._complete_composite(field, field_details_list, info, path, result)
+                completed = self._complete_composite(
+                    field, field_details_list, info or _InfoLater(self, field, parent_type, path),
+                    path, result,
+                )  # fmt: skip
             if completed is Undefined:
+                if info is None:
+                    info = self._info(field, parent_type, path)
                 completed = self.complete_value(
                     return_type, field_details_list, info, path, result, position_context
                 )
@@ -813,6 +868,12 @@ class SharedLoopExecution(StrawberryGraphQLCoreExecutionContext):
         if type(completed) not in self.settled_types and self.is_awaitable(completed):
             return self._completed(completed, return_type, field_details_list, path)
         return completed
+
+    def _info(self, field: _Resolved, parent_type: GraphQLObjectType, path: Path) -> Any:
+        head, shared = field.info_head, self.info_shared
+        if head is not None and shared is not None:  # _resolve_info's common case
+            return _tuple_new(shared[0], (*head, path, *shared[1]))
+        return self._resolve_info(field, parent_type, path)
 
     def _resolve_info(self, field: _Resolved, parent_type: GraphQLObjectType, path: Path) -> Any:
         """strawberry's resolve-info for the field at `path`, the first time the field is met
@@ -871,7 +932,14 @@ class SharedLoopExecution(StrawberryGraphQLCoreExecutionContext):
         ):
             return False
         is_type_of = object_type.is_type_of
-        return is_type_of is None or is_type_of(value, info) is True
+        if is_type_of is None or (
+            type(value) is getattr(is_type_of, "exact_class", None)
+            and TYPE_CAST_ATTRIBUTE not in value.__dict__
+        ):
+            return True
+        if type(info) is _InfoLater:
+            info = info.make()
+        return is_type_of(value, info) is True
 
     async def _completed(
         self, value: Any, return_type: Any, field_details_list: Any, path: Path
@@ -919,7 +987,21 @@ class SharedLoopExecution(StrawberryGraphQLCoreExecutionContext):
         return self._after(ran)
 
     async def _after(self, ran: asyncio.Future[Any]) -> Any:
-        result = await ran
+        try:
+            result = await ran
+        except asyncio.CancelledError:
+            # Cancelled (a sibling failed, and gather_with_cancel cancels the rest) just after
+            # the work ran: what it gave back and still waits for (the rest of a list, put
+            # off again) is settled in the background, as graphql-core settles a failed
+            # object's other awaitables, rather than dropped unawaited.
+            if (
+                ran.done()
+                and not ran.cancelled()
+                and ran.exception() is None
+                and self.is_awaitable(ran.result())
+            ):
+                self.settle_in_background([ran.result()])
+            raise
         if self.is_awaitable(result):
             return await result
         return result
@@ -1097,6 +1179,8 @@ def _quick_type_check(object_type: GraphQLObjectType) -> None:
             return True
         return bool(original(value, info))
 
+    # The executor asks the first question in place, without the call or a resolve-info.
+    is_type_of.exact_class = origin  # type: ignore[attr-defined]
     object_type.is_type_of = is_type_of
 
 
@@ -1201,7 +1285,11 @@ def _lean(field: Any, original: Any, converter: Any, config: Any) -> Any:
                 return function(source, info_class(info, field))
             return function(source)
 
-        return resolve_plainly if ahead is None else resolve_ahead
+        if ahead is None:
+            return resolve_plainly
+        # What the executor reads in place (_Resolved.ahead): the scopes held, then this.
+        resolve_ahead.ahead = (ahead, scopes)  # type: ignore[attr-defined]
+        return resolve_ahead
 
     def resolve(source: Any, info: Any, **kwargs: Any) -> Any:
         values: dict[str, Any] = {}

@@ -9,6 +9,8 @@ both short cuts, and through strawberry's own executor and resolvers; the result
 from __future__ import annotations
 
 import asyncio
+import gc
+import warnings
 from decimal import Decimal
 from enum import Enum
 from types import SimpleNamespace
@@ -376,6 +378,20 @@ async def test_the_short_cuts_answer_as_strawberry_does(
     else:
         assert fast == reference
         assert fast_calls == reference_calls
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+async def test_work_put_off_for_a_turn_is_never_dropped_unawaited(case: str) -> None:
+    """A sibling's error cancels what waits beside it, possibly just after the runner ran it
+    and it put the rest of its list off again: that rest is settled in the background, not
+    left as a coroutine nobody awaits (Python warns as it is collected)."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        await _both(CASES[case], scopes=(Scope.DUES_READ,), sliced=True)
+        for _ in range(10):
+            await asyncio.sleep(0)  # what settles in the background finishes
+        gc.collect()
+    assert [str(w.message) for w in caught if "never awaited" in str(w.message)] == []
 
 
 @pytest.mark.parametrize("colour", [None, "RED", "GREEN"])
