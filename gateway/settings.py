@@ -64,6 +64,11 @@ class Settings(BaseSettings):
     trace_sample_ratio: float = Field(default=1.0, ge=0, le=1)
     service_name: str = "municipal-gateway"
     shutdown_grace_s: int = Field(default=20, ge=0)
+    # How long an idle HTTP connection is kept open for the caller's next request. Longer than
+    # the idle timeout of the clients and proxies in front (httpx's 5 s, Node's 4 s; a load
+    # balancer's, often 60 s, needs this raised above it): whoever closes an idle connection
+    # first must be the caller, or a request sent on it as the server closes it is lost.
+    keep_alive_s: int = Field(default=15, ge=1, le=3600)
 
     data_dir: Path = Path(".data")
     # Every database in the registry (db/registry.py) by name, each given as its own setting,

@@ -61,6 +61,9 @@ def _config(settings: Settings) -> uvicorn.Config:
         # On SIGTERM: stop accepting, let in-flight requests finish within the grace period
         # (WebSockets are closed with 1012, "service restart"), then the lifespan's shutdown.
         timeout_graceful_shutdown=settings.shutdown_grace_s,
+        # uvicorn's default is 5 s, httpx's own expiry: a connection the client reused just
+        # as the server closed it failed with a ReadError (see Settings.keep_alive_s).
+        timeout_keep_alive=settings.keep_alive_s,
         # The app alone decides whose X-Forwarded-For to believe (GATEWAY_TRUSTED_PROXIES);
         # uvicorn's default would trust it from loopback, where anyone local can forge it.
         proxy_headers=False,

@@ -161,6 +161,17 @@ def test_uvicorn_is_told_to_leave_forwarded_headers_to_the_app() -> None:
     assert serve._config(Settings()).proxy_headers is False
 
 
+def test_idle_connections_outlive_the_callers_own_expiry(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The caller, not the gateway, closes an idle connection: with uvicorn's 5 s, the same
+    as httpx's expiry, a request sent on a connection as the server closed it was lost
+    (httpx.ReadError in a burst after a pause)."""
+    config = serve._config(Settings())
+    assert config.timeout_keep_alive == 15
+    assert config.timeout_keep_alive > httpx.Limits().keepalive_expiry  # type: ignore[operator]
+    monkeypatch.setenv("GATEWAY_KEEP_ALIVE_S", "75")  # behind a load balancer's 60 s
+    assert serve._config(Settings()).timeout_keep_alive == 75
+
+
 # --- item 5 (counting): see tests/gateway/test_ratelimit.py ------------------------------------
 # --- item 7: malformed requests -------------------------------------------------------------------
 
