@@ -47,10 +47,13 @@ from graphql.execution.incremental.incremental_executor import DeliveryGroupMap
 from graphql.execution.values import get_argument_values
 from graphql.pyutils import AwaitableOrValue, Path, Undefined, gather_with_cancel
 from strawberry.permission import PermissionExtension
+from strawberry.relay.types import GlobalID
+from strawberry.scalars import is_scalar
 from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
 from strawberry.schema.schema_converter import CustomGraphQLEnumType, GraphQLCoreConverter
 from strawberry.types.base import StrawberryMaybe, StrawberryOptional
 from strawberry.types.cast import TYPE_CAST_ATTRIBUTE
+from strawberry.types.enum import StrawberryEnumDefinition, has_enum_definition
 from strawberry.types.field import StrawberryField
 from strawberry.types.fields.resolver import StrawberryResolver
 
@@ -1223,7 +1226,7 @@ def _lean(field: Any, original: Any, converter: Any, config: Any) -> Any:
         return None
     permissions: list[Any] = []
     for extension in field.extensions:
-        if type(extension) is not PermissionExtension or resolver.is_async:
+        if type(extension) is not PermissionExtension:
             return None
         permissions.extend(extension.permissions)
     if not all(
@@ -1234,13 +1237,25 @@ def _lean(field: Any, original: Any, converter: Any, config: Any) -> Any:
         return None
     # _Requires.has_permission is this: the principal holds the scope.
     scopes = tuple(permission.scope for permission in permissions)
-    arguments: list[tuple[str, str]] = []
+    # Each argument's GraphQL and Python names, and whether its value is passed as given: a
+    # scalar's or an enum's (strawberry's convert_argument returns it unchanged); for any
+    # other, only null is (a value given takes strawberry's path, which converts it).
+    arguments: list[tuple[str, str, bool]] = []
     for argument in field.arguments:
-        if not isinstance(argument.type, StrawberryOptional) or isinstance(
-            argument.type, StrawberryMaybe
-        ):
+        argument_type = argument.type
+        if isinstance(argument_type, StrawberryMaybe):
             return None
-        arguments.append((config.name_converter.from_argument(argument), argument.python_name))
+        if isinstance(argument_type, StrawberryOptional):
+            argument_type = argument_type.of_type
+        elif not _as_given(argument_type, converter.scalar_registry):
+            return None  # a required argument of another kind: strawberry converts it
+        arguments.append(
+            (
+                config.name_converter.from_argument(argument),
+                argument.python_name,
+                _as_given(argument_type, converter.scalar_registry),
+            )
+        )
     reserved = [p for p in resolver.reserved_parameters.values() if p is not None]
     if (
         resolver.self_parameter is None
@@ -1293,14 +1308,18 @@ def _lean(field: Any, original: Any, converter: Any, config: Any) -> Any:
 
     def resolve(source: Any, info: Any, **kwargs: Any) -> Any:
         values: dict[str, Any] = {}
-        for graphql_name, python_name in arguments:
+        given = False  # an argument other than null: what was loaded ahead does not answer
+        for graphql_name, python_name, as_given in arguments:
             if graphql_name in kwargs:
-                if kwargs[graphql_name] is not None:
-                    return original(source, info, **kwargs)  # strawberry converts it
-                values[python_name] = None
+                value = kwargs[graphql_name]
+                if value is not None:
+                    if not as_given:
+                        return original(source, info, **kwargs)  # strawberry converts it
+                    given = True
+                values[python_name] = value
         if scopes and refused(info):
             return original(source, info, **kwargs)  # strawberry refuses it
-        if ahead is not None:
+        if ahead is not None and not given:
             value = source.prefetched.get(ahead, _ABSENT)
             if value is not _ABSENT:
                 return value
@@ -1309,6 +1328,19 @@ def _lean(field: Any, original: Any, converter: Any, config: Any) -> Any:
         return function(source, **values)
 
     return resolve
+
+
+def _as_given(argument_type: Any, scalar_registry: Any) -> bool:
+    """Whether strawberry passes an argument of this type to its resolver as graphql-core
+    parsed it: a scalar (but a GlobalID, which it decodes) or an enum."""
+    if argument_type is GlobalID:
+        return False
+    if isinstance(argument_type, StrawberryEnumDefinition) or has_enum_definition(argument_type):
+        return True
+    try:
+        return bool(is_scalar(argument_type, scalar_registry))
+    except Exception:
+        return False
 
 
 def _attribute_reader(field: StrawberryField, original: Any) -> Any:

@@ -146,6 +146,18 @@ class Box:
     def broken(self) -> str | None:
         raise ValueError("broken on purpose")
 
+    @strawberry.field(permission_classes=[requires(Scope.DUES_READ)])  # type: ignore[untyped-decorator]
+    async def guarded(self, info: strawberry.Info, word: str) -> str | None:
+        """Async, with a scope and a required scalar argument (a root look-up's shape)."""
+        self.calls.append(f"guarded {word!r}")
+        return f"{await _later(word)} for {info.context.principal.id}"
+
+    @strawberry.field
+    def paint(self, colour: Colour, again: Colour | None = None) -> str:
+        """Enum arguments, passed as strawberry passes them: the member."""
+        self.calls.append(f"paint {colour!r} {again!r}")
+        return f"{colour.value} {again and again.value}"
+
 
 BOX: dict[str, Any] = {}
 
@@ -256,7 +268,8 @@ SLICED_FAST, _ = _schemas(
 DOCUMENT = """
 query Box($colour: Colour) {
   box {
-    label size tally named secret later broken echoed
+    label size tally named secret later broken echoed guarded(word: "hi")
+    paint(colour: GREEN) paintedAgain: paint(colour: RED, again: $colour)
     items { name colour maybeColour money area note count renamed: name where }
     maybeItems { name colour maybeColour money area note count }
     filtered(colour: $colour) { name colour }
@@ -421,8 +434,9 @@ async def test_a_scope_the_caller_lacks_is_refused_as_before() -> None:
 def test_only_plain_resolvers_are_replaced() -> None:
     fields = FAST._schema.type_map["Box"].fields  # type: ignore[attr-defined]
     reference_fields = REFERENCE._schema.type_map["Box"].fields  # type: ignore[attr-defined]
-    for name in ("tally", "named", "filtered", "secret", "later", "broken"):
+    for name in ("tally", "named", "filtered", "secret", "later", "broken", "guarded", "paint"):
         assert fields[name].resolve is not reference_fields[name].resolve
+        assert fields[name].resolve.__name__ in ("resolve", "resolve_plainly"), name
     # Plain attributes read the attribute directly, and name it for the executor, which
     # reads leaves and objects in place.
     for name, attribute in [("label", "label"), ("items", "items"), ("main", "main")]:
