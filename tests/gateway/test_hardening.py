@@ -18,6 +18,7 @@ from click.testing import CliRunner
 from sqlalchemy import event
 from starlette.applications import Starlette
 
+from db import raw_reads
 from db.engines import Databases
 from gateway import parcels
 from gateway.access.audit import AuditTrail
@@ -103,6 +104,9 @@ class Spy:
         self.statements = 0
         self.resolved = 0
         self.engines = [e.sync_engine for e in app.state.databases.engines.values()]
+        # Every read through SQLAlchemy's path meanwhile (the raw path fires no event).
+        self.untraced = [e for e in self.engines if e not in raw_reads._EVENTFUL]
+        raw_reads._EVENTFUL.update(self.untraced)
         for engine in self.engines:
             event.listen(engine, "before_cursor_execute", self._statement)
         for name in ("find_parcels", "count_parcels"):
@@ -121,6 +125,8 @@ class Spy:
     def close(self) -> None:
         for engine in self.engines:
             event.remove(engine, "before_cursor_execute", self._statement)
+        for engine in self.untraced:
+            raw_reads._EVENTFUL.discard(engine)
 
     def assert_nothing_ran(self, body: dict[str, Any] | None = None) -> None:
         assert (self.statements, self.resolved) == (0, 0)
