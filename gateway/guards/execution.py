@@ -536,29 +536,6 @@ def _settled(container: ContainerT, keys: list[Any]) -> AwaitableOrValue[Contain
 _Work = tuple[Callable[..., Any], tuple[Any, ...]]
 
 
-class _InfoLater:
-    """A field's resolve-info not made yet: what a list's or an object's completion takes in
-    its place, made the first time a general step needs it (an item that is not plainly an
-    object of the type, a type without a quick check). Never given to anything else."""
-
-    __slots__ = ("execution", "field", "parent_type", "path")
-
-    def __init__(
-        self,
-        execution: SharedLoopExecution,
-        field: _Resolved,
-        parent_type: GraphQLObjectType,
-        path: Path,
-    ) -> None:
-        self.execution = execution
-        self.field = field
-        self.parent_type = parent_type
-        self.path = path
-
-    def make(self) -> Any:
-        return self.execution._info(self.field, self.parent_type, self.path)
-
-
 class SharedLoopExecution(StrawberryGraphQLCoreExecutionContext):
     """strawberry's executor, checking the clock before each object's fields."""
 
@@ -690,6 +667,8 @@ class SharedLoopExecution(StrawberryGraphQLCoreExecutionContext):
         items: list[Any],
         start: int = 0,
         resumed: bool = False,
+        field: _Resolved | None = None,
+        parent_type: GraphQLObjectType | None = None,
     ) -> AwaitableOrValue[list[Any]]:
         """A list of objects (from `start` on), each completed directly: the type check,
         then its fields, instead of four general calls per item (a page's lists hold a
@@ -699,7 +678,10 @@ class SharedLoopExecution(StrawberryGraphQLCoreExecutionContext):
 
         Once the slice is over, the rest of the list waits for a turn as one piece of work
         rather than as one per object; `resumed` is that work run by the runner, which
-        completes at least its first item."""
+        completes at least its first item.
+
+        `info` is None when not made yet: the list is `field` of `parent_type`, whose
+        resolve-info is made once an item needs a general step."""
         is_awaitable = self.is_awaitable
         plain_types = self.plain_types
         is_type_of = object_type.is_type_of
@@ -717,8 +699,8 @@ class SharedLoopExecution(StrawberryGraphQLCoreExecutionContext):
                     is_type_of is None
                     or (item_class is exact and TYPE_CAST_ATTRIBUTE not in item.__dict__)
                 ):
-                    if type(info) is _InfoLater:
-                        info = info.make()
+                    if info is None:
+                        info = self._info(field, parent_type, path)  # type: ignore[arg-type]
                     if (
                         item_class in plain_types
                         or not (item is None or isinstance(item, Exception) or is_awaitable(item))
@@ -744,7 +726,7 @@ class SharedLoopExecution(StrawberryGraphQLCoreExecutionContext):
                         rest = self._wait_for_turn(
                             self._complete_objects,
                             (item_type, object_type, grouped_field_set, field_details_list,
-                             info, path, items, index, True),
+                             info, path, items, index, True, field, parent_type),
                         )  # fmt: skip
                         break
                     now = -math.inf  # the runner's work completes its first item at least
@@ -856,9 +838,8 @@ class SharedLoopExecution(StrawberryGraphQLCoreExecutionContext):
                         completed = Undefined  # refused: complete_value raises its error
             elif field.object_type is not None and position_context is None:
                 completed = self._complete_composite(
-                    field, field_details_list, info or _InfoLater(self, field, parent_type, path),
-                    path, result,
-                )  # fmt: skip
+                    field, field_details_list, info, path, result, parent_type
+                )
             if completed is Undefined:
                 if info is None:
                     info = self._info(field, parent_type, path)
@@ -903,11 +884,17 @@ class SharedLoopExecution(StrawberryGraphQLCoreExecutionContext):
         return info
 
     def _complete_composite(
-        self, field: _Resolved, field_details_list: Any, info: Any, path: Path, result: Any
+        self,
+        field: _Resolved,
+        field_details_list: Any,
+        info: Any,
+        path: Path,
+        result: Any,
+        parent_type: GraphQLObjectType,
     ) -> AwaitableOrValue[Any]:
         """An object's or a list of objects' value completed directly, or Undefined where
         graphql-core's complete_value must do it (null, an error, an awaitable, another type,
-        a deferred fragment, a streamed list)."""
+        a deferred fragment, a streamed list). `info` is None when not made yet."""
         object_type = field.object_type
         assert object_type is not None
         collected = field.collected
@@ -921,15 +908,24 @@ class SharedLoopExecution(StrawberryGraphQLCoreExecutionContext):
                 return Undefined
             return self._complete_objects(
                 item_type, object_type, collected.grouped_field_set,
-                field_details_list, info, path, result,
+                field_details_list, info, path, result, 0, False, field, parent_type,
             )  # fmt: skip
-        if not self._plain_object(object_type, result, info):
+        if not self._plain_object(object_type, result, info, field, parent_type, path):
             return Undefined
         return self.execute_fields(object_type, result, path, collected.grouped_field_set, None)
 
-    def _plain_object(self, object_type: GraphQLObjectType, value: Any, info: Any) -> bool:
+    def _plain_object(
+        self,
+        object_type: GraphQLObjectType,
+        value: Any,
+        info: Any,
+        field: _Resolved,
+        parent_type: GraphQLObjectType,
+        path: Path,
+    ) -> bool:
         """Whether the value is plainly an object of the type: not null, not an error, not
-        an awaitable, and of the type by its is_type_of where the type has one."""
+        an awaitable, and of the type by its is_type_of where the type has one (asked with
+        the field's resolve-info, made here if it was not yet)."""
         if type(value) not in self.plain_types and (
             value is None or isinstance(value, Exception) or self.is_awaitable(value)
         ):
@@ -940,8 +936,8 @@ class SharedLoopExecution(StrawberryGraphQLCoreExecutionContext):
             and TYPE_CAST_ATTRIBUTE not in value.__dict__
         ):
             return True
-        if type(info) is _InfoLater:
-            info = info.make()
+        if info is None:
+            info = self._info(field, parent_type, path)
         return is_type_of(value, info) is True
 
     async def _completed(
