@@ -208,15 +208,21 @@ def _plan_by_shape(
     try:
         plan = shapes[cache_key.key]
     except KeyError:
-        plan = _compile_shape(engine, statement, cache_key)
+        try:
+            plan = _compile_shape(engine, statement, cache_key)
+        except Exception:
+            plan = None  # SQLAlchemy's path raises its own error for it, or runs it
         if len(shapes) >= _MAX_SHAPES:
             del shapes[next(iter(shapes))]
         shapes[cache_key.key] = plan
     if plan is None:
         return None
-    values = plan.compiled.construct_params(
-        params=parameters, extracted_parameters=cache_key.bindparams
-    )
+    try:
+        values = plan.compiled.construct_params(
+            params=parameters, extracted_parameters=cache_key.bindparams
+        )
+    except Exception:
+        return None  # a value missing, say: SQLAlchemy's path raises its own error
     return plan, values
 
 

@@ -280,6 +280,12 @@ async def test_a_statement_built_per_request_reads_its_own_values(
     assert len(page_plans) == 1
     assert len(shapes) == 2
 
+    # A value missing: SQLAlchemy's path, and its own error.
+    coded = select(parcels.c.id).where(parcels.c.renewal_code == bindparam("code"))
+    assert raw_reads.plan_for(planning_engine, coded) is None
+    with pytest.raises(StatementError, match="code"):
+        await read_rows(planning_engine, coded)
+
     listed = select(parcels.c.id).where(parcels.c.id.in_([1, 2, 3]))
     assert raw_reads.plan_for(planning_engine, listed) is None
     assert [row.id for row in await read_rows(planning_engine, listed)] == [1, 2, 3]
