@@ -701,25 +701,28 @@ class SharedLoopExecution(StrawberryGraphQLCoreExecutionContext):
                 ):
                     if info is None:
                         info = self._info(field, parent_type, path)  # type: ignore[arg-type]
-                    if (
-                        item_class in plain_types
-                        or not (item is None or isinstance(item, Exception) or is_awaitable(item))
-                    ) and (is_type_of is None or is_type_of(item, info) is True):
-                        pass  # plainly an object of the type after all
-                    elif is_awaitable(item):
-                        completed.append(
-                            self.complete_awaitable_list_item_value(
-                                item, item_type, field_details_list, info, item_path, None
+                    if not (
+                        (
+                            item_class in plain_types
+                            or not (
+                                item is None or isinstance(item, Exception) or is_awaitable(item)
                             )
                         )
-                        awaitable_indices.append(index - start)
-                        continue
-                    else:
-                        if self.complete_list_item_value(
+                        and (is_type_of is None or is_type_of(item, info) is True)
+                    ):
+                        if is_awaitable(item):
+                            completed.append(
+                                self.complete_awaitable_list_item_value(
+                                    item, item_type, field_details_list, info, item_path, None
+                                )
+                            )
+                            awaitable_indices.append(index - start)
+                        elif self.complete_list_item_value(
                             item, completed, item_type, field_details_list, info, item_path, None
                         ):
                             awaitable_indices.append(index - start)
                         continue
+                    # else plainly an object of the type after all (a subclass, a cast)
                 now = clock()
                 if now >= self.slice_end and now < self.deadline and not self.turned:
                     if not (resumed and index == start):
@@ -1238,19 +1241,17 @@ def _lean(field: Any, original: Any, converter: Any, config: Any) -> Any:
     # other, only null is (a value given takes strawberry's path, which converts it).
     arguments: list[tuple[str, str, bool]] = []
     for argument in field.arguments:
-        argument_type = argument.type
+        argument_type: Any = argument.type
         if isinstance(argument_type, StrawberryMaybe):
             return None
-        if isinstance(argument_type, StrawberryOptional):
+        optional = isinstance(argument_type, StrawberryOptional)
+        if optional:
             argument_type = argument_type.of_type
-        elif not _as_given(argument_type, converter.scalar_registry):
+        as_given = _as_given(argument_type, converter.scalar_registry)
+        if not (optional or as_given):
             return None  # a required argument of another kind: strawberry converts it
         arguments.append(
-            (
-                config.name_converter.from_argument(argument),
-                argument.python_name,
-                _as_given(argument_type, converter.scalar_registry),
-            )
+            (config.name_converter.from_argument(argument), argument.python_name, as_given)
         )
     reserved = [p for p in resolver.reserved_parameters.values() if p is not None]
     if (
