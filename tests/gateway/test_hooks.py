@@ -126,3 +126,75 @@ def test_a_hook_that_is_not_callable_is_refused() -> None:
     outcomes = [_errors(schema.execute_sync("{ hello }")) for schema in _schemas(Broken)]
     assert outcomes[0] == outcomes[1]
     assert "must be callable, received 'not a function'" in outcomes[0][0]
+
+
+class FailingOnTheWayOut(SchemaExtension):
+    def on_execute(self) -> Iterator[None]:
+        EVENTS.append("execute: in, to fail")
+        yield
+        raise LookupError("failed on the way out")
+
+
+class AsyncFailingOnTheWayOut(SchemaExtension):
+    async def on_operation(self) -> AsyncIterator[None]:
+        EVENTS.append("operation: async in, to fail")
+        yield
+        raise KeyError("async failure on the way out")
+
+
+class NotStopping(SchemaExtension):
+    def on_parse(self) -> Iterator[None]:
+        EVENTS.append("parse: twice")
+        yield
+        yield
+
+
+class Suppressing(SchemaExtension):
+    def on_operation(self) -> Iterator[None]:
+        try:
+            yield
+        except Exception as error:  # what comes out of the stage, or of a later hook
+            EVENTS.append(f"operation: suppressing {type(error).__name__}")
+
+
+class Watching(SchemaExtension):
+    async def on_execute(self) -> AsyncIterator[None]:
+        try:
+            yield
+        except BaseException as error:
+            EVENTS.append(f"execute: saw {type(error).__name__}")
+            raise
+        finally:
+            EVENTS.append("execute: watching out")
+
+
+@pytest.mark.parametrize(
+    "extensions",
+    [
+        (Watching, FailingOnTheWayOut),
+        (FailingOnTheWayOut, Watching),
+        (AsyncFailingOnTheWayOut, Generators),
+        (Suppressing, AsyncFailingOnTheWayOut),
+        (Generators, NotStopping),
+        (Suppressing, Watching, Refusing),
+        (Watching, Functions, FailingOnTheWayOut, Generators, AsyncGenerators),
+    ],
+    ids=lambda extensions: "+".join(e.__name__ for e in extensions),
+)
+@pytest.mark.parametrize("operation", ["Hello", "Refused"])
+async def test_hooks_failing_on_the_way_out_fail_as_strawberrys_do(
+    extensions: tuple[type[SchemaExtension], ...], operation: str
+) -> None:
+    """A hook that raises, or does not stop, after its yield: the hooks still open see the
+    error, and what reaches the caller (an error in the result, or raised), is what
+    strawberry's exit stack gives."""
+    outcomes: list[Any] = []
+    for schema in _schemas(*extensions):
+        EVENTS.clear()
+        try:
+            result = await schema.execute(f"query {operation} {{ hello }}")
+        except Exception as error:  # raised out of the stage, as strawberry raises it
+            outcomes.append(("raised", type(error).__name__, str(error), EVENTS[:]))
+        else:
+            outcomes.append((result.data, _errors(result), EVENTS[:]))
+    assert outcomes[0] == outcomes[1]
