@@ -17,8 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import inspect
-from collections.abc import AsyncIterator, Callable, Iterator
-from functools import partial
+from collections.abc import Callable
 from types import TracebackType
 from typing import Any
 
@@ -29,13 +28,8 @@ from strawberry.extensions.context import (
     OperationContextManager,
     ParsingContextManager,
     ValidationContextManager,
-    WrappedHook,
 )
 from strawberry.extensions.runner import SchemaExtensionsRunner
-
-# strawberry's context manager factories for the synchronous path, by class and hook name.
-_FACTORIES: dict[tuple[type, str], Callable[[SchemaExtension], Any]] = {}
-
 
 # How an operation's stage drives a hook, by extension class and hook name (None where the
 # class keeps SchemaExtension's default): the hook's function and its kind.
@@ -86,19 +80,9 @@ class _RememberedHooks(ExtensionContextManagerBase):
             if (driven := _driven(extension, self.HOOK_NAME)) is not None
         ]
 
-    def get_hook(self, extension: SchemaExtension) -> WrappedHook | None:
-        known = _driven(extension, self.HOOK_NAME)
-        if known is None:
-            return None
-        hook_fn, kind = known
-        key = (type(extension), self.HOOK_NAME)
-        factory = _FACTORIES.get(key)
-        if factory is None:
-            factory = _FACTORIES[key] = _factory(hook_fn, kind)
-        return WrappedHook(extension, partial(factory, extension), kind in _ASYNC_KINDS)
-
     def __enter__(self) -> None:
-        ExtensionContextManagerBase.__init__(self, self.extensions)  # strawberry's hooks
+        # strawberry's own hooks and path (the gateway itself never executes synchronously).
+        ExtensionContextManagerBase.__init__(self, self.extensions)
         super().__enter__()
 
     async def __aenter__(self) -> None:
@@ -158,33 +142,6 @@ class _RememberedHooks(ExtensionContextManagerBase):
                 return
             return
         await _exit_stack(open_).__aexit__(exc_type, exc_val, exc_tb)
-
-
-_ASYNC_KINDS = frozenset({_ASYNC_GENERATOR, _COROUTINE})
-
-
-def _factory(hook_fn: Callable[..., Any], kind: int) -> Callable[[SchemaExtension], Any]:
-    """strawberry's context manager for a hook (its synchronous path), as a factory of the
-    extension."""
-    if kind == _GENERATOR:
-        return contextlib.contextmanager(hook_fn)
-    if kind == _ASYNC_GENERATOR:
-        return contextlib.asynccontextmanager(hook_fn)
-    if kind == _COROUTINE:
-
-        @contextlib.asynccontextmanager
-        async def awaited(extension: SchemaExtension) -> AsyncIterator[None]:
-            await hook_fn(extension)
-            yield
-
-        return awaited
-
-    @contextlib.contextmanager
-    def called(extension: SchemaExtension) -> Iterator[None]:
-        hook_fn(extension)
-        yield
-
-    return called
 
 
 def _exit_stack(open_: list[tuple[Any, int]]) -> contextlib.AsyncExitStack:

@@ -15,10 +15,8 @@ from typing import Any
 import httpx
 import pytest
 from click.testing import CliRunner
-from sqlalchemy import event
 from starlette.applications import Starlette
 
-from db import raw_reads
 from db.engines import Databases
 from gateway import parcels
 from gateway.access.audit import AuditTrail
@@ -28,7 +26,15 @@ from gateway.edge.app import create_app
 from gateway.errors import ERROR_CODES
 from gateway.guards.cost import TYPICAL_SIZE
 from gateway.schema.planning import Parcel
-from tests.conftest import Backend, cli_env, make_backend, mint_key, redis_url, settings_for
+from tests.conftest import (
+    Backend,
+    cli_env,
+    make_backend,
+    mint_key,
+    redis_url,
+    settings_for,
+    statements_sent,
+)
 
 # Generous rate limits: these tests are about what GraphQL refuses, not about the limits.
 UNLIMITED = {
@@ -101,19 +107,18 @@ class Spy:
     """Counts SQL statements on every database of an app, and calls of the parcel list."""
 
     def __init__(self, app: Starlette, monkeypatch: pytest.MonkeyPatch) -> None:
-        self.statements = 0
         self.resolved = 0
-        self.engines = [e.sync_engine for e in app.state.databases.engines.values()]
-        # Every read through SQLAlchemy's path meanwhile (the raw path fires no event).
-        self.untraced = [e for e in self.engines if e not in raw_reads._EVENTFUL]
-        raw_reads._EVENTFUL.update(self.untraced)
-        for engine in self.engines:
-            event.listen(engine, "before_cursor_execute", self._statement)
+        self.watching = contextlib.ExitStack()
+        self.sent = [
+            self.watching.enter_context(statements_sent(engine))
+            for engine in app.state.databases.engines.values()
+        ]
         for name in ("find_parcels", "count_parcels"):
             monkeypatch.setattr(parcels, name, self._counting(getattr(parcels, name)))
 
-    def _statement(self, *_args: Any) -> None:
-        self.statements += 1
+    @property
+    def statements(self) -> int:
+        return sum(map(len, self.sent))
 
     def _counting(self, function: Any) -> Any:
         async def counted(*args: Any, **kwargs: Any) -> Any:
@@ -123,10 +128,7 @@ class Spy:
         return counted
 
     def close(self) -> None:
-        for engine in self.engines:
-            event.remove(engine, "before_cursor_execute", self._statement)
-        for engine in self.untraced:
-            raw_reads._EVENTFUL.discard(engine)
+        self.watching.close()
 
     def assert_nothing_ran(self, body: dict[str, Any] | None = None) -> None:
         assert (self.statements, self.resolved) == (0, 0)
