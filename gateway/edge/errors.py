@@ -13,6 +13,7 @@ internal.
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterable
 from typing import Any
 
 import orjson
@@ -160,6 +161,27 @@ def format_error(error: GraphQLError, request_id: str) -> dict[str, Any]:
     return client_error(
         message, extensions.pop("code"), locations=locations, path=error.path, **extensions
     )
+
+
+def drop_tracebacks(errors: Iterable[BaseException]) -> None:
+    """Forget the tracebacks of an answered operation's errors and of what they wrap.
+
+    An error's traceback holds the frames it passed through, and those hold the executor and
+    the request's context, which hold the error again: a reference cycle that kept every
+    failed request's objects alive until the cyclic collector's next pass. Once the errors
+    are formatted (and an unexpected one logged with its traceback) nothing reads them.
+    """
+    pending = list(errors)
+    seen: set[int] = set()
+    while pending:
+        error = pending.pop()
+        if id(error) in seen:
+            continue
+        seen.add(id(error))
+        error.__traceback__ = None
+        for wrapped in (getattr(error, "original_error", None), error.__cause__, error.__context__):
+            if isinstance(wrapped, BaseException):
+                pending.append(wrapped)
 
 
 def is_request_error(data: object, errors: list[GraphQLError]) -> bool:

@@ -36,7 +36,7 @@ from gateway.access.principals import ANONYMOUS, Principal
 from gateway.clock import WallClock, utc_now
 from gateway.context import Context
 from gateway.cost import start_request_cost
-from gateway.edge.errors import format_error, is_request_error
+from gateway.edge.errors import drop_tracebacks, format_error, is_request_error
 from gateway.edge.graphiql import graphiql_files
 from gateway.edge.middleware import development_origin
 from gateway.edge.requests import (
@@ -379,6 +379,7 @@ class GatewayGraphQL(HardenedGraphQL):
             context.response.headers["content-type"] = GRAPHQL_RESPONSE
         if result.errors:
             response["errors"] = [format_error(e, context.request_id) for e in result.errors]
+            drop_tracebacks(result.errors)
             if graphql_response and request_error:
                 context.response.status_code = 400
         extensions = dict(result.extensions or {})
