@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import dataclasses
 import datetime as dt
 import json
 import os
@@ -114,6 +115,8 @@ class WrkResult:
     non_2xx: int
     socket_errors: dict[str, int]
     bad_responses: int | None
+    # Connections each server worker held during the run, fewest first (None: not read).
+    spread: tuple[int, ...] | None = None
 
 
 @dataclass(frozen=True)
@@ -241,9 +244,12 @@ def run_wrk(
     seconds: int,
     authorization: str,
     codes_file: Path | None = None,
+    workers: list[int] | None = None,
 ) -> WrkResult:
     """wrk against `url`: the body in `body_file`, or, given `codes_file`, that body with its
-    placeholder replaced by each renewal code of the file in turn (rotate.lua)."""
+    placeholder replaced by each renewal code of the file in turn (rotate.lua). Given the
+    server's `workers`, how many of wrk's connections each of them holds is read once the
+    run is under way."""
     script = WRK_SCRIPT if codes_file is None else ROTATE_SCRIPT
     command = [
         wrk,
@@ -258,10 +264,48 @@ def run_wrk(
     env = os.environ | {"BENCH_BODY_FILE": str(body_file), "BENCH_AUTHORIZATION": authorization}
     if codes_file is not None:
         env |= {"BENCH_CODES_FILE": str(codes_file), "BENCH_PLACEHOLDER": CODE_PLACEHOLDER}
-    done = subprocess.run(command, env=env, capture_output=True, text=True, check=False)
+    with subprocess.Popen(
+        command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    ) as done:
+        spread = None
+        if workers is not None:
+            # wrk opens its connections at once; read them when it is well under way.
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                done.wait(timeout=seconds / 2)
+            if done.poll() is None:
+                spread = connections_per_worker(int(url.split(":")[2].split("/")[0]), workers)
+        stdout, stderr = done.communicate()
     if done.returncode != 0:
-        raise BenchError(f"wrk exited with {done.returncode}:\n{done.stdout}{done.stderr}".rstrip())
-    return parse_wrk(done.stdout)
+        raise BenchError(f"wrk exited with {done.returncode}:\n{stdout}{stderr}".rstrip())
+    return dataclasses.replace(parse_wrk(stdout), spread=spread)
+
+
+def connections_per_worker(port: int, workers: list[int]) -> tuple[int, ...]:
+    """The established TCP connections to local `port` that each worker holds, fewest first.
+
+    Each worker listens on a socket of its own (SO_REUSEPORT) and the kernel places each new
+    connection by a hash of its addresses, so 16 connections seldom split 8 and 8, and a
+    worker with 10 of them answers each later than one with 6 does. Printed beside each run's
+    latencies, to tell that from the code. Read from /proc: the sockets' inodes in
+    /proc/net/tcp{,6}, then each worker's file descriptors that name them."""
+    established = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        with contextlib.suppress(OSError):
+            for line in Path(table).read_text().splitlines()[1:]:
+                fields = line.split()
+                local_port = int(fields[1].rsplit(":", 1)[1], 16)
+                if local_port == port and fields[3] == "01":  # ESTABLISHED
+                    established.add(f"socket:[{fields[9]}]")
+    counts = []
+    for pid in workers:
+        held = 0
+        with contextlib.suppress(OSError):
+            for fd in Path(f"/proc/{pid}/fd").iterdir():
+                with contextlib.suppress(OSError):
+                    if os.readlink(fd) in established:
+                        held += 1
+        counts.append(held)
+    return tuple(sorted(counts))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -765,9 +809,10 @@ def report(
         f"and the hand-written baseline (`bench/baseline.py`), {args.workers} worker(s) each; "
         f"rotating lookups take {args.rotate:,} distinct parcels in turn.",
         "",
-        "| Scenario | Connections | Gateway req/s | p50 (ms) | p99 (ms) | Baseline req/s "
-        "| Baseline p99 (ms) | Ratio | SQL statements/request | Response size |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "| Scenario | Connections | Gateway req/s | p50 (ms) | p99 (ms) | Per worker "
+        "| Baseline req/s | Baseline p99 (ms) | Per worker | Ratio | SQL statements/request "
+        "| Response size |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for row in rows:
         statements = "n/a" if row.sql_statements is None else str(row.sql_statements)
@@ -775,8 +820,10 @@ def report(
         lines.append(
             f"| {row.query.title} | {row.connections} | {fmt(row.result.requests_per_second)} "
             f"| {fmt(row.result.p50_ms, 2)} | {fmt(row.result.p99_ms, 2)} "
+            f"| {spread(row.result)} "
             f"| {'—' if base is None else fmt(base.requests_per_second)} "
             f"| {'—' if base is None else fmt(base.p99_ms, 2)} "
+            f"| {'—' if base is None else spread(base)} "
             f"| {'—' if row.ratio is None else fmt(row.ratio, 2)} | {statements} "
             f"| {fmt(sizes[row.query.key] / 1024)} KB |"
         )
@@ -973,6 +1020,7 @@ def measure(
     connections: int,
     seconds: int,
     label: str,
+    workers: list[int],
 ) -> WrkResult:
     threads = 1 if connections == 1 else 2
     authorization = AUTHORIZATION[query.caller]
@@ -980,9 +1028,16 @@ def measure(
         wrk, url, body_file, threads, connections, WARMUP_SECONDS, authorization, codes_file
     )
     check_wrk(warmup, f"{label} (warm-up)", warmup=True)
-    result = run_wrk(wrk, url, body_file, threads, connections, seconds, authorization, codes_file)
+    result = run_wrk(
+        wrk, url, body_file, threads, connections, seconds, authorization, codes_file, workers
+    )
     check_wrk(result, label)
     return result
+
+
+def spread(result: WrkResult) -> str:
+    """How wrk's connections were split between the workers: "5+11"."""
+    return "?" if result.spread is None else "+".join(map(str, result.spread))
 
 
 def bench_store(store: Store, args: argparse.Namespace, wrk: str, workdir: Path) -> str:
@@ -1034,7 +1089,7 @@ def bench_store(store: Store, args: argparse.Namespace, wrk: str, workdir: Path)
                     print(f"{label}, baseline: warm-up {WARMUP_SECONDS} s, then {args.duration} s")
                     baseline = measure(
                         wrk, baseline_url, query, body_file, codes, connections,
-                        args.duration, f"{label} (baseline)",
+                        args.duration, f"{label} (baseline)", worker_pids(base.pid),
                     )  # fmt: skip
                     if base.poll() is not None:
                         raise BenchError(
@@ -1042,19 +1097,22 @@ def bench_store(store: Store, args: argparse.Namespace, wrk: str, workdir: Path)
                         )
                 print(f"{label}, gateway: warm-up {WARMUP_SECONDS} s, then {args.duration} s")
                 result = measure(
-                    wrk, url, query, body_file, codes, connections, args.duration, label
-                )
+                    wrk, url, query, body_file, codes, connections, args.duration, label,
+                    worker_pids(server.pid),
+                )  # fmt: skip
                 if server.poll() is not None:
                     raise BenchError(f"the server exited during {label}:\n{tail(log_path)}")
                 row = Row(query, connections, result, statements, baseline)
                 print(
                     f"  {result.requests_per_second:,.1f} req/s, p50 {result.p50_ms:.2f} ms, "
-                    f"p99 {result.p99_ms:.2f} ms, {statements} SQL statements/request"
+                    f"p99 {result.p99_ms:.2f} ms, {statements} SQL statements/request, "
+                    f"connections per worker {spread(result)}"
                     + (
                         ""
                         if baseline is None
                         else f"; baseline {baseline.requests_per_second:,.1f} req/s, "
-                        f"p99 {baseline.p99_ms:.2f} ms: ratio {row.ratio:.2f}"
+                        f"p99 {baseline.p99_ms:.2f} ms, connections per worker "
+                        f"{spread(baseline)}: ratio {row.ratio:.2f}"
                     ),
                     flush=True,
                 )

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import importlib.util
+import os
+import socket
+import subprocess
 import sys
 from pathlib import Path
 from types import ModuleType
@@ -67,3 +70,20 @@ def test_a_clean_run_passes(bench: ModuleType) -> None:
     bench.check_wrk(
         bench.parse_wrk(clean + "\nBad responses (non-200 or GraphQL errors): 0\n"), "x"
     )
+
+
+def test_counts_the_connections_each_worker_holds(bench: ModuleType) -> None:
+    # This process accepts three connections on a port; a child process holds none of them.
+    listener = socket.create_server(("127.0.0.1", 0))
+    port = listener.getsockname()[1]
+    clients = [socket.create_connection(("127.0.0.1", port)) for _ in range(3)]
+    accepted = [listener.accept()[0] for _ in clients]
+    idle = subprocess.Popen([sys.executable, "-c", "import sys; sys.stdin.read()"], stdin=-1)
+    try:
+        assert bench.connections_per_worker(port, [os.getpid(), idle.pid]) == (0, 3)
+        accepted.pop().close()
+        assert bench.connections_per_worker(port, [os.getpid(), idle.pid]) == (0, 2)
+    finally:
+        idle.communicate(b"")
+        for each in (*clients, *accepted, listener):
+            each.close()
