@@ -273,38 +273,48 @@ def run_wrk(
             with contextlib.suppress(subprocess.TimeoutExpired):
                 done.wait(timeout=seconds / 2)
             if done.poll() is None:
-                spread = connections_per_worker(int(url.split(":")[2].split("/")[0]), workers)
+                port = int(url.split(":")[2].split("/")[0])
+                spread = connections_per_worker(port, workers, done.pid)
         stdout, stderr = done.communicate()
     if done.returncode != 0:
         raise BenchError(f"wrk exited with {done.returncode}:\n{stdout}{stderr}".rstrip())
     return dataclasses.replace(parse_wrk(stdout), spread=spread)
 
 
-def connections_per_worker(port: int, workers: list[int]) -> tuple[int, ...]:
-    """The established TCP connections to local `port` that each worker holds, fewest first.
+def connections_per_worker(port: int, workers: list[int], client: int) -> tuple[int, ...]:
+    """The connections from process `client` (wrk) to local `port` that each worker holds,
+    fewest first.
 
     Each worker listens on a socket of its own (SO_REUSEPORT) and the kernel places each new
     connection by a hash of its addresses, so 16 connections seldom split 8 and 8, and a
     worker with 10 of them answers each later than one with 6 does. Printed beside each run's
-    latencies, to tell that from the code. Read from /proc: the sockets' inodes in
-    /proc/net/tcp{,6}, then each worker's file descriptors that name them."""
-    established = set()
+    latencies, to tell that from the code. Read from /proc: the TCP table (/proc/net/tcp and
+    tcp6) by socket inode, the client's sockets' ports, then the workers' sockets whose peer
+    is one of those ports (a keep-alive connection of the benchmark's own checks is not)."""
+    sockets: dict[str, tuple[int, int]] = {}  # "socket:[inode]" → (local port, remote port)
     for table in ("/proc/net/tcp", "/proc/net/tcp6"):
         with contextlib.suppress(OSError):
             for line in Path(table).read_text().splitlines()[1:]:
                 fields = line.split()
-                local_port = int(fields[1].rsplit(":", 1)[1], 16)
-                if local_port == port and fields[3] == "01":  # ESTABLISHED
-                    established.add(f"socket:[{fields[9]}]")
-    counts = []
-    for pid in workers:
-        held = 0
+                if fields[3] == "01":  # ESTABLISHED
+                    local, remote = (int(f.rsplit(":", 1)[1], 16) for f in fields[1:3])
+                    sockets[f"socket:[{fields[9]}]"] = (local, remote)
+
+    def held(pid: int) -> list[tuple[int, int]]:
+        found = []
         with contextlib.suppress(OSError):
             for fd in Path(f"/proc/{pid}/fd").iterdir():
                 with contextlib.suppress(OSError):
-                    if os.readlink(fd) in established:
-                        held += 1
-        counts.append(held)
+                    ports = sockets.get(os.readlink(fd))
+                    if ports is not None:
+                        found.append(ports)
+        return found
+
+    clients = {local for local, remote in held(client) if remote == port}
+    counts = [
+        sum(1 for local, remote in held(pid) if local == port and remote in clients)
+        for pid in workers
+    ]
     return tuple(sorted(counts))
 
 

@@ -73,17 +73,31 @@ def test_a_clean_run_passes(bench: ModuleType) -> None:
 
 
 def test_counts_the_connections_each_worker_holds(bench: ModuleType) -> None:
-    # This process accepts three connections on a port; a child process holds none of them.
+    # A client process opens three connections, this process one more; this process accepts
+    # the four; a second "worker" holds none. Only the client's connections count.
     listener = socket.create_server(("127.0.0.1", 0))
     port = listener.getsockname()[1]
-    clients = [socket.create_connection(("127.0.0.1", port)) for _ in range(3)]
-    accepted = [listener.accept()[0] for _ in clients]
+    opening = (
+        "import socket, sys\n"
+        f"held = [socket.create_connection(('127.0.0.1', {port})) for _ in range(3)]\n"
+        "print('open', flush=True)\n"
+        "sys.stdin.read()\n"
+    )
+    client = subprocess.Popen(
+        [sys.executable, "-c", opening], stdin=subprocess.PIPE, stdout=subprocess.PIPE
+    )
+    stray = socket.create_connection(("127.0.0.1", port))
     idle = subprocess.Popen([sys.executable, "-c", "import sys; sys.stdin.read()"], stdin=-1)
+    accepted: list[socket.socket] = []
     try:
-        assert bench.connections_per_worker(port, [os.getpid(), idle.pid]) == (0, 3)
-        accepted.pop().close()
-        assert bench.connections_per_worker(port, [os.getpid(), idle.pid]) == (0, 2)
+        assert client.stdout is not None
+        assert client.stdout.readline() == b"open\n"
+        accepted = [listener.accept()[0] for _ in range(4)]
+        workers = [os.getpid(), idle.pid]
+        assert bench.connections_per_worker(port, workers, client.pid) == (0, 3)
+        assert bench.connections_per_worker(port, workers, idle.pid) == (0, 0)
     finally:
+        client.communicate(b"")
         idle.communicate(b"")
-        for each in (*clients, *accepted, listener):
+        for each in (*accepted, stray, listener):
             each.close()
