@@ -800,6 +800,54 @@ def verdict(met: bool) -> str:
     return "met" if met else "**missed**"
 
 
+def targets(store: str, rows: list[Row], most: int, peak_mb: float) -> list[tuple[str, str, bool]]:
+    """The issue's targets against one backend's run at `most` connections: (target, measured,
+    met). On SQLite absolute figures (those of the README when the issue was filed), on
+    PostgreSQL ratios to the baseline; the lookups' p99 and the memory on both. A SQLite
+    baseline answers from a file in its own process, with no server between, so its ratio is
+    printed in the table but is not a target."""
+    found: list[tuple[str, str, bool]] = []
+    by_key = {(row.query.key, row.connections): row for row in rows}
+    for key, name in (
+        ("lookup_rotating", "Rotating lookup"),
+        ("lookup", "Single lookup"),
+        ("page", "100-parcel page"),
+    ):
+        row = by_key.get((key, most))
+        if row is None:
+            continue
+        rps = row.result.requests_per_second
+        label = f"{name}, {most} connections"
+        if store == "sqlite":
+            floor = PAGE_MIN_RPS if key == "page" else LOOKUP_MIN_RPS
+            found.append((f"{label}: ≥ {floor:,.0f} req/s", f"{fmt(rps)} req/s", rps >= floor))
+        elif row.ratio is not None:
+            found.append(
+                (
+                    f"{label}: ≥ {MIN_RATIO} of the baseline",
+                    fmt(row.ratio, 2),
+                    row.ratio >= MIN_RATIO,
+                )
+            )
+        if key != "page":
+            p99 = row.result.p99_ms
+            found.append(
+                (
+                    f"{label}: p99 < {LOOKUP_MAX_P99_MS:.0f} ms",
+                    f"{fmt(p99, 2)} ms",
+                    p99 < LOOKUP_MAX_P99_MS,
+                )
+            )
+    found.append(
+        (
+            f"Peak memory < {MAX_WORKER_MB:.0f} MB per worker",
+            f"{fmt(peak_mb)} MB",
+            peak_mb < MAX_WORKER_MB,
+        )
+    )
+    return found
+
+
 def report(
     store: Store,
     rows: list[Row],
@@ -844,46 +892,10 @@ def report(
         "| Target | Measured | |",
         "|---|---:|---|",
     ]
-    by_key = {(row.query.key, row.connections): row for row in rows}
-    most = max(args.connections)
-    for key, name in (("lookup_rotating", "Rotating lookup"), ("lookup", "Single lookup")):
-        found = by_key.get((key, most))
-        if found is None:
-            continue
-        lookup = found.result
-        if store.name == "sqlite":
-            lines.append(
-                f"| {name}, {most} connections: ≥ {LOOKUP_MIN_RPS:,.0f} req/s "
-                f"| {fmt(lookup.requests_per_second)} req/s "
-                f"| {verdict(lookup.requests_per_second >= LOOKUP_MIN_RPS)} |"
-            )
-        if found.ratio is not None:
-            lines.append(
-                f"| {name}, {most} connections: ≥ {MIN_RATIO} of the baseline "
-                f"| {fmt(found.ratio, 2)} | {verdict(found.ratio >= MIN_RATIO)} |"
-            )
-        lines.append(
-            f"| {name}, {most} connections: p99 < {LOOKUP_MAX_P99_MS:.0f} ms "
-            f"| {fmt(lookup.p99_ms, 2)} ms | {verdict(lookup.p99_ms < LOOKUP_MAX_P99_MS)} |"
-        )
-    page_row = by_key.get(("page", most))
-    if page_row is not None:
-        page = page_row.result
-        if store.name == "sqlite":
-            lines.append(
-                f"| 100-parcel page, {most} connections: ≥ {PAGE_MIN_RPS:.0f} req/s "
-                f"| {fmt(page.requests_per_second)} req/s "
-                f"| {verdict(page.requests_per_second >= PAGE_MIN_RPS)} |"
-            )
-        if page_row.ratio is not None:
-            lines.append(
-                f"| 100-parcel page, {most} connections: ≥ {MIN_RATIO} of the baseline "
-                f"| {fmt(page_row.ratio, 2)} | {verdict(page_row.ratio >= MIN_RATIO)} |"
-            )
-    lines.append(
-        f"| Peak memory < {MAX_WORKER_MB:.0f} MB per worker | {fmt(peak_mb)} MB "
-        f"| {verdict(peak_mb < MAX_WORKER_MB)} |"
-    )
+    lines += [
+        f"| {target} | {measured} | {verdict(met)} |"
+        for target, measured, met in targets(store.name, rows, max(args.connections), peak_mb)
+    ]
     return "\n".join(lines)
 
 

@@ -101,3 +101,41 @@ def test_counts_the_connections_each_worker_holds(bench: ModuleType) -> None:
         idle.communicate(b"")
         for each in (*accepted, stray, listener):
             each.close()
+
+
+def _row(bench: ModuleType, key: str, rps: float, p99: float, baseline_rps: float) -> object:
+    def result(per_second: float, p99_ms: float) -> object:
+        return bench.WrkResult(1000, per_second, p99_ms / 2, p99_ms, 0, {}, 0)
+
+    query = bench.Query(key, key, Path(f"{key}.graphql"), {}, "counter", baseline=True)
+    return bench.Row(query, 16, result(rps, p99), 3, result(baseline_rps, p99))
+
+
+def test_targets_are_ratios_on_postgresql_and_absolute_figures_on_sqlite(
+    bench: ModuleType,
+) -> None:
+    rows = [
+        _row(bench, "lookup_rotating", 1_200.0, 21.0, 2_000.0),
+        _row(bench, "lookup", 1_100.0, 31.0, 2_000.0),
+        _row(bench, "page", 45.0, 300.0, 100.0),
+    ]
+
+    on_postgres = {name: met for name, _, met in bench.targets("postgres", rows, 16, 260.0)}
+    assert on_postgres == {
+        "Rotating lookup, 16 connections: ≥ 0.5 of the baseline": True,
+        "Rotating lookup, 16 connections: p99 < 30 ms": True,
+        "Single lookup, 16 connections: ≥ 0.5 of the baseline": True,
+        "Single lookup, 16 connections: p99 < 30 ms": False,
+        "100-parcel page, 16 connections: ≥ 0.5 of the baseline": False,
+        "Peak memory < 250 MB per worker": False,
+    }
+    # A SQLite baseline reads a file in its own process: its ratio is no target there.
+    on_sqlite = {name: met for name, _, met in bench.targets("sqlite", rows, 16, 190.0)}
+    assert on_sqlite == {
+        "Rotating lookup, 16 connections: ≥ 1,000 req/s": True,
+        "Rotating lookup, 16 connections: p99 < 30 ms": True,
+        "Single lookup, 16 connections: ≥ 1,000 req/s": True,
+        "Single lookup, 16 connections: p99 < 30 ms": False,
+        "100-parcel page, 16 connections: ≥ 40 req/s": True,
+        "Peak memory < 250 MB per worker": True,
+    }
