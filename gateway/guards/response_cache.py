@@ -116,7 +116,8 @@ def max_ages(settings: Settings) -> dict[Freshness, int]:
     }
 
 
-def _hint(definition: GraphQLField) -> CacheHint | None:
+def field_hint(definition: GraphQLField) -> CacheHint | None:
+    """The hint a schema field carries (`cache_hint` in its metadata), or None."""
     field = (definition.extensions or {}).get(_STRAWBERRY_FIELD)
     metadata = getattr(field, "metadata", None) or {}
     hint = metadata.get(CACHE_HINT)
@@ -160,7 +161,7 @@ def operation_policy(
                 definition = parent.fields.get(name)
                 if definition is None:  # __schema, __type: introspection is never cached
                     return UNCACHEABLE
-                hint = _hint(definition)
+                hint = field_hint(definition)
                 returned = get_named_type(definition.type)
                 if hint is None:
                     if at_root or not is_leaf_type(returned):

@@ -15,7 +15,7 @@ from typing import Any
 
 import httpx
 import pytest
-from graphql import parse
+from graphql import GraphQLObjectType, parse
 
 from db.engines import Databases
 from gateway.access.principals import PrincipalKind
@@ -26,6 +26,7 @@ from gateway.guards.response_cache import (
     Entry,
     Freshness,
     MemoryResponseStore,
+    field_hint,
     operation_policy,
 )
 from gateway.schema import build_schema
@@ -387,3 +388,43 @@ async def test_the_memory_store_is_bounded_by_entries_and_bytes() -> None:
     await store.put("e", Entry(b"x" * 10, 0.0), 1)  # four entries: the oldest goes
     assert len(store) == 3
     assert store.bytes == 70
+
+
+def test_the_hinted_fields_are_the_ones_the_readme_names(schema: Any) -> None:
+    # A tripwire: a hint on another field shares its answers between callers (PUBLIC) or
+    # keeps them per principal (PRIVATE). Adding one means reading its resolvers for what
+    # else than scopes and the principal's kind, department and organisation it reads (an
+    # id, a row rule by owner, personal data), then naming it here and in the README.
+    hinted = {
+        (type_name, field_name, hint.freshness, hint.scope)
+        for type_name, named in schema.type_map.items()
+        if isinstance(named, GraphQLObjectType) and not type_name.startswith("__")
+        for field_name, field in named.fields.items()
+        if (hint := field_hint(field)) is not None
+    }
+    planning, dues, catalogue = Freshness.PLANNING, Freshness.DUES, Freshness.CATALOGUE
+    public, private = CacheScope.PUBLIC, CacheScope.PRIVATE
+    assert hinted == {
+        ("Query", "parcel", planning, public),
+        ("Query", "parcels", planning, public),
+        ("ParcelConnection", "edges", planning, public),
+        ("ParcelConnection", "pageInfo", planning, public),
+        ("ParcelEdge", "node", planning, public),
+        ("Parcel", "region", planning, public),
+        ("Parcel", "district", planning, public),
+        ("Parcel", "buildings", planning, public),
+        ("Parcel", "permits", planning, public),
+        ("Parcel", "certificates", planning, public),
+        ("Parcel", "violations", planning, public),
+        ("Parcel", "owners", planning, private),
+        ("Parcel", "dues", dues, public),
+        ("Dues", "items", dues, public),
+        ("District", "region", planning, public),
+        ("Certificate", "building", planning, public),
+        ("Violation", "ruling", planning, public),
+        ("Query", "services", catalogue, public),
+        ("Query", "serviceGroups", catalogue, public),
+        ("CatalogueService", "questions", catalogue, public),
+        ("CatalogueService", "group", catalogue, public),
+        ("ServiceQuestion", "values", catalogue, public),
+    }
