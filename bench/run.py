@@ -37,6 +37,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.parse
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -273,7 +274,8 @@ def run_wrk(
             with contextlib.suppress(subprocess.TimeoutExpired):
                 done.wait(timeout=seconds / 2)
             if done.poll() is None:
-                port = int(url.split(":")[2].split("/")[0])
+                port = urllib.parse.urlsplit(url).port
+                assert port is not None, url
                 spread = connections_per_worker(port, workers, done.pid)
         stdout, stderr = done.communicate()
     if done.returncode != 0:
